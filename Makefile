@@ -1,0 +1,58 @@
+# The project's commands. `make test` sets everything up from a fresh clone (a local
+# .venv with the Python tools) and runs every check; `make demo` runs the main job on
+# built-in data.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+export VIRTUAL_ENV := $(VENV)
+export PATH := $(BIN):$(PATH)
+export PYO3_PYTHON := $(BIN)/python
+export CARGO_TERM_COLOR := never
+
+.PHONY: test demo venv develop rust-checks python-checks bench fmt clean
+
+test: rust-checks python-checks
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade "pip>=25.1"
+
+$(VENV)/.dev-installed: python/pyproject.toml | $(BIN)/python
+	cd python && $(BIN)/pip install --quiet --group dev
+	touch $@
+
+venv: $(VENV)/.dev-installed
+
+develop: venv
+	$(BIN)/maturin develop --quiet -m python/Cargo.toml
+
+rust-checks: venv
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo test --workspace --locked
+	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
+python-checks: develop
+	cd python && $(BIN)/ruff check py_src tests ../examples ../benches
+	cd python && $(BIN)/ruff format --check py_src tests ../examples ../benches
+	cd python && $(BIN)/mypy --strict py_src/crowdtally tests
+	cd python && $(BIN)/python -m mypy.stubtest crowdtally._crowdtally
+	cd python && $(BIN)/pytest -q
+
+demo:
+	cargo run --quiet --example demo
+
+bench: venv
+	cargo bench --bench ingest
+	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
+	$(BIN)/python benches/ingest.py
+
+fmt:
+	cargo fmt --all
+	cd python && $(BIN)/ruff format py_src tests ../examples ../benches
+
+clean:
+	cargo clean
+	rm -rf $(VENV)

@@ -1,0 +1,499 @@
+//! Ingestion (method §1–3): reading pings, opt-out, cleaning, pseudonymization and
+//! location.
+//!
+//! One pass over the input batches decodes each row, drops it under the first cleaning
+//! reason that applies, and keeps compact columns (subscriber number, second, cell,
+//! country). Each distinct subscriber is pseudonymized once, after the period (and so the
+//! period label) is known. The kept pings are then grouped by device and sorted by time
+//! without a global comparison sort (a counting sort on device rank, then small sorts per
+//! device), duplicates of (device, second) are resolved deterministically, and every ping
+//! is located in its leaf region and zones.
+
+mod columns;
+mod located;
+
+use std::collections::HashSet;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::ArrowError;
+use h3o::{CellIndex, LatLng, Resolution};
+use rustc_hash::FxHashMap;
+
+use crate::calendar::Calendar;
+use crate::config::{Config, Period, SubscriberKind};
+use crate::error::{Error, Result};
+use crate::geo::Geography;
+use crate::pseudonym::Pseudonymizer;
+use crate::report::{DropReason, QualityReport};
+
+pub use columns::PingColumns;
+pub use located::{LocatedPings, NO_COUNTRY};
+
+use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
+
+/// Pings that survived the per-row rules, before period filtering and de-duplication.
+#[derive(Default)]
+struct Decoded {
+    subscriber: Vec<u32>,
+    ts: Vec<i64>,
+    cell: Vec<u64>,
+    country: Vec<u16>,
+}
+
+/// Distinct subscribers seen, as their §3 bytes, numbered in order of appearance.
+#[derive(Default)]
+struct Subscribers {
+    number_of: FxHashMap<Box<[u8]>, u32>,
+    opted_out: Vec<bool>,
+}
+
+impl Subscribers {
+    fn number(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
+        if let Some(&number) = self.number_of.get(bytes) {
+            return number;
+        }
+        let number = self.opted_out.len() as u32;
+        self.opted_out.push(opt_out.contains(bytes));
+        self.number_of.insert(bytes.into(), number);
+        number
+    }
+}
+
+/// Country codes seen, upper-cased; number 0 is "none".
+struct Countries {
+    number_of: FxHashMap<String, u16>,
+    codes: Vec<String>,
+}
+
+impl Default for Countries {
+    fn default() -> Self {
+        Self {
+            number_of: FxHashMap::default(),
+            codes: vec![String::new()],
+        }
+    }
+}
+
+impl Countries {
+    fn number(&mut self, raw: &str, column: &str) -> Result<u16> {
+        let code = raw.trim();
+        if code.is_empty() {
+            return Ok(NO_COUNTRY);
+        }
+        if let Some(&n) = self.number_of.get(code) {
+            return Ok(n);
+        }
+        let upper = code.to_ascii_uppercase();
+        let n = if let Some(n) = self.codes.iter().position(|c| *c == upper) {
+            n as u16
+        } else {
+            let n = u16::try_from(self.codes.len())
+                .map_err(|_| Error::input(column, "has more than 65,535 distinct country codes"))?;
+            self.codes.push(upper);
+            n
+        };
+        self.number_of.insert(code.to_owned(), n);
+        Ok(n)
+    }
+}
+
+/// Cleans, pseudonymizes and locates pings.
+///
+/// `batches` may come from any Arrow source (a Parquet reader, an FFI stream, a `Vec`).
+/// Rows are dropped under the first reason of §2 that applies and counted in the
+/// report; nothing is dropped silently.
+///
+/// # Errors
+/// [`Error::Config`] for an invalid configuration or one whose `resolution` differs from
+/// the geography's; [`Error::Input`] naming the column for a missing column, an
+/// unsupported type, or subscriber columns of different kinds across batches; an Arrow
+/// error raised by the batch source.
+///
+/// # Example
+/// ```
+/// # use crowdtally::doc_example::{geography, pings};
+/// use crowdtally::{prepare, Config, Key, PingColumns};
+///
+/// let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
+/// let prepared = prepare([Ok(pings())], &geography(), &config, &PingColumns::default())?;
+/// assert_eq!(prepared.report.pings_read, 3);
+/// assert_eq!(prepared.report.dropped.bad_position, 1);
+/// assert_eq!(prepared.pings.len(), 2);
+/// # Ok::<(), crowdtally::Error>(())
+/// ```
+pub fn prepare<I>(
+    batches: I,
+    geography: &Geography,
+    config: &Config,
+    columns: &PingColumns,
+) -> Result<Prepared>
+where
+    I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
+{
+    config.validate()?;
+    if geography.resolution() != Resolution::try_from(config.resolution).unwrap_or(Resolution::Zero)
+        || config.resolution > 15
+    {
+        return Err(Error::config(
+            "resolution",
+            format!(
+                "is {}, but the geography is at resolution {}",
+                config.resolution,
+                geography.resolution()
+            ),
+        ));
+    }
+    let calendar = Calendar::new(&config.tz)?;
+    let mut ingest = Ingest::new(config, geography.resolution(), &calendar);
+    for batch in batches {
+        ingest.batch(&batch?, columns)?;
+    }
+    ingest.finish(config, geography, &calendar)
+}
+
+/// The result of [`prepare`]: located pings and the quality report.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Cleaned, pseudonymized, located pings, grouped by device and sorted by time.
+    pub pings: LocatedPings,
+    /// What was read and dropped.
+    pub report: QualityReport,
+}
+
+struct Ingest<'a> {
+    resolution: Resolution,
+    calendar: &'a Calendar,
+    kind: Option<SubscriberKind>,
+    opt_out: HashSet<Vec<u8>>,
+    opt_out_ids: &'a crate::config::OptOut,
+    subscribers: Subscribers,
+    countries: Countries,
+    decoded: Decoded,
+    report: QualityReport,
+}
+
+impl<'a> Ingest<'a> {
+    fn new(config: &'a Config, resolution: Resolution, calendar: &'a Calendar) -> Self {
+        Self {
+            resolution,
+            calendar,
+            kind: None,
+            opt_out: HashSet::new(),
+            opt_out_ids: &config.opt_out,
+            subscribers: Subscribers::default(),
+            countries: Countries::default(),
+            decoded: Decoded::default(),
+            report: QualityReport {
+                version: crate::VERSION,
+                tz: config.tz.clone(),
+                resolution: config.resolution,
+                ..QualityReport::default()
+            },
+        }
+    }
+
+    fn batch(&mut self, batch: &RecordBatch, columns: &PingColumns) -> Result<()> {
+        let subscriber_array = crate::columns::column(batch, &columns.subscriber, "")?;
+        let (subscribers, kind) = SubscriberColumn::new(subscriber_array, &columns.subscriber)?;
+        match self.kind {
+            // A column of Arrow's Null type (what writers give a column without a single
+            // value) says nothing of the ids' kind: all its rows are bad_subscriber, and
+            // the kind (with it, how opt-out ids are read) is left to a batch with ids.
+            _ if matches!(subscriber_array.data_type(), arrow_schema::DataType::Null) => {}
+            None => {
+                self.opt_out = self.opt_out_ids.subscriber_bytes(kind)?;
+                self.kind = Some(kind);
+                self.report.subscriber_kind = Some(kind);
+            }
+            Some(known) if known != kind => {
+                return Err(Error::input(
+                    &columns.subscriber,
+                    format!("holds {kind:?} ids in one batch and {known:?} ids in another"),
+                ));
+            }
+            Some(_) => {}
+        }
+        let ts = TsColumn::new(crate::columns::column(batch, &columns.ts, "")?, &columns.ts)?;
+        let positions = PositionColumns::new(batch, columns)?;
+        let country = country_column(batch, &columns.country)?;
+        let country = country
+            .as_ref()
+            .map(arrow_array::cast::AsArray::as_string::<i32>);
+
+        let rows = batch.num_rows();
+        self.report.pings_read += rows as u64;
+        let mut numbers = Vec::with_capacity(rows);
+        subscribers.for_each(|_, bytes| {
+            numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
+        });
+        let mut resolver = self.calendar.resolver();
+        let on_calendar = crate::calendar::instant_range();
+        let mut dropped = [0_u64; 4];
+        let decoded = &mut self.decoded;
+        decoded.subscriber.reserve(rows);
+        decoded.ts.reserve(rows);
+        decoded.cell.reserve(rows);
+        decoded.country.reserve(rows);
+        for (row, &number) in numbers.iter().enumerate() {
+            if number == u32::MAX {
+                dropped[1] += 1;
+                continue;
+            }
+            if self.subscribers.opted_out[number as usize] {
+                dropped[0] += 1;
+                continue;
+            }
+            let Some(cell) = locate(positions.raw(row), self.resolution) else {
+                dropped[2] += 1;
+                continue;
+            };
+            // An instant the calendar cannot date (typically milliseconds read as
+            // seconds) is no usable time: kept, it would wreck the derived period.
+            let Some(instant) = ts
+                .instant(row, &mut resolver)
+                .filter(|t| on_calendar.contains(t))
+            else {
+                dropped[3] += 1;
+                continue;
+            };
+            let country = match country {
+                Some(array) if !array.is_null(row) => {
+                    self.countries.number(array.value(row), &columns.country)?
+                }
+                _ => NO_COUNTRY,
+            };
+            decoded.subscriber.push(number);
+            decoded.ts.push(instant);
+            decoded.cell.push(cell);
+            decoded.country.push(country);
+        }
+        for (reason, count) in [
+            DropReason::OptOut,
+            DropReason::BadSubscriber,
+            DropReason::BadPosition,
+            DropReason::BadTs,
+        ]
+        .into_iter()
+        .zip(dropped)
+        {
+            self.report.dropped.add(reason, count);
+        }
+        Ok(())
+    }
+
+    fn finish(
+        mut self,
+        config: &Config,
+        geography: &Geography,
+        calendar: &Calendar,
+    ) -> Result<Prepared> {
+        let decoded = std::mem::take(&mut self.decoded);
+        self.report.opt_out.pings = self.report.dropped.opt_out;
+        self.report.opt_out.subscribers =
+            self.subscribers.opted_out.iter().filter(|&&o| o).count() as u64;
+        let period = config.period.or_else(|| {
+            let first = decoded.ts.iter().min()?;
+            let last = decoded.ts.iter().max()?;
+            let start = calendar.date_of(*first);
+            let end = calendar.date_of(*last).tomorrow().ok()?;
+            Some(Period { start, end })
+        });
+        let Some(period) = period else {
+            // No period given and no valid ping: an empty result.
+            return Ok(Prepared {
+                pings: LocatedPings::empty(self.countries.codes),
+                report: self.report,
+            });
+        };
+        let label = config
+            .period_label
+            .clone()
+            .unwrap_or_else(|| period.default_label());
+        let from = calendar.start_of(period.start);
+        let until = calendar.start_of(period.end);
+
+        // Pseudonymize each distinct subscriber once; the raw ids are dropped right after.
+        let pseudonymizer = Pseudonymizer::new(&config.key, &label)?;
+        let mut device_of = vec![0_u64; self.subscribers.opted_out.len()];
+        for (bytes, &number) in &self.subscribers.number_of {
+            if !self.subscribers.opted_out[number as usize] {
+                device_of[number as usize] = pseudonymizer.device(bytes);
+            }
+        }
+        drop(std::mem::take(&mut self.subscribers.number_of));
+
+        let in_period: Vec<bool> = decoded.ts.iter().map(|&t| t >= from && t < until).collect();
+        let outside = in_period.iter().filter(|&&keep| !keep).count() as u64;
+        self.report.dropped.add(DropReason::OutsidePeriod, outside);
+
+        // Rank devices by pseudonym so that the output order does not depend on input
+        // order; subscribers whose pseudonyms collide share a rank.
+        let mut used = vec![false; device_of.len()];
+        for (&number, &keep) in decoded.subscriber.iter().zip(&in_period) {
+            if keep {
+                used[number as usize] = true;
+            }
+        }
+        let mut by_device: Vec<(u64, u32)> = (0..device_of.len() as u32)
+            .filter(|&n| used[n as usize])
+            .map(|n| (device_of[n as usize], n))
+            .collect();
+        by_device.sort_unstable();
+        let mut rank_of = vec![u32::MAX; device_of.len()];
+        let mut devices: Vec<u64> = Vec::with_capacity(by_device.len());
+        for &(device, number) in &by_device {
+            if devices.last() == Some(&device) {
+                self.report.pseudonym_collisions += 1;
+            } else {
+                devices.push(device);
+            }
+            rank_of[number as usize] = (devices.len() - 1) as u32;
+        }
+
+        // Counting sort of the rows by device rank.
+        let mut offsets = vec![0_usize; devices.len() + 1];
+        for (&number, &keep) in decoded.subscriber.iter().zip(&in_period) {
+            if keep {
+                offsets[rank_of[number as usize] as usize + 1] += 1;
+            }
+        }
+        for i in 1..offsets.len() {
+            offsets[i] += offsets[i - 1];
+        }
+        let mut order = vec![0_u32; offsets[devices.len()]];
+        let mut next = offsets.clone();
+        for (row, (&number, &keep)) in decoded.subscriber.iter().zip(&in_period).enumerate() {
+            if keep {
+                let slot = &mut next[rank_of[number as usize] as usize];
+                order[*slot] = row as u32;
+                *slot += 1;
+            }
+        }
+
+        // Within each device: by time, then the duplicate tie rules (smaller cell, then
+        // smaller country with none last), keeping the first row of each second.
+        let country_rank = country_ranks(&self.countries.codes);
+        let mut pings = LocatedPings::with_capacity(order.len(), self.countries.codes);
+        let mut device_offsets = Vec::with_capacity(devices.len() + 1);
+        device_offsets.push(0);
+        for (rank, &device) in devices.iter().enumerate() {
+            let rows = &mut order[offsets[rank]..offsets[rank + 1]];
+            rows.sort_unstable_by_key(|&r| {
+                let r = r as usize;
+                (
+                    decoded.ts[r],
+                    decoded.cell[r],
+                    country_rank[decoded.country[r] as usize],
+                )
+            });
+            let mut last_ts = None;
+            for &row in rows.iter() {
+                let row = row as usize;
+                let ts = decoded.ts[row];
+                if last_ts == Some(ts) {
+                    self.report.dropped.add(DropReason::Duplicate, 1);
+                    continue;
+                }
+                last_ts = Some(ts);
+                let cell = CellIndex::try_from(decoded.cell[row])
+                    .expect("cells are validated on decoding");
+                pings.push(device, ts, cell, decoded.country[row], geography);
+            }
+            device_offsets.push(pings.len());
+        }
+        pings.set_devices(devices, device_offsets);
+        pings.period = Some(period);
+        pings.period_label = Some(label.clone());
+        self.report.pings_kept = pings.len() as u64;
+        self.report.devices = pings.devices().len() as u64;
+        self.report.period = Some(period);
+        self.report.period_label = Some(label);
+        debug_assert_eq!(
+            self.report.pings_read,
+            self.report.pings_kept + self.report.dropped.total()
+        );
+        Ok(Prepared {
+            pings,
+            report: self.report,
+        })
+    }
+}
+
+/// The rank of each country number in byte order of the codes, "none" last.
+fn country_ranks(codes: &[String]) -> Vec<u16> {
+    let mut order: Vec<u16> = (1..codes.len() as u16).collect();
+    order.sort_unstable_by(|&a, &b| codes[a as usize].cmp(&codes[b as usize]));
+    let mut rank = vec![u16::MAX; codes.len()];
+    for (r, &n) in order.iter().enumerate() {
+        rank[n as usize] = r as u16;
+    }
+    rank
+}
+
+/// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
+fn locate(position: RawPosition, resolution: Resolution) -> Option<u64> {
+    match position {
+        RawPosition::Cell(raw) => {
+            let cell = CellIndex::try_from(raw).ok()?;
+            if cell.resolution() < resolution {
+                return None;
+            }
+            cell.parent(resolution).map(u64::from)
+        }
+        RawPosition::LatLon(lat, lon) => {
+            if !(lat.is_finite() && lon.is_finite()) || lat.abs() > 90.0 || lon.abs() > 180.0 {
+                return None;
+            }
+            LatLng::new(lat, lon)
+                .ok()
+                .map(|p| u64::from(p.to_cell(resolution)))
+        }
+        RawPosition::Bad => None,
+    }
+}
+
+/// Pseudonymizes a column of raw subscriber ids (text, binary or 64-bit integer), row by
+/// row, as §3 defines it.
+///
+/// # Errors
+/// [`Error::Config`] naming `key` or `period_label` when they are invalid;
+/// [`Error::Input`] naming `column` for an unsupported type, or for a null or negative
+/// id (by row number, never by value).
+///
+/// # Example
+/// ```
+/// use std::sync::Arc;
+/// use arrow_array::{ArrayRef, StringArray};
+/// use crowdtally::{ingest::pseudonymize_column, Key};
+///
+/// let ids: ArrayRef = Arc::new(StringArray::from(vec!["206010000000001", "42"]));
+/// let key = Key::new(b"a secret of 16+ bytes".to_vec());
+/// let devices = pseudonymize_column(&ids, &key, "2026Q3", "ids")?;
+/// assert_eq!(devices.len(), 2);
+/// assert_ne!(devices[0], devices[1]);
+/// # Ok::<(), crowdtally::Error>(())
+/// ```
+pub fn pseudonymize_column(
+    array: &arrow_array::ArrayRef,
+    key: &crate::Key,
+    period_label: &str,
+    column: &str,
+) -> Result<Vec<u64>> {
+    let pseudonymizer = Pseudonymizer::new(key, period_label)?;
+    let (subscribers, _) = SubscriberColumn::new(array, column)?;
+    let mut devices = Vec::with_capacity(array.len());
+    let mut bad_row = None;
+    subscribers.for_each(|row, bytes| match bytes {
+        Some(bytes) => devices.push(pseudonymizer.device(bytes)),
+        None => {
+            bad_row.get_or_insert(row);
+        }
+    });
+    match bad_row {
+        Some(row) => Err(Error::input(
+            column,
+            format!("row {row}: a subscriber id must not be null or a negative integer"),
+        )),
+        None => Ok(devices),
+    }
+}

@@ -1,0 +1,179 @@
+"""The compiled core of crowdtally."""
+
+import datetime
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Protocol, final
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+__all__ = [
+    "Config",
+    "ConfigError",
+    "CrowdtallyError",
+    "Geography",
+    "GeographyError",
+    "InputError",
+    "Prepared",
+    "__version__",
+    "prepare",
+    "pseudonymize",
+]
+
+class _ArrowStream(Protocol):
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+
+class _ArrowArray(Protocol):
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> object: ...
+
+_Column = _ArrowArray | _ArrowStream | npt.NDArray[Any] | Sequence[Any]
+_Table = _ArrowStream | _ArrowArray | Mapping[str, _Column] | Any
+_Duration = int | str | datetime.timedelta
+_Date = datetime.date | str
+
+class CrowdtallyError(ValueError):
+    """Base class of every crowdtally error (a ValueError)."""
+
+    field: str | None
+
+class ConfigError(CrowdtallyError):
+    """An invalid configuration field; `.field` names it."""
+
+class GeographyError(CrowdtallyError):
+    """An invalid geography table or column; `.field` names it."""
+
+class InputError(CrowdtallyError):
+    """Unreadable input pings: a missing column or an unsupported type; `.field` names it."""
+
+@final
+class Config:
+    """The parameters of a run, with the method's defaults.
+
+    The key (at least 16 bytes) and the opt-out ids never appear in a repr, and a
+    Config cannot be pickled.
+    """
+
+    def __new__(
+        cls,
+        *,
+        key: bytes | str,
+        period_label: str | None = None,
+        tz: str = "Europe/Brussels",
+        period: tuple[_Date, _Date] | Sequence[_Date] | None = None,
+        resolution: int | None = None,
+        home_country: str = "BE",
+        opt_out: Iterable[str | bytes | int] | None = None,
+        k: int | None = None,
+        max_gap: _Duration | None = None,
+        min_dwell: _Duration | None = None,
+        min_nights: int | None = None,
+        usual_env_min_days: int | None = None,
+    ) -> Config: ...
+    @property
+    def period_label(self) -> str | None:
+        """The pseudonym period label, or None for the default (`YYYYQn` of the period start)."""
+    @property
+    def tz(self) -> str: ...
+    @property
+    def period(self) -> tuple[str, str] | None: ...
+    @property
+    def resolution(self) -> int: ...
+    @property
+    def home_country(self) -> str: ...
+    @property
+    def k(self) -> int: ...
+    @property
+    def max_gap(self) -> int: ...
+    @property
+    def min_dwell(self) -> int: ...
+    @property
+    def min_nights(self) -> int: ...
+    @property
+    def usual_env_min_days(self) -> int | None: ...
+    @property
+    def opt_out_count(self) -> int:
+        """How many ids the opt-out list holds (the ids themselves are never shown)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as a dict, without the key and the opt-out ids."""
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickling would write the key: refuse."""
+
+@final
+class Geography:
+    """A validated study geography: region tree, zones and study area."""
+
+    @staticmethod
+    def from_tables(
+        *,
+        regions: _Table,
+        region_cells: _Table,
+        zones: _Table,
+        zone_cells: _Table,
+        study_area: Sequence[str] | str,
+        resolution: int = 9,
+    ) -> Geography:
+        """Builds a geography from four tables (Arrow-capsule objects or dicts of columns)."""
+    @staticmethod
+    def from_geojson(
+        *,
+        regions: Mapping[str, Any] | str | os.PathLike[str],
+        zones: Mapping[str, Any] | str | os.PathLike[str],
+        study_area: Sequence[str] | str,
+        resolution: int = 9,
+        region_resolution: int = 7,
+    ) -> Geography:
+        """Builds a geography from GeoJSON FeatureCollections, filled by centroid containment."""
+    @property
+    def resolution(self) -> int:
+        """The analysis resolution."""
+    @property
+    def region_resolution(self) -> int | None:
+        """The resolution of the region cells, or None when there are none."""
+    @property
+    def regions(self) -> list[str]:
+        """Region ids, in table order."""
+    @property
+    def zones(self) -> list[str]:
+        """Zone ids, followed by one `category:<name>` zone per category."""
+    @property
+    def study_area(self) -> list[str]:
+        """The study area as given."""
+
+@final
+class Prepared:
+    """Cleaned, pseudonymized, located pings and their quality report.
+
+    The pings are microdata: pseudonymous, not anonymous. Never publish them.
+    """
+
+    @property
+    def report(self) -> dict[str, Any]:
+        """The quality report: pings read and kept, drops by reason, opt-out counts."""
+    def __len__(self) -> int:
+        """The number of located pings."""
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    def to_arrow(self) -> Any:
+        """The pings as a `pyarrow.Table` (needs pyarrow)."""
+    def to_pandas(self) -> Any:
+        """The pings as a `pandas.DataFrame` (needs pandas and pyarrow)."""
+    def to_polars(self) -> Any:
+        """The pings as a `polars.DataFrame` (needs polars)."""
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+def prepare(
+    pings: _Table,
+    geography: Geography,
+    config: Config,
+    columns: Mapping[str, str] | None = None,
+) -> Prepared:
+    """Cleans, pseudonymizes and locates raw pings (method §1-3)."""
+
+def pseudonymize(
+    ids: _Column,
+    *,
+    key: bytes | str,
+    period_label: str,
+) -> np.ndarray[tuple[int], np.dtype[np.uint64]]:
+    """Pseudonymizes raw subscriber ids, returning a numpy uint64 array."""

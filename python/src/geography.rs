@@ -1,0 +1,156 @@
+//! `crowdtally.Geography`: regions, zones and the study area.
+
+use std::sync::Arc;
+
+use crowdtally::Geography;
+use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+
+use crate::convert::batches;
+use crate::errors::{CoreError, detach, type_error};
+
+/// A validated study geography.
+#[pyclass(name = "Geography", module = "crowdtally", frozen)]
+pub struct PyGeography {
+    pub(crate) inner: Arc<Geography>,
+}
+
+fn study_area_of(value: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    if value.is_instance_of::<PyString>() {
+        return Ok(vec![value.extract()?]);
+    }
+    value
+        .extract::<Vec<String>>()
+        .map_err(|_| type_error("study_area", "a list of region ids", value))
+}
+
+fn geojson_text(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = value.py();
+    if value.is_instance_of::<PyDict>() || value.is_instance_of::<PyList>() {
+        let json = py.import(intern!(py, "json"))?;
+        return json.call_method1(intern!(py, "dumps"), (value,))?.extract();
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(text.to_str()?.to_owned());
+    }
+    if value.hasattr(intern!(py, "__fspath__"))? {
+        let pathlib = py.import(intern!(py, "pathlib"))?;
+        let path = pathlib.call_method1(intern!(py, "Path"), (value,))?;
+        return path
+            .call_method1(intern!(py, "read_text"), ("utf-8",))?
+            .extract();
+    }
+    Err(type_error(
+        argument,
+        "GeoJSON as a dict, a JSON string or a path",
+        value,
+    ))
+}
+
+#[pymethods]
+impl PyGeography {
+    /// Builds a geography from four tables (anything with the Arrow PyCapsule interface,
+    /// or dicts of columns).
+    #[staticmethod]
+    #[pyo3(signature = (*, regions, region_cells, zones, zone_cells, study_area, resolution=9))]
+    fn from_tables(
+        py: Python<'_>,
+        regions: &Bound<'_, PyAny>,
+        region_cells: &Bound<'_, PyAny>,
+        zones: &Bound<'_, PyAny>,
+        zone_cells: &Bound<'_, PyAny>,
+        study_area: &Bound<'_, PyAny>,
+        resolution: u8,
+    ) -> PyResult<Self> {
+        let regions = RegionTable::from_arrow(&batches("regions", regions)?).map_err(CoreError)?;
+        let region_cells = RegionCellTable::from_arrow(&batches("region_cells", region_cells)?)
+            .map_err(CoreError)?;
+        let zones = ZoneTable::from_arrow(&batches("zones", zones)?).map_err(CoreError)?;
+        let zone_cells =
+            ZoneCellTable::from_arrow(&batches("zone_cells", zone_cells)?).map_err(CoreError)?;
+        let study_area = study_area_of(study_area)?;
+        let geography = detach(py, || {
+            Geography::from_tables(
+                &regions,
+                &region_cells,
+                &zones,
+                &zone_cells,
+                resolution,
+                &study_area,
+            )
+        })?;
+        Ok(Self {
+            inner: Arc::new(geography),
+        })
+    }
+
+    /// Builds a geography from GeoJSON FeatureCollections of regions and zones, filled to
+    /// cells by centroid containment.
+    #[staticmethod]
+    #[pyo3(signature = (*, regions, zones, study_area, resolution=9, region_resolution=7))]
+    fn from_geojson(
+        py: Python<'_>,
+        regions: &Bound<'_, PyAny>,
+        zones: &Bound<'_, PyAny>,
+        study_area: &Bound<'_, PyAny>,
+        resolution: u8,
+        region_resolution: u8,
+    ) -> PyResult<Self> {
+        let regions = geojson_text("regions", regions)?;
+        let zones = geojson_text("zones", zones)?;
+        let study_area = study_area_of(study_area)?;
+        let geography = detach(py, || {
+            Geography::from_geojson(&regions, &zones, resolution, region_resolution, &study_area)
+        })?;
+        Ok(Self {
+            inner: Arc::new(geography),
+        })
+    }
+
+    /// The analysis resolution.
+    #[getter]
+    fn resolution(&self) -> u8 {
+        self.inner.resolution().into()
+    }
+
+    /// The resolution of the region cells, or None when there are none.
+    #[getter]
+    fn region_resolution(&self) -> Option<u8> {
+        self.inner.region_resolution().map(u8::from)
+    }
+
+    /// Region ids, in table order.
+    #[getter]
+    fn regions(&self) -> Vec<String> {
+        let regions = self.inner.regions();
+        (0..regions.len() as u32)
+            .map(|r| regions.id(r).to_owned())
+            .collect()
+    }
+
+    /// Zone ids, followed by one `category:<name>` zone per category.
+    #[getter]
+    fn zones(&self) -> Vec<String> {
+        self.inner.zones().iter().map(|z| z.id.clone()).collect()
+    }
+
+    /// The study area as given.
+    #[getter]
+    fn study_area(&self) -> Vec<String> {
+        self.inner.study_area().to_vec()
+    }
+
+    fn __repr__(&self) -> String {
+        let g = &self.inner;
+        let categories = g.zones().iter().filter(|z| z.is_category).count();
+        format!(
+            "Geography(resolution={}, regions={}, zones={}, categories={categories}, study_area={:?})",
+            u8::from(g.resolution()),
+            g.regions().len(),
+            g.zones().len() - categories,
+            g.study_area(),
+        )
+    }
+}

@@ -1,0 +1,64 @@
+//! Python bindings of crowdtally: they only convert. Inputs become Arrow columns or core
+//! structs, the work runs in the core with the GIL released, and results go back as Arrow
+//! (through the PyCapsule interface), numpy arrays or plain dicts.
+
+mod config;
+mod convert;
+mod errors;
+mod geography;
+mod prepare;
+
+use pyo3::prelude::*;
+
+/// The compiled core of the `crowdtally` package.
+#[pymodule]
+mod _crowdtally {
+    #[pymodule_export]
+    use crate::config::PyConfig;
+    #[pymodule_export]
+    use crate::errors::{ConfigError, CrowdtallyError, GeographyError, InputError};
+    #[pymodule_export]
+    use crate::geography::PyGeography;
+    #[pymodule_export]
+    use crate::prepare::{PyPrepared, prepare, pseudonymize};
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
+        module.add("__version__", crowdtally::VERSION)
+    }
+}
+
+/// Converts a JSON value (reports) into plain Python objects.
+pub(crate) fn json_to_py<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    use pyo3::IntoPyObjectExt;
+    use pyo3::types::{PyDict, PyList};
+    Ok(match value {
+        serde_json::Value::Null => py.None().into_bound(py),
+        serde_json::Value::Bool(b) => b.into_bound_py_any(py)?,
+        serde_json::Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+            (Some(u), _) => u.into_bound_py_any(py)?,
+            (None, Some(i)) => i.into_bound_py_any(py)?,
+            _ => n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py)?,
+        },
+        serde_json::Value::String(s) => s.into_bound_py_any(py)?,
+        serde_json::Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any()
+        }
+        serde_json::Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, json_to_py(py, v)?)?;
+            }
+            dict.into_any()
+        }
+    })
+}

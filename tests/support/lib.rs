@@ -1,0 +1,368 @@
+//! Shared fixtures for the workspace tests, examples and benches.
+//!
+//! The fixture geography is a small piece of West Flanders around Kortrijk. Its cells are
+//! written out as constants so that this library needs no H3 implementation of its own;
+//! `tests/ingest.rs` checks them against h3o.
+
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
+use arrow_schema::{Field, Schema};
+use crowdtally::calendar::Calendar;
+use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
+use crowdtally::{Config, Geography, Key, Period, PingColumns, Prepared};
+
+/// The pseudonymization key of the fixtures (32 bytes).
+pub const KEY: &[u8] = b"fixture key: 32 bytes of secret!";
+
+/// The analysis resolution of the fixture geography.
+pub const RESOLUTION: u8 = 9;
+
+/// The resolution-7 cell of the leaf `kortrijk`.
+pub const KORTRIJK_CELL: u64 = 0x0871_94d3_a0ff_ffff;
+/// The resolution-7 cell of the leaf `menen`, a neighbour of [`KORTRIJK_CELL`].
+pub const MENEN_CELL: u64 = 0x0871_94d3_a6ff_ffff;
+
+/// A resolution-9 cell in `kortrijk`, in the zones `grote-markt` and `shopping`.
+pub const MARKT_CELL: u64 = 0x0891_94d3_a003_ffff;
+/// The centre of [`MARKT_CELL`], as (lat, lon).
+pub const MARKT_POINT: (f64, f64) = (50.832_280_134_793_38, 3.272_952_225_614_569);
+/// A resolution-9 cell in `kortrijk`, in the zones `shopping` and `museum`.
+pub const STREET_CELL: u64 = 0x0891_94d3_a01b_ffff;
+/// The centre of [`STREET_CELL`], as (lat, lon).
+pub const STREET_POINT: (f64, f64) = (50.834_841_589_035_01, 3.270_266_013_247_514_5);
+/// A resolution-9 cell in `kortrijk` and in no zone.
+pub const QUIET_CELL: u64 = 0x0891_94d3_a00b_ffff;
+/// The centre of [`QUIET_CELL`], as (lat, lon).
+pub const QUIET_POINT: (f64, f64) = (50.832_185_143_618_99, 3.268_521_870_362_553);
+/// A resolution-9 cell in `menen`, the zone `station`.
+pub const STATION_CELL: u64 = 0x0891_94d3_a603_ffff;
+/// The centre of [`STATION_CELL`], as (lat, lon).
+pub const STATION_POINT: (f64, f64) = (50.850_209_359_165_44, 3.254_142_187_858_75);
+/// A resolution-9 cell in no leaf region and no zone.
+pub const OUTSIDE_CELL: u64 = 0x0891_fa68_f1c3_ffff;
+/// The centre of [`OUTSIDE_CELL`], as (lat, lon).
+pub const OUTSIDE_POINT: (f64, f64) = (50.500_370_629_545_14, 3.997_661_403_276_028_5);
+
+/// `2026-07-01T10:00:00+02:00` (Brussels summer time), in epoch seconds.
+pub const T0: i64 = 1_782_892_800;
+
+/// A geography assembled table by table, for tests that need a variation of the fixture.
+#[derive(Clone, Debug, Default)]
+pub struct GeographyBuilder {
+    /// The region tree.
+    pub regions: RegionTable,
+    /// The cell → leaf table.
+    pub region_cells: RegionCellTable,
+    /// The zones.
+    pub zones: ZoneTable,
+    /// The cells of each zone.
+    pub zone_cells: ZoneCellTable,
+    /// The analysis resolution.
+    pub resolution: u8,
+    /// The regions of the study area.
+    pub study_area: Vec<String>,
+}
+
+impl GeographyBuilder {
+    /// An empty geography at the given analysis resolution.
+    #[must_use]
+    pub fn new(resolution: u8) -> Self {
+        Self {
+            resolution,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a region.
+    #[must_use]
+    pub fn region(
+        mut self,
+        id: &str,
+        level: &str,
+        parent: Option<&str>,
+        population: Option<i64>,
+    ) -> Self {
+        self.regions.region_id.push(id.to_owned());
+        self.regions.level.push(level.to_owned());
+        self.regions.parent_id.push(parent.map(str::to_owned));
+        self.regions.population.push(population);
+        self
+    }
+
+    /// Maps cells to a leaf region.
+    #[must_use]
+    pub fn region_cells(mut self, id: &str, cells: &[u64]) -> Self {
+        for &cell in cells {
+            self.region_cells.cell.push(cell);
+            self.region_cells.region_id.push(id.to_owned());
+        }
+        self
+    }
+
+    /// Adds a zone with its cells; its name is its id with dashes as spaces.
+    #[must_use]
+    pub fn zone(mut self, id: &str, category: Option<&str>, cells: &[u64]) -> Self {
+        self.zones.zone_id.push(id.to_owned());
+        self.zones.name.push(Some(id.replace('-', " ")));
+        self.zones.category.push(category.map(str::to_owned));
+        for &cell in cells {
+            self.zone_cells.zone_id.push(id.to_owned());
+            self.zone_cells.cell.push(cell);
+        }
+        self
+    }
+
+    /// Sets the study area.
+    #[must_use]
+    pub fn study_area(mut self, ids: &[&str]) -> Self {
+        self.study_area = ids.iter().map(|&id| id.to_owned()).collect();
+        self
+    }
+
+    /// Validates and builds the geography.
+    ///
+    /// # Errors
+    /// As [`Geography::from_tables`].
+    pub fn build(&self) -> crowdtally::Result<Geography> {
+        Geography::from_tables(
+            &self.regions,
+            &self.region_cells,
+            &self.zones,
+            &self.zone_cells,
+            self.resolution,
+            &self.study_area,
+        )
+    }
+}
+
+/// The fixture tables: `BE` (country) → `wvl` (province) → `kortrijk`, `menen`
+/// (municipalities, one resolution-7 cell each), and `BE` → `brussel` (a municipality
+/// without cells); zones `grote-markt` (culture), `shopping` (retail, overlapping
+/// `grote-markt`), `museum` (culture) and `station` (no category); study area `kortrijk`.
+#[must_use]
+pub fn fixture_builder() -> GeographyBuilder {
+    GeographyBuilder::new(RESOLUTION)
+        .region("BE", "country", None, None)
+        .region("wvl", "province", Some("BE"), None)
+        .region("kortrijk", "municipality", Some("wvl"), Some(80_000))
+        .region("menen", "municipality", Some("wvl"), Some(33_000))
+        .region("brussel", "municipality", Some("BE"), Some(1_200_000))
+        .region_cells("kortrijk", &[KORTRIJK_CELL])
+        .region_cells("menen", &[MENEN_CELL])
+        .zone("grote-markt", Some("culture"), &[MARKT_CELL])
+        .zone("shopping", Some("retail"), &[MARKT_CELL, STREET_CELL])
+        .zone("museum", Some("culture"), &[STREET_CELL])
+        .zone("station", None, &[STATION_CELL])
+        .study_area(&["kortrijk"])
+}
+
+/// The fixture geography of [`fixture_builder`].
+///
+/// # Panics
+/// Never: the fixture is valid (the tests check it).
+#[must_use]
+pub fn fixture_geography() -> Geography {
+    fixture_builder()
+        .build()
+        .expect("the fixture geography is valid")
+}
+
+/// A configuration with the method's defaults and the fixture [`KEY`].
+#[must_use]
+pub fn config() -> Config {
+    Config::new(Key::new(KEY.to_vec()))
+}
+
+/// A record batch from named columns; every field is nullable and typed as its array.
+///
+/// # Panics
+/// When the columns have different lengths (a mistake in the test itself).
+#[must_use]
+pub fn record_batch(columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+    let fields: Vec<Field> = columns
+        .iter()
+        .map(|(name, array)| Field::new(*name, array.data_type().clone(), true))
+        .collect();
+    let arrays = columns.into_iter().map(|(_, array)| array).collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("columns of one length")
+}
+
+/// One input row of the default ping columns, any of whose values may be missing.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Ping {
+    /// The raw subscriber id (text).
+    pub subscriber: Option<String>,
+    /// The time in epoch seconds.
+    pub ts: Option<i64>,
+    /// The latitude.
+    pub lat: Option<f64>,
+    /// The longitude.
+    pub lon: Option<f64>,
+    /// The H3 cell, used instead of `lat`/`lon` where given.
+    pub cell: Option<u64>,
+    /// The SIM's home country.
+    pub country: Option<String>,
+}
+
+impl Ping {
+    /// A ping of `subscriber` at `ts` at a (lat, lon) point.
+    #[must_use]
+    pub fn at(subscriber: &str, ts: i64, (lat, lon): (f64, f64)) -> Self {
+        Self {
+            subscriber: Some(subscriber.to_owned()),
+            ts: Some(ts),
+            lat: Some(lat),
+            lon: Some(lon),
+            ..Self::default()
+        }
+    }
+
+    /// A ping of `subscriber` at `ts` in an H3 cell.
+    #[must_use]
+    pub fn in_cell(subscriber: &str, ts: i64, cell: u64) -> Self {
+        Self {
+            subscriber: Some(subscriber.to_owned()),
+            ts: Some(ts),
+            cell: Some(cell),
+            ..Self::default()
+        }
+    }
+
+    /// The same ping with a country.
+    #[must_use]
+    pub fn country(mut self, country: &str) -> Self {
+        self.country = Some(country.to_owned());
+        self
+    }
+}
+
+/// The rows as one batch with the default column names: `subscriber` (text), `ts`
+/// (int64 epoch seconds), `lat`, `lon` (float64), `cell` (uint64) and `country` (text).
+#[must_use]
+pub fn batch(rows: &[Ping]) -> RecordBatch {
+    let texts = |f: &dyn Fn(&Ping) -> Option<&str>| -> ArrayRef {
+        Arc::new(rows.iter().map(f).collect::<StringArray>())
+    };
+    record_batch(vec![
+        ("subscriber", texts(&|p| p.subscriber.as_deref())),
+        (
+            "ts",
+            Arc::new(rows.iter().map(|p| p.ts).collect::<Int64Array>()),
+        ),
+        (
+            "lat",
+            Arc::new(rows.iter().map(|p| p.lat).collect::<Float64Array>()),
+        ),
+        (
+            "lon",
+            Arc::new(rows.iter().map(|p| p.lon).collect::<Float64Array>()),
+        ),
+        (
+            "cell",
+            Arc::new(rows.iter().map(|p| p.cell).collect::<UInt64Array>()),
+        ),
+        ("country", texts(&|p| p.country.as_deref())),
+    ])
+}
+
+/// Runs [`crowdtally::prepare`] on batches with the default column names.
+///
+/// # Errors
+/// As [`crowdtally::prepare`].
+pub fn prepare(
+    batches: Vec<RecordBatch>,
+    geography: &Geography,
+    config: &Config,
+) -> crowdtally::Result<Prepared> {
+    crowdtally::prepare(
+        batches.into_iter().map(Ok),
+        geography,
+        config,
+        &PingColumns::default(),
+    )
+}
+
+/// A text column.
+#[must_use]
+pub fn texts(values: &[Option<&str>]) -> ArrayRef {
+    Arc::new(StringArray::from(values.to_vec()))
+}
+
+/// An int64 column.
+#[must_use]
+pub fn ints(values: &[Option<i64>]) -> ArrayRef {
+    Arc::new(Int64Array::from(values.to_vec()))
+}
+
+/// A uint64 column.
+#[must_use]
+pub fn uints(values: &[Option<u64>]) -> ArrayRef {
+    Arc::new(UInt64Array::from(values.to_vec()))
+}
+
+/// A float64 column.
+#[must_use]
+pub fn floats(values: &[Option<f64>]) -> ArrayRef {
+    Arc::new(Float64Array::from(values.to_vec()))
+}
+
+/// The period from the Brussels local date of `first` to the Brussels local date of
+/// `end` (exclusive).
+///
+/// # Panics
+/// When `end` falls on or before the local date of `first`.
+#[must_use]
+pub fn brussels_period(first: i64, end: i64) -> Period {
+    let calendar = Calendar::new("Europe/Brussels").expect("a known zone");
+    Period::new(calendar.date_of(first), calendar.date_of(end)).expect("an increasing period")
+}
+
+/// Checks the invariants every prepared result holds: the report adds up and agrees with
+/// the pings, and the pings are grouped by device in increasing pseudonym, sorted by
+/// time, one per device and second.
+///
+/// # Panics
+/// When an invariant does not hold.
+pub fn assert_consistent(prepared: &Prepared) {
+    let report = &prepared.report;
+    let pings = &prepared.pings;
+    assert_eq!(
+        report.pings_read,
+        report.pings_kept + report.dropped.total(),
+        "{report:?}"
+    );
+    assert_eq!(report.pings_kept, pings.len() as u64);
+    assert_eq!(report.devices, pings.devices().len() as u64);
+    assert_eq!(report.opt_out.pings, report.dropped.opt_out);
+    assert!(report.opt_out.subscribers <= report.opt_out.pings);
+    assert_eq!(report.period, pings.period);
+    assert_eq!(report.period_label, pings.period_label);
+    assert_eq!(report.version, crowdtally::VERSION);
+    assert!(
+        pings.devices().windows(2).all(|w| w[0] < w[1]),
+        "devices ascend"
+    );
+    let mut covered = 0;
+    for (i, &device) in pings.devices().iter().enumerate() {
+        let rows = pings.device_rows(i);
+        assert_eq!(rows.start, covered, "device rows are contiguous");
+        assert!(!rows.is_empty(), "a device has pings");
+        covered = rows.end;
+        assert!(pings.device()[rows.clone()].iter().all(|&d| d == device));
+        assert!(
+            pings.ts()[rows].windows(2).all(|w| w[0] < w[1]),
+            "time ascends, no duplicates"
+        );
+    }
+    assert_eq!(covered, pings.len());
+    for column_len in [
+        pings.device().len(),
+        pings.cell().len(),
+        pings.leaf().len(),
+        pings.zone_set().len(),
+        pings.country().len(),
+    ] {
+        assert_eq!(column_len, pings.len());
+    }
+}
