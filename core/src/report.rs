@@ -16,7 +16,8 @@ pub enum DropReason {
     /// Null, non-finite or out-of-range position, invalid H3 index, or a cell coarser
     /// than the analysis resolution.
     BadPosition,
-    /// Null timestamp, or a string that does not parse.
+    /// Null timestamp, a string that does not parse, or an instant outside the calendar
+    /// (beyond about ±9999 years, e.g. milliseconds read as seconds).
     BadTs,
     /// Outside the study period.
     OutsidePeriod,

@@ -965,10 +965,10 @@ mod geojson {
 
     #[test]
     fn a_hole_removes_its_cells() {
-        let mut regions = regions();
+        let mut holed = regions();
         let hole = (50.82, 3.24, 50.84, 3.26);
-        regions["features"][1]["geometry"]["coordinates"] = json!([ring(KORTRIJK), ring(hole)]);
-        let geography = build(&regions, &zones()).unwrap();
+        holed["features"][1]["geometry"]["coordinates"] = json!([ring(KORTRIJK), ring(hole)]);
+        let geography = build(&holed, &zones()).unwrap();
         let kortrijk = geography.regions().index_of("kortrijk").unwrap();
         let kortrijk_cells: Vec<CellIndex> = geography
             .leaf_of_cell
@@ -981,7 +981,7 @@ mod geojson {
             assert!(inside(cell, KORTRIJK) && !inside(cell, hole), "{cell}");
         }
         // The hole holds cells that Kortrijk would otherwise have.
-        let whole = build(&super::geojson::regions(), &zones()).unwrap();
+        let whole = build(&regions(), &zones()).unwrap();
         assert!(
             whole
                 .leaf_of_cell

@@ -373,7 +373,23 @@ impl<'a> Ingest<'a> {
         // Within each device: by time, then the duplicate tie rules (smaller cell, then
         // smaller country with none last), keeping the first row of each second.
         let country_rank = country_ranks(&self.countries.codes);
-        let mut pings = LocatedPings::with_capacity(order.len(), self.countries.codes);
+        // Output country numbers follow the codes' byte order (none is 0), so that they
+        // do not depend on the order in which codes were first seen.
+        let mut sorted_codes = vec![String::new(); self.countries.codes.len()];
+        let output_number: Vec<u16> = country_rank
+            .iter()
+            .map(|&rank| {
+                if rank == u16::MAX {
+                    NO_COUNTRY
+                } else {
+                    rank + 1
+                }
+            })
+            .collect();
+        for (number, code) in self.countries.codes.iter().enumerate() {
+            sorted_codes[output_number[number] as usize].clone_from(code);
+        }
+        let mut pings = LocatedPings::with_capacity(order.len(), sorted_codes);
         let mut device_offsets = Vec::with_capacity(devices.len() + 1);
         device_offsets.push(0);
         for (rank, &device) in devices.iter().enumerate() {
@@ -397,7 +413,8 @@ impl<'a> Ingest<'a> {
                 last_ts = Some(ts);
                 let cell = CellIndex::try_from(decoded.cell[row])
                     .expect("cells are validated on decoding");
-                pings.push(device, ts, cell, decoded.country[row], geography);
+                let country = output_number[decoded.country[row] as usize];
+                pings.push(device, ts, cell, country, geography);
             }
             device_offsets.push(pings.len());
         }
