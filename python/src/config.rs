@@ -150,12 +150,12 @@ impl PyConfig {
     ) -> PyResult<Self> {
         let mut config = Config::new(key_of(key)?);
         config.period_label = period_label;
-        config.tz = tz.to_owned();
+        tz.clone_into(&mut config.tz);
         config.period = period.map(period_of).transpose()?;
         if let Some(value) = resolution {
             config.resolution = int_of("resolution", value, "an H3 resolution from 0 to 15")?;
         }
-        config.home_country = home_country.to_owned();
+        home_country.clone_into(&mut config.home_country);
         if let Some(value) = opt_out {
             config.opt_out = opt_out_of(value)?;
         }
