@@ -89,6 +89,81 @@ impl Calendar {
     }
 }
 
+/// The daytimes `[D 06:00, D 22:00)` and nights `[D 22:00, D+1 06:00)` of a run of local
+/// dates, as one increasing list of boundary instants (method §4).
+///
+/// Boundaries are computed once per date with the compatible rule, so 23 h and 25 h days
+/// are exact; a ping's part of day is then a search in this list, not a zone look-up.
+#[derive(Clone, Debug)]
+pub struct DayParts {
+    first: Date,
+    /// `bounds[2k]` is `first + k` at 06:00, `bounds[2k + 1]` the same date at 22:00.
+    bounds: Vec<i64>,
+}
+
+/// The part of a local day an instant falls in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DayPart {
+    /// The daytime of the date with this index (days after [`DayParts::first`]).
+    Day(i32),
+    /// The night that starts on the date with this index.
+    Night(i32),
+}
+
+impl DayParts {
+    /// Day parts covering every instant from `first` 06:00 to the 06:00 after `last`.
+    #[must_use]
+    pub fn new(calendar: &Calendar, first: Date, last: Date) -> Self {
+        let days = (last - first).get_days().max(0) + 2;
+        let mut bounds = Vec::with_capacity(2 * days as usize);
+        let mut date = first;
+        for _ in 0..days {
+            bounds.push(
+                calendar.instant_of(date.to_datetime(jiff::civil::Time::constant(6, 0, 0, 0))),
+            );
+            bounds.push(
+                calendar.instant_of(date.to_datetime(jiff::civil::Time::constant(22, 0, 0, 0))),
+            );
+            date = date.tomorrow().unwrap_or(date);
+        }
+        Self { first, bounds }
+    }
+
+    /// Day parts for a study period: from the night before its first day (which holds
+    /// its first early-morning pings) to the night of its last day.
+    #[must_use]
+    pub fn for_period(calendar: &Calendar, start: Date, end: Date) -> Self {
+        let first = start.yesterday().unwrap_or(start);
+        Self::new(calendar, first, end)
+    }
+
+    /// The first date (index 0).
+    #[must_use]
+    pub fn first(&self) -> Date {
+        self.first
+    }
+
+    /// The date of an index.
+    #[must_use]
+    pub fn date(&self, index: i32) -> Date {
+        self.first
+            .checked_add(jiff::Span::new().days(i64::from(index)))
+            .unwrap_or(self.first)
+    }
+
+    /// The part of day of an instant. Instants before the first 06:00 fall in
+    /// `Night(-1)`; instants past the last boundary in the last night.
+    #[must_use]
+    pub fn part_of(&self, instant: i64) -> DayPart {
+        let passed = self.bounds.partition_point(|&b| b <= instant) as i32;
+        if passed % 2 == 1 {
+            DayPart::Day((passed - 1) / 2)
+        } else {
+            DayPart::Night(passed / 2 - 1)
+        }
+    }
+}
+
 /// Resolves local times, given as seconds since `1970-01-01T00:00:00` local, to instants.
 ///
 /// The cache holds one offset and a range of instants in which that offset is in force
@@ -387,6 +462,29 @@ mod tests {
             let slow = calendar.instant_of(datetime_of_local_seconds(l));
             assert_eq!(fresh.instant(l), slow, "hour {hour}");
         }
+    }
+
+    #[test]
+    fn day_parts_follow_local_time_across_dst() {
+        let calendar = brussels();
+        let start = jiff::civil::date(2026, 10, 24);
+        let parts = DayParts::for_period(&calendar, start, jiff::civil::date(2026, 10, 27));
+        assert_eq!(parts.first(), jiff::civil::date(2026, 10, 23));
+        let at = |s: &str| match parse_timestamp(s.as_bytes()).unwrap() {
+            ParsedTimestamp::Instant(i) => i,
+            ParsedTimestamp::Local(l) => calendar.resolver().instant(l),
+        };
+        // 2026-10-24 is index 1.
+        assert_eq!(parts.part_of(at("2026-10-24T05:59:59")), DayPart::Night(0));
+        assert_eq!(parts.part_of(at("2026-10-24T06:00:00")), DayPart::Day(1));
+        assert_eq!(parts.part_of(at("2026-10-24T21:59:59")), DayPart::Day(1));
+        assert_eq!(parts.part_of(at("2026-10-24T22:00:00")), DayPart::Night(1));
+        // The 25-hour night of the autumn change: both 02:30s are in night 1.
+        assert_eq!(parts.part_of(at("2026-10-25T00:30:00Z")), DayPart::Night(1));
+        assert_eq!(parts.part_of(at("2026-10-25T01:30:00Z")), DayPart::Night(1));
+        assert_eq!(parts.part_of(at("2026-10-25T05:00:00Z")), DayPart::Day(2));
+        assert_eq!(parts.part_of(at("2026-10-26T23:00:00")), DayPart::Night(3));
+        assert_eq!(parts.date(3), jiff::civil::date(2026, 10, 26));
     }
 
     #[test]

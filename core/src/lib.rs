@@ -6,7 +6,8 @@
 //! Every number is defined by the method (`docs/METHOD.md` in the repository).
 //!
 //! The data flows one way through the modules, in the order of the method:
-//! [`config`] → [`geo`] → [`ingest`] (cleaning, [`pseudonym`], location) → [`report`].
+//! [`config`] → [`geo`] → [`ingest`] (cleaning, [`pseudonym`], location) → [`profile`](mod@profile)
+//! (homes, classes, visits) → [`report`].
 //!
 //! ```
 //! use crowdtally::{prepare, Config, Geography, Key, PingColumns};
@@ -61,6 +62,7 @@ pub mod config;
 mod error;
 pub mod geo;
 pub mod ingest;
+pub mod profile;
 pub mod pseudonym;
 pub mod report;
 
@@ -71,6 +73,7 @@ pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_dur
 pub use error::{Error, Result};
 pub use geo::Geography;
 pub use ingest::{LocatedPings, PingColumns, Prepared, prepare};
+pub use profile::{DeviceClass, Profiles, profile};
 pub use pseudonym::{Key, Pseudonymizer};
 pub use report::{DropReason, QualityReport};
 

@@ -2,17 +2,21 @@
 //! structs, the work runs in the core with the GIL released, and results go back as Arrow
 //! (through the PyCapsule interface), numpy arrays or plain dicts.
 
+mod analytics;
 mod config;
 mod convert;
 mod errors;
 mod geography;
 mod prepare;
+mod table;
 
 use pyo3::prelude::*;
 
 /// The compiled core of the `crowdtally` package.
 #[pymodule]
 mod _crowdtally {
+    #[pymodule_export]
+    use crate::analytics::{profile, visits};
     #[pymodule_export]
     use crate::config::PyConfig;
     #[pymodule_export]
@@ -21,6 +25,8 @@ mod _crowdtally {
     use crate::geography::PyGeography;
     #[pymodule_export]
     use crate::prepare::{PyPrepared, prepare, pseudonymize};
+    #[pymodule_export]
+    use crate::table::PyResultTable;
 
     use pyo3::prelude::*;
 

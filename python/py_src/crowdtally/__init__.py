@@ -14,6 +14,10 @@ Quick start::
     )
     prepared = ct.prepare(pings, geography, config)
     prepared.report  # pings read, kept, dropped by reason
+    devices = ct.profile(prepared, geography, config)  # home, class, origin per device
+    visits = ct.visits(prepared, geography, config)  # visits to zones, with dwell
+
+The per-device tables are microdata: pseudonymous, not anonymous. Never publish them.
 """
 
 from crowdtally._crowdtally import (
@@ -24,9 +28,12 @@ from crowdtally._crowdtally import (
     GeographyError,
     InputError,
     Prepared,
+    Table,
     __version__,
     prepare,
+    profile,
     pseudonymize,
+    visits,
 )
 
 __all__ = [
@@ -37,7 +44,10 @@ __all__ = [
     "GeographyError",
     "InputError",
     "Prepared",
+    "Table",
     "__version__",
     "prepare",
+    "profile",
     "pseudonymize",
+    "visits",
 ]

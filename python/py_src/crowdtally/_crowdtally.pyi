@@ -17,9 +17,12 @@ __all__ = [
     "GeographyError",
     "InputError",
     "Prepared",
+    "Table",
     "__version__",
     "prepare",
+    "profile",
     "pseudonymize",
+    "visits",
 ]
 
 class _ArrowStream(Protocol):
@@ -177,3 +180,43 @@ def pseudonymize(
     period_label: str,
 ) -> np.ndarray[tuple[int], np.dtype[np.uint64]]:
     """Pseudonymizes raw subscriber ids, returning a numpy uint64 array."""
+
+@final
+class Table:
+    """A table of results (per-device microdata, visits), exported through the Arrow
+    PyCapsule interface."""
+
+    @property
+    def name(self) -> str:
+        """What the table holds (`devices`, `visits`)."""
+    @property
+    def column_names(self) -> list[str]:
+        """The column names, in order."""
+    def __len__(self) -> int: ...
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
+    def to_arrow(self) -> Any:
+        """The table as a `pyarrow.Table` (needs pyarrow)."""
+    def to_pandas(self) -> Any:
+        """The table as a `pandas.DataFrame` (needs pandas and pyarrow)."""
+    def to_polars(self) -> Any:
+        """The table as a `polars.DataFrame` (needs polars)."""
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+def profile(
+    pings: Prepared | _Table,
+    geography: Geography,
+    config: Config,
+    columns: Mapping[str, str] | None = None,
+) -> Table:
+    """Per-device microdata (method §4): device pseudonym, class, origin, home, presence
+    days, nights in the study area, country and roamer flag. Pseudonymous, not
+    anonymous: never publish it."""
+
+def visits(
+    pings: Prepared | _Table,
+    geography: Geography,
+    config: Config,
+    columns: Mapping[str, str] | None = None,
+) -> Table:
+    """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
+    visit qualifies. Pseudonymous, not anonymous: never publish it."""
