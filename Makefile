@@ -46,6 +46,7 @@ demo:
 
 bench: venv
 	cargo bench --bench ingest
+	cargo bench --bench profile
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python benches/ingest.py
 

@@ -186,14 +186,19 @@ def test_lat_lon_to_cell_agrees_with_h3_py(geography: ct.Geography, config: ct.C
     rng = random.Random(20261128)
     lats = [rng.uniform(-90, 90) for _ in range(10_000)]
     lons = [rng.uniform(-180, 180) for _ in range(10_000)]
+    # Repeated positions (served from the position memo) and boundary points.
+    repeats = [rng.randrange(10_000) for _ in range(2_000)]
+    lats += [lats[i] for i in repeats] + [90.0, -90.0, 0.0, 0.0, 45.0, -45.0]
+    lons += [lons[i] for i in repeats] + [0.0, 180.0, 180.0, -180.0, -180.0, 179.999999]
+    n = len(lats)
     pings = {
-        "subscriber": [1] * 10_000,
-        "ts": list(range(1_782_900_000, 1_782_910_000)),
+        "subscriber": [1] * n,
+        "ts": list(range(1_782_900_000, 1_782_900_000 + n)),
         "lat": lats,
         "lon": lons,
     }
     table = ct.prepare(pings, geography, config).to_arrow()
-    assert table.num_rows == 10_000
+    assert table.num_rows == n
     # One device: rows come back sorted by time, which is input order here.
     got = table.column("cell").to_pylist()
     expected = [h3.str_to_int(h3.latlng_to_cell(a, o, 9)) for a, o in zip(lats, lons, strict=True)]

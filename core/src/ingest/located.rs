@@ -6,7 +6,6 @@ use arrow_array::builder::{ListBuilder, StringBuilder, StringDictionaryBuilder};
 use arrow_array::types::UInt32Type;
 use arrow_array::{ArrayRef, RecordBatch, TimestampSecondArray, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use h3o::CellIndex;
 
 use crate::config::Period;
 use crate::error::Result;
@@ -60,15 +59,15 @@ impl LocatedPings {
         &mut self,
         device: u64,
         ts: i64,
-        cell: CellIndex,
+        cell: u64,
+        (leaf, zone_set): (RegionIndex, ZoneSetIndex),
         country: u16,
-        geography: &Geography,
     ) {
         self.device.push(device);
         self.ts.push(ts);
-        self.cell.push(u64::from(cell));
-        self.leaf.push(geography.leaf_of(cell));
-        self.zone_set.push(geography.zone_set_of(cell));
+        self.cell.push(cell);
+        self.leaf.push(leaf);
+        self.zone_set.push(zone_set);
         self.country.push(country);
     }
 

@@ -11,6 +11,7 @@
 
 mod columns;
 mod located;
+mod memo;
 
 use std::collections::HashSet;
 
@@ -30,6 +31,7 @@ pub use columns::PingColumns;
 pub use located::{LocatedPings, NO_COUNTRY};
 
 use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
+use memo::Memo;
 
 /// Pings that survived the per-row rules, before period filtering and de-duplication.
 #[derive(Default)]
@@ -170,6 +172,8 @@ struct Ingest<'a> {
     countries: Countries,
     decoded: Decoded,
     report: QualityReport,
+    /// Cells of recently seen lat/lon pairs: positions repeat (antennas, grid points).
+    positions: Memo<(u64, u64), Option<u64>>,
 }
 
 impl<'a> Ingest<'a> {
@@ -183,6 +187,7 @@ impl<'a> Ingest<'a> {
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             decoded: Decoded::default(),
+            positions: Memo::new(16),
             report: QualityReport {
                 version: crate::VERSION,
                 tz: config.tz.clone(),
@@ -243,7 +248,8 @@ impl<'a> Ingest<'a> {
                 dropped[0] += 1;
                 continue;
             }
-            let Some(cell) = locate(positions.raw(row), self.resolution) else {
+            let Some(cell) = locate(positions.raw(row), self.resolution, &mut self.positions)
+            else {
                 dropped[2] += 1;
                 continue;
             };
@@ -350,7 +356,17 @@ impl<'a> Ingest<'a> {
             rank_of[number as usize] = (devices.len() - 1) as u32;
         }
 
-        // Counting sort of the rows by device rank.
+        // Output country numbers follow the codes' byte order (none is 0), so that they
+        // do not depend on the order in which codes were first seen; the sort below
+        // orders "none" last by giving it the largest rank.
+        let country_rank = country_ranks(&self.countries.codes);
+        let mut sorted_codes = vec![String::new(); self.countries.codes.len()];
+        for (number, code) in self.countries.codes.iter().enumerate() {
+            sorted_codes[output_country(country_rank[number]) as usize].clone_from(code);
+        }
+
+        // Counting sort of the rows by device rank, gathering each row's sort key
+        // (second, cell, country rank) so that the per-device sorts read contiguous memory.
         let mut offsets = vec![0_usize; devices.len() + 1];
         for (&number, &keep) in decoded.subscriber.iter().zip(&in_period) {
             if keep {
@@ -360,61 +376,42 @@ impl<'a> Ingest<'a> {
         for i in 1..offsets.len() {
             offsets[i] += offsets[i - 1];
         }
-        let mut order = vec![0_u32; offsets[devices.len()]];
+        let mut rows = vec![(0_i64, 0_u64, 0_u16); offsets[devices.len()]];
         let mut next = offsets.clone();
         for (row, (&number, &keep)) in decoded.subscriber.iter().zip(&in_period).enumerate() {
             if keep {
                 let slot = &mut next[rank_of[number as usize] as usize];
-                order[*slot] = row as u32;
+                rows[*slot] = (
+                    decoded.ts[row],
+                    decoded.cell[row],
+                    country_rank[decoded.country[row] as usize],
+                );
                 *slot += 1;
             }
         }
+        drop(decoded);
 
         // Within each device: by time, then the duplicate tie rules (smaller cell, then
         // smaller country with none last), keeping the first row of each second.
-        let country_rank = country_ranks(&self.countries.codes);
-        // Output country numbers follow the codes' byte order (none is 0), so that they
-        // do not depend on the order in which codes were first seen.
-        let mut sorted_codes = vec![String::new(); self.countries.codes.len()];
-        let output_number: Vec<u16> = country_rank
-            .iter()
-            .map(|&rank| {
-                if rank == u16::MAX {
-                    NO_COUNTRY
-                } else {
-                    rank + 1
-                }
-            })
-            .collect();
-        for (number, code) in self.countries.codes.iter().enumerate() {
-            sorted_codes[output_number[number] as usize].clone_from(code);
-        }
-        let mut pings = LocatedPings::with_capacity(order.len(), sorted_codes);
+        let mut pings = LocatedPings::with_capacity(rows.len(), sorted_codes);
+        let mut places = Memo::new(16);
         let mut device_offsets = Vec::with_capacity(devices.len() + 1);
         device_offsets.push(0);
         for (rank, &device) in devices.iter().enumerate() {
-            let rows = &mut order[offsets[rank]..offsets[rank + 1]];
-            rows.sort_unstable_by_key(|&r| {
-                let r = r as usize;
-                (
-                    decoded.ts[r],
-                    decoded.cell[r],
-                    country_rank[decoded.country[r] as usize],
-                )
-            });
+            let device_rows = &mut rows[offsets[rank]..offsets[rank + 1]];
+            device_rows.sort_unstable();
             let mut last_ts = None;
-            for &row in rows.iter() {
-                let row = row as usize;
-                let ts = decoded.ts[row];
+            for &(ts, cell, country_rank) in device_rows.iter() {
                 if last_ts == Some(ts) {
                     self.report.dropped.add(DropReason::Duplicate, 1);
                     continue;
                 }
                 last_ts = Some(ts);
-                let cell = CellIndex::try_from(decoded.cell[row])
-                    .expect("cells are validated on decoding");
-                let country = output_number[decoded.country[row] as usize];
-                pings.push(device, ts, cell, country, geography);
+                let place = places.get_or(cell, cell, || {
+                    let index = CellIndex::try_from(cell).expect("cells are validated on decoding");
+                    (geography.leaf_of(index), geography.zone_set_of(index))
+                });
+                pings.push(device, ts, cell, place, output_country(country_rank));
             }
             device_offsets.push(pings.len());
         }
@@ -436,6 +433,15 @@ impl<'a> Ingest<'a> {
     }
 }
 
+/// The output country number of a country rank: ranks start at 1, "none" is 0.
+fn output_country(rank: u16) -> u16 {
+    if rank == u16::MAX {
+        NO_COUNTRY
+    } else {
+        rank + 1
+    }
+}
+
 /// The rank of each country number in byte order of the codes, "none" last.
 fn country_ranks(codes: &[String]) -> Vec<u16> {
     let mut order: Vec<u16> = (1..codes.len() as u16).collect();
@@ -448,7 +454,11 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
 }
 
 /// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
-fn locate(position: RawPosition, resolution: Resolution) -> Option<u64> {
+fn locate(
+    position: RawPosition,
+    resolution: Resolution,
+    positions: &mut Memo<(u64, u64), Option<u64>>,
+) -> Option<u64> {
     match position {
         RawPosition::Cell(raw) => {
             let cell = CellIndex::try_from(raw).ok()?;
@@ -461,9 +471,12 @@ fn locate(position: RawPosition, resolution: Resolution) -> Option<u64> {
             if !(lat.is_finite() && lon.is_finite()) || lat.abs() > 90.0 || lon.abs() > 180.0 {
                 return None;
             }
-            LatLng::new(lat, lon)
-                .ok()
-                .map(|p| u64::from(p.to_cell(resolution)))
+            let key = (lat.to_bits(), lon.to_bits());
+            positions.get_or(key, key.0 ^ key.1.rotate_left(32), || {
+                LatLng::new(lat, lon)
+                    .ok()
+                    .map(|p| u64::from(p.to_cell(resolution)))
+            })
         }
         RawPosition::Bad => None,
     }

@@ -1,0 +1,66 @@
+//! A small direct-mapped memo for look-ups that repeat: a phone reports from the same
+//! few cells again and again, so remembering the last answer per slot turns most hash
+//! probes (or geometry) into one compare. It stores exact keys, so it never changes an
+//! answer, only how fast it comes.
+
+/// A direct-mapped cache of `V` by key `K`, with `2^bits` slots.
+pub(crate) struct Memo<K, V> {
+    slots: Vec<(K, V)>,
+    mask: u64,
+    filled: Vec<bool>,
+}
+
+impl<K: Copy + Default + PartialEq, V: Copy + Default> Memo<K, V> {
+    pub(crate) fn new(bits: u32) -> Self {
+        let size = 1_usize << bits;
+        Self {
+            slots: vec![(K::default(), V::default()); size],
+            mask: (size - 1) as u64,
+            filled: vec![false; size],
+        }
+    }
+
+    /// The value for `key`, whose hash is `hash`, computed by `compute` on a miss.
+    #[inline]
+    pub(crate) fn get_or(&mut self, key: K, hash: u64, compute: impl FnOnce() -> V) -> V {
+        // Fibonacci hashing spreads H3 indexes, whose low bits are often all ones.
+        let slot = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40 & self.mask) as usize;
+        if self.filled[slot] && self.slots[slot].0 == key {
+            return self.slots[slot].1;
+        }
+        let value = compute();
+        self.slots[slot] = (key, value);
+        self.filled[slot] = true;
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Memo;
+
+    #[test]
+    fn memo_returns_what_compute_returns_for_every_key() {
+        let mut memo = Memo::<u64, u64>::new(4);
+        let mut computed = 0;
+        for round in 0..3 {
+            for key in 0..100_u64 {
+                let value = memo.get_or(key, key, || {
+                    computed += 1;
+                    key * 7 + 1
+                });
+                assert_eq!(value, key * 7 + 1, "round {round}");
+            }
+        }
+        assert!(computed <= 300);
+        // Key 0 in an unfilled slot must not be mistaken for a hit.
+        let mut fresh = Memo::<u64, u64>::new(2);
+        assert_eq!(fresh.get_or(0, 0, || 5), 5);
+        // Keys with one hash are told apart.
+        let mut colliding = Memo::<(u64, u64), u64>::new(2);
+        assert_eq!(colliding.get_or((1, 2), 9, || 12), 12);
+        assert_eq!(colliding.get_or((2, 1), 9, || 21), 21);
+        // (2, 1) took the slot, so (1, 2) is computed again, not answered with 21.
+        assert_eq!(colliding.get_or((1, 2), 9, || 12), 12);
+    }
+}
