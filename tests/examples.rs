@@ -1,0 +1,80 @@
+//! Every Rust example runs and says what it should. `cargo test` builds the examples next
+//! to the test binaries, so they are run from there.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn run_example(name: &str) -> String {
+    let deps = std::env::current_exe().expect("test binary path");
+    let profile_dir = deps
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory");
+    let binary: PathBuf = profile_dir.join("examples").join(name);
+    let output = Command::new(&binary)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    assert!(
+        output.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+#[test]
+fn demo_prints_a_balanced_quality_report() {
+    let out = run_example("demo");
+    let json_start = out.find('{').expect("a JSON report");
+    let json_end = out.rfind('}').expect("a JSON report");
+    let report: serde_json::Value =
+        serde_json::from_str(&out[json_start..=json_end]).expect("valid JSON");
+    let read = report["pings_read"].as_u64().unwrap();
+    let kept = report["pings_kept"].as_u64().unwrap();
+    let dropped: u64 = report["dropped"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(read, kept + dropped);
+    for reason in [
+        "opt_out",
+        "bad_subscriber",
+        "bad_position",
+        "bad_ts",
+        "duplicate",
+    ] {
+        assert!(report["dropped"][reason].as_u64().unwrap() > 0, "{reason}");
+    }
+    assert_eq!(report["opt_out"]["subscribers"], 1);
+}
+
+#[test]
+fn accuracy_example_finds_homes_and_classes() {
+    let out = run_example("accuracy");
+    let line = out.lines().next().expect("a summary line");
+    // "... homes right for H of D domestic people (P %)"
+    let numbers: Vec<f64> = line
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let share = numbers[numbers.len() - 1];
+    assert!(share >= 95.0, "home accuracy {share} % in: {line}");
+    // The confusion matrix: most people land on the diagonal.
+    let rows: Vec<Vec<u32>> = out
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_uppercase()))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
+        .filter(|r: &Vec<u32>| r.len() == 4)
+        .collect();
+    assert_eq!(rows.len(), 5, "{out}");
+    let total: u32 = rows.iter().flatten().sum();
+    let diagonal = rows[0][0] + rows[1][1] + rows[2][3] + rows[3][2] + rows[4][2] + rows[4][3];
+    assert!(f64::from(diagonal) >= 0.9 * f64::from(total), "{out}");
+}
