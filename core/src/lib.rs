@@ -65,6 +65,7 @@ pub mod ingest;
 pub mod profile;
 pub mod pseudonym;
 pub mod report;
+pub mod synth;
 
 #[doc(hidden)]
 pub mod doc_example;
