@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{Field, Schema};
-use crowdtally::calendar::Calendar;
+use crowdtally::calendar::{Calendar, ParsedTimestamp, parse_timestamp};
 use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
 use crowdtally::{Config, Geography, Key, Period, PingColumns, Prepared};
 
@@ -316,6 +316,23 @@ pub fn floats(values: &[Option<f64>]) -> ArrayRef {
 pub fn brussels_period(first: i64, end: i64) -> Period {
     let calendar = Calendar::new("Europe/Brussels").expect("a known zone");
     Period::new(calendar.date_of(first), calendar.date_of(end)).expect("an increasing period")
+}
+
+/// The instant (epoch seconds) of a time written `YYYY-MM-DD HH:MM:SS`: Brussels local
+/// time read by the method's rules (§1.4: the earlier instant in the autumn fold, moved
+/// forward by the gap in the spring gap), or the instant itself when the text ends in
+/// `Z` or an offset `±HH:MM` (to name the second 02:30 of the autumn fold).
+///
+/// # Panics
+/// When the text is not such a time.
+#[must_use]
+pub fn brussels(text: &str) -> i64 {
+    let calendar = Calendar::new("Europe/Brussels").expect("a known zone");
+    match parse_timestamp(text.as_bytes()) {
+        Some(ParsedTimestamp::Instant(instant)) => instant,
+        Some(ParsedTimestamp::Local(local)) => calendar.resolver().instant(local),
+        None => panic!("not a time: {text:?}"),
+    }
 }
 
 /// Checks the invariants every prepared result holds: the report adds up and agrees with

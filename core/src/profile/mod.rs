@@ -233,6 +233,9 @@ impl Context<'_> {
         scratch.study_nights = 0;
         scratch.runs.clear();
         let device_index = out.devices.device.len() as u32;
+        // Taken before the loop: runs that close inside it are this device's visits too and
+        // must be sorted with those closed at its last ping.
+        let first_visit = out.visits.len();
 
         let mut part = None;
         let mut previous_ts = None;
@@ -264,7 +267,6 @@ impl Context<'_> {
         if let Some(done) = part {
             self.close_part(done, scratch);
         }
-        let first_visit = out.visits.len();
         if let Some(last) = previous_ts {
             scratch.runs.finish(device_index, last, &mut out.visits);
         }
