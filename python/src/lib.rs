@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod geography;
 mod prepare;
+mod synth;
 mod table;
 
 use pyo3::prelude::*;
@@ -25,6 +26,8 @@ mod _crowdtally {
     use crate::geography::PyGeography;
     #[pymodule_export]
     use crate::prepare::{PyPrepared, prepare, pseudonymize};
+    #[pymodule_export]
+    use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]
     use crate::table::PyResultTable;
 

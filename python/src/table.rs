@@ -39,9 +39,18 @@ pub struct PyResultTable {
 
 impl PyResultTable {
     pub fn new(py: Python<'_>, name: &'static str, batch: RecordBatch) -> PyResult<Self> {
-        let rows = batch.num_rows();
         let schema = batch.schema();
-        let table = Py::new(py, PyTable::try_new(vec![batch], schema.clone())?)?;
+        Self::from_batches(py, name, vec![batch], schema)
+    }
+
+    pub fn from_batches(
+        py: Python<'_>,
+        name: &'static str,
+        batches: Vec<RecordBatch>,
+        schema: SchemaRef,
+    ) -> PyResult<Self> {
+        let rows = batches.iter().map(RecordBatch::num_rows).sum();
+        let table = Py::new(py, PyTable::try_new(batches, schema.clone())?)?;
         Ok(Self {
             name,
             rows,

@@ -16,7 +16,9 @@ __all__ = [
     "Geography",
     "GeographyError",
     "InputError",
+    "PingBatches",
     "Prepared",
+    "Scenario",
     "Table",
     "__version__",
     "prepare",
@@ -220,3 +222,41 @@ def visits(
 ) -> Table:
     """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
     visit qualifies. Pseudonymous, not anonymous: never publish it."""
+
+@final
+class Scenario:
+    """A generated synthetic city: country, zones, people, their pings and the truth."""
+
+    def __new__(cls, **parameters: Any) -> Scenario: ...
+    @property
+    def geography(self) -> Geography:
+        """The study geography."""
+    @property
+    def people(self) -> int:
+        """The number of simulated people (customers or not)."""
+    @property
+    def period(self) -> tuple[str, str]:
+        """The study period as (first date, day after the last)."""
+    @property
+    def people_at_full_scale(self) -> float:
+        """People at full scale for this period (country and roamers)."""
+    @property
+    def visitors_at_full_scale(self) -> float:
+        """Expected distinct visitors at full scale for this period."""
+    def parameters(self) -> dict[str, Any]:
+        """The parameters, as a dict."""
+    def config(self) -> Config:
+        """A run configuration with this scenario's period and a key derived from the seed."""
+    def pings(self) -> Table:
+        """All observed pings as one table (held in memory)."""
+    def iter_batches(self, people_per_batch: int = 10_000) -> PingBatches:
+        """The pings in batches of `people_per_batch` people, one table per batch."""
+    def truth(self) -> dict[str, Table]:
+        """The truth: {"persons": Table, "zone_days": Table}."""
+
+@final
+class PingBatches:
+    """An iterator of ping tables, one per batch of people."""
+
+    def __iter__(self) -> PingBatches: ...
+    def __next__(self) -> Table: ...
