@@ -47,6 +47,7 @@ demo:
 bench: venv
 	cargo bench --bench ingest
 	cargo bench --bench profile
+	cargo bench --bench synth
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python benches/ingest.py
 

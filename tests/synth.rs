@@ -242,3 +242,21 @@ fn customers_pings_come_from_their_true_trajectory_and_others_have_none() {
     }
     assert!(checked > 100, "only {checked} pings in zones");
 }
+
+#[test]
+fn a_full_scale_summer_quarter_has_about_1_8_million_visitors() {
+    // Only the country is built at this scale: the people are drawn at a tiny scale.
+    let mut config = ScenarioConfig::default();
+    config.scale = 0.0001;
+    let scenario = Scenario::new(config).unwrap();
+    let visitors = scenario.visitors_at_full_scale();
+    assert!((1.2e6..2.4e6).contains(&visitors), "{visitors}");
+    let people = scenario.people_at_full_scale();
+    assert!(people > visitors, "{people}");
+    // The scale draws about that share of the people.
+    let drawn = scenario.people() as f64;
+    assert!(
+        (drawn - 0.0001 * people).abs() < 0.2 * 0.0001 * people,
+        "{drawn} of {people}"
+    );
+}

@@ -255,6 +255,28 @@ impl Scenario {
         self.period
     }
 
+    /// People in the country and roamers at full scale (`scale = 1`) for this period:
+    /// `scale` times this is about the number of people simulated.
+    #[must_use]
+    pub fn people_at_full_scale(&self) -> f64 {
+        let inhabitants: u64 = self.world.municipalities.iter().map(|m| m.population).sum();
+        inhabitants as f64 + roamers_at_full_scale(self.config.days)
+    }
+
+    /// The expected number of distinct visitors (day visitors, tourists and roamers) at
+    /// full scale for this period, from the role probabilities.
+    #[must_use]
+    pub fn visitors_at_full_scale(&self) -> f64 {
+        let domestic: f64 = self.world.municipalities[1..]
+            .iter()
+            .map(|m| {
+                let [_, _, day, tourist] = role_chances(m.distance_km, self.config.days);
+                m.population as f64 * (day + tourist)
+            })
+            .sum();
+        domestic + roamers_at_full_scale(self.config.days)
+    }
+
     /// The festival days, as days from the start.
     #[must_use]
     pub fn festival_days(&self) -> &[u16] {
@@ -384,10 +406,10 @@ impl Scenario {
                 order.swap(j, rng.below(j as u64 + 1) as usize);
             }
         }
-        self.assemble(&rows, &order)
+        self.assemble(from, &rows, &order)
     }
 
-    fn assemble(&self, rows: &Rows, order: &[usize]) -> Result<RecordBatch> {
+    fn assemble(&self, from: usize, rows: &Rows, order: &[usize]) -> Result<RecordBatch> {
         let subscriber: ArrayRef = if self.config.integer_ids {
             Arc::new(
                 order
@@ -399,12 +421,15 @@ impl Scenario {
                     .collect::<UInt64Array>(),
             )
         } else {
+            // Each person's id is formatted once per batch, not once per ping.
+            let last = rows.person.iter().max().map_or(from, |&p| p as usize + 1);
+            let ids: Vec<String> = (from..last).map(|i| self.subscriber_id(i)).collect();
             let mut builder = StringBuilder::with_capacity(order.len(), order.len() * 15);
             for &r in order {
                 if rows.null_subscriber[r] {
                     builder.append_null();
                 } else {
-                    builder.append_value(self.subscriber_id(rows.person[r] as usize));
+                    builder.append_value(&ids[rows.person[r] as usize - from]);
                 }
             }
             Arc::new(builder.finish())

@@ -325,7 +325,7 @@ impl Person {
             } else {
                 &spots[rng.below(spots.len() as u64) as usize]
             };
-            Place::of(spot.cells[rng.below(spot.cells.len() as u64) as usize])
+            spot.places[rng.below(spot.places.len() as u64) as usize]
         };
         if let Some((first, nights)) = self.stay {
             let arrive = u32::from(first) * 24 + 14;

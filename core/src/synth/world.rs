@@ -3,6 +3,7 @@
 
 use h3o::{CellIndex, LatLng, Resolution};
 
+use super::people::Place;
 use super::rng::Rng;
 use crate::error::{Error, Result};
 use crate::geo::{Geography, RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
@@ -44,6 +45,8 @@ pub struct ZoneSpot {
     pub category: &'static str,
     /// Its resolution-9 cells.
     pub cells: Vec<CellIndex>,
+    /// The same cells with their centres, computed once (no geometry per ping).
+    pub places: Vec<Place>,
 }
 
 /// The synthetic geography and the facts the population model needs about it.
@@ -103,72 +106,84 @@ fn zone_spots() -> Vec<ZoneSpot> {
             name: "City centre",
             category: "retail",
             cells: disk(0.0, 0.0, 4),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "grote-markt",
             name: "Grote Markt (market square)",
             category: "horeca",
             cells: disk(0.0, 0.0, 0),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "lange-steenstraat",
             name: "Lange Steenstraat",
             category: "retail",
             cells: street((0.0, 0.0), (-900.0, -700.0)),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "korte-steenstraat",
             name: "Korte Steenstraat",
             category: "retail",
             cells: street((0.0, 0.0), (500.0, 800.0)),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "station",
             name: "Station",
             category: "transport",
             cells: disk(-900.0, -300.0, 1),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "hotel-district",
             name: "Hotel district",
             category: "horeca",
             cells: disk(700.0, -200.0, 1),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "texture-museum",
             name: "Texture museum",
             category: "culture",
             cells: disk(600.0, 900.0, 0),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "broeltorens",
             name: "Broel towers",
             category: "culture",
             cells: disk(450.0, 150.0, 0),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "begijnhof",
             name: "Beguinage",
             category: "culture",
             cells: disk(-100.0, 350.0, 0),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "event-site",
             name: "Festival grounds",
             category: "event",
             cells: disk(1_500.0, 2_500.0, 2),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "ring-shopping",
             name: "Ring shopping centre",
             category: "retail",
             cells: disk(-2_200.0, -2_000.0, 1),
+            places: Vec::new(),
         },
         ZoneSpot {
             id: "xpo",
             name: "Exhibition centre",
             category: "event",
             cells: disk(-2_600.0, 1_200.0, 1),
+            places: Vec::new(),
         },
     ]
 }
@@ -291,7 +306,10 @@ impl World {
             }
         }
 
-        let spots = zone_spots();
+        let mut spots = zone_spots();
+        for spot in &mut spots {
+            spot.places = spot.cells.iter().map(|&c| Place::of(c)).collect();
+        }
         let zones = ZoneTable {
             zone_id: spots.iter().map(|z| z.id.to_owned()).collect(),
             name: spots.iter().map(|z| Some(z.name.to_owned())).collect(),
