@@ -10,6 +10,7 @@ mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 
+use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -61,5 +62,35 @@ fn bench_prepare(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_pseudonymize, bench_prepare);
+/// The floor of the lat/lon path: h3o's own conversion of the same points, alone.
+fn bench_h3o_floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("h3o_lat_lon_to_cell");
+    group.sample_size(10);
+    let n = SIZES[0];
+    let batch = pings(n, false);
+    let lat = batch
+        .column(2)
+        .as_primitive::<arrow_array::types::Float64Type>()
+        .clone();
+    let lon = batch
+        .column(3)
+        .as_primitive::<arrow_array::types::Float64Type>()
+        .clone();
+    group.throughput(Throughput::Elements(n as u64));
+    group.bench_function(BenchmarkId::from_parameter(n), |b| {
+        b.iter(|| {
+            let mut last = 0_u64;
+            for (a, o) in lat.values().iter().zip(lon.values()) {
+                let cell = h3o::LatLng::new(*a, *o)
+                    .expect("valid")
+                    .to_cell(h3o::Resolution::Nine);
+                last ^= u64::from(cell);
+            }
+            black_box(last)
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_pseudonymize, bench_prepare, bench_h3o_floor);
 criterion_main!(benches);

@@ -17,17 +17,21 @@ fn bench_generate(c: &mut Criterion) {
         config.days = 28;
         let scenario = Scenario::new(config).expect("valid scenario");
         let rows: usize = scenario
-            .batches(10_000)
+            .batches(2_000)
             .map(|b| b.expect("batch").num_rows())
             .sum();
         group.throughput(Throughput::Elements(rows as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(rows), &scenario, |b, scenario| {
-            b.iter(|| {
-                for batch in scenario.batches(10_000) {
-                    black_box(batch.expect("batch"));
-                }
-            });
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(rows),
+            &scenario,
+            |b, scenario| {
+                b.iter(|| {
+                    for batch in scenario.batches(2_000) {
+                        black_box(batch.expect("batch"));
+                    }
+                });
+            },
+        );
     }
     group.finish();
 }

@@ -3,20 +3,19 @@
 //! probes (or geometry) into one compare. It stores exact keys, so it never changes an
 //! answer, only how fast it comes.
 
-/// A direct-mapped cache of `V` by key `K`, with `2^bits` slots.
+/// A direct-mapped cache of `V` by key `K`, with `2^bits` slots. Keep it small enough
+/// for the CPU caches: a miss in a large table costs more than the work it saves.
 pub(crate) struct Memo<K, V> {
-    slots: Vec<(K, V)>,
+    slots: Vec<Option<(K, V)>>,
     mask: u64,
-    filled: Vec<bool>,
 }
 
-impl<K: Copy + Default + PartialEq, V: Copy + Default> Memo<K, V> {
+impl<K: Copy + PartialEq, V: Copy> Memo<K, V> {
     pub(crate) fn new(bits: u32) -> Self {
         let size = 1_usize << bits;
         Self {
-            slots: vec![(K::default(), V::default()); size],
+            slots: vec![None; size],
             mask: (size - 1) as u64,
-            filled: vec![false; size],
         }
     }
 
@@ -25,12 +24,13 @@ impl<K: Copy + Default + PartialEq, V: Copy + Default> Memo<K, V> {
     pub(crate) fn get_or(&mut self, key: K, hash: u64, compute: impl FnOnce() -> V) -> V {
         // Fibonacci hashing spreads H3 indexes, whose low bits are often all ones.
         let slot = (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40 & self.mask) as usize;
-        if self.filled[slot] && self.slots[slot].0 == key {
-            return self.slots[slot].1;
+        if let Some((stored, value)) = self.slots[slot]
+            && stored == key
+        {
+            return value;
         }
         let value = compute();
-        self.slots[slot] = (key, value);
-        self.filled[slot] = true;
+        self.slots[slot] = Some((key, value));
         value
     }
 }

@@ -47,10 +47,29 @@ struct Decoded {
 struct Subscribers {
     number_of: FxHashMap<Box<[u8]>, u32>,
     opted_out: Vec<bool>,
+    last: Option<(Box<[u8]>, u32)>,
 }
 
 impl Subscribers {
     fn number(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
+        // Feeds often list a subscriber's pings together: the last id is the likeliest.
+        if let Some((last, number)) = &self.last
+            && **last == *bytes
+        {
+            return *number;
+        }
+        let number = self.lookup(bytes, opt_out);
+        match &mut self.last {
+            Some((last, n)) if last.len() == bytes.len() => {
+                last.copy_from_slice(bytes);
+                *n = number;
+            }
+            slot => *slot = Some((bytes.into(), number)),
+        }
+        number
+    }
+
+    fn lookup(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
         if let Some(&number) = self.number_of.get(bytes) {
             return number;
         }
@@ -187,7 +206,7 @@ impl<'a> Ingest<'a> {
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             decoded: Decoded::default(),
-            positions: Memo::new(16),
+            positions: Memo::new(12),
             report: QualityReport {
                 version: crate::VERSION,
                 tz: config.tz.clone(),
@@ -327,19 +346,25 @@ impl<'a> Ingest<'a> {
             }
         }
         drop(std::mem::take(&mut self.subscribers.number_of));
+        self.subscribers.last = None;
 
-        let in_period: Vec<bool> = decoded.ts.iter().map(|&t| t >= from && t < until).collect();
+        // One pass: which rows are in the period, and which subscribers keep a row.
+        let mut used = vec![false; device_of.len()];
+        let in_period: Vec<bool> = decoded
+            .ts
+            .iter()
+            .zip(&decoded.subscriber)
+            .map(|(&t, &number)| {
+                let keep = t >= from && t < until;
+                used[number as usize] |= keep;
+                keep
+            })
+            .collect();
         let outside = in_period.iter().filter(|&&keep| !keep).count() as u64;
         self.report.dropped.add(DropReason::OutsidePeriod, outside);
 
         // Rank devices by pseudonym so that the output order does not depend on input
         // order; subscribers whose pseudonyms collide share a rank.
-        let mut used = vec![false; device_of.len()];
-        for (&number, &keep) in decoded.subscriber.iter().zip(&in_period) {
-            if keep {
-                used[number as usize] = true;
-            }
-        }
         let mut by_device: Vec<(u64, u32)> = (0..device_of.len() as u32)
             .filter(|&n| used[n as usize])
             .map(|n| (device_of[n as usize], n))
@@ -394,7 +419,7 @@ impl<'a> Ingest<'a> {
         // Within each device: by time, then the duplicate tie rules (smaller cell, then
         // smaller country with none last), keeping the first row of each second.
         let mut pings = LocatedPings::with_capacity(rows.len(), sorted_codes);
-        let mut places = Memo::new(16);
+        let mut places = Memo::new(14);
         let mut device_offsets = Vec::with_capacity(devices.len() + 1);
         device_offsets.push(0);
         for (rank, &device) in devices.iter().enumerate() {

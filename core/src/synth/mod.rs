@@ -79,7 +79,8 @@ pub struct ScenarioConfig {
     pub duplicate_rate: f64,
     /// Share of rows stamped before the period.
     pub outside_period_rate: f64,
-    /// Shuffle the rows of each batch (real feeds are not sorted).
+    /// Shuffle the rows of each batch, within windows of 65,536 rows (real feeds are
+    /// not sorted).
     pub shuffle: bool,
     /// Subscriber ids as 64-bit integers instead of IMSI-like strings.
     pub integer_ids: bool,
@@ -345,7 +346,12 @@ impl Scenario {
     pub fn pings_of(&self, from: usize, to: usize) -> Result<RecordBatch> {
         let c = &self.config;
         let to = to.min(self.people.len());
-        let mut rows = Rows::default();
+        // Reserve for every slot of every customer, so the columns never move.
+        let customers = self.people[from.min(to)..to]
+            .iter()
+            .filter(|p| p.customer)
+            .count();
+        let mut rows = Rows::with_capacity(customers * self.slots() as usize);
         let metres_per_degree = 111_320.0;
         for i in from..to {
             let person = &self.people[i];
@@ -401,9 +407,14 @@ impl Scenario {
         }
         let mut order: Vec<usize> = (0..rows.ts.len()).collect();
         if c.shuffle {
+            // Shuffled within windows of 2^16 rows (about a hundred people): unsorted in
+            // time and by subscriber, as real feeds are, while the gather below stays in
+            // the CPU caches.
             let mut rng = Rng::stream(c.seed, 4, from as u64);
-            for j in (1..order.len()).rev() {
-                order.swap(j, rng.below(j as u64 + 1) as usize);
+            for window in order.chunks_mut(1 << 16) {
+                for j in (1..window.len()).rev() {
+                    window.swap(j, rng.below(j as u64 + 1) as usize);
+                }
             }
         }
         self.assemble(from, &rows, &order)
@@ -454,11 +465,11 @@ impl Scenario {
                     .collect::<Float64Array>(),
             ));
         }
-        let country: StringArray = order
-            .iter()
-            .map(|&r| self.people[rows.person[r] as usize].country.or(Some("BE")))
-            .collect();
-        columns.push(Arc::new(country));
+        let mut country = StringBuilder::with_capacity(order.len(), 2 * order.len());
+        for &r in order {
+            country.append_value(self.people[rows.person[r] as usize].country.unwrap_or("BE"));
+        }
+        columns.push(Arc::new(country.finish()));
         Ok(RecordBatch::try_new(self.pings_schema(), columns)?)
     }
 
@@ -599,7 +610,6 @@ impl Scenario {
 }
 
 /// Pings under construction, before shuffling.
-#[derive(Default)]
 struct Rows {
     person: Vec<u32>,
     null_subscriber: Vec<bool>,
@@ -607,6 +617,19 @@ struct Rows {
     lat: Vec<f64>,
     lon: Vec<f64>,
     cell: Vec<Option<u64>>,
+}
+
+impl Rows {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            person: Vec::with_capacity(capacity),
+            null_subscriber: Vec::with_capacity(capacity),
+            ts: Vec::with_capacity(capacity),
+            lat: Vec::with_capacity(capacity),
+            lon: Vec::with_capacity(capacity),
+            cell: Vec::with_capacity(capacity),
+        }
+    }
 }
 
 /// The ground truth of a scenario.
