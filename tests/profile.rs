@@ -12,9 +12,9 @@ use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
 use crowdtally::profile::{Origin, Profiles, origin_name};
 use crowdtally::{Config, DeviceClass, Geography, Key, Period, Prepared, Pseudonymizer, profile};
 use crowdtally_harness::{
-    GeographyBuilder, KEY, KORTRIJK_CELL, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL,
-    STATION_CELL, STREET_CELL, assert_consistent, batch, brussels, brussels_period, config,
-    fixture_builder, prepare,
+    GeographyBuilder, KEY, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL,
+    STREET_CELL, assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
+    free_neighbours_of_kortrijk, prepare,
 };
 use h3o::{CellIndex, Resolution};
 
@@ -64,14 +64,7 @@ struct Cells {
 }
 
 fn cells() -> Cells {
-    let kortrijk = CellIndex::try_from(KORTRIJK_CELL).unwrap();
-    let mut ring: Vec<u64> = kortrijk
-        .grid_disk::<Vec<_>>(1)
-        .into_iter()
-        .map(u64::from)
-        .filter(|&c| c != KORTRIJK_CELL && c != MENEN_CELL)
-        .collect();
-    ring.sort_unstable();
+    let ring = free_neighbours_of_kortrijk();
     let inner = |raw: u64| -> u64 {
         CellIndex::try_from(raw)
             .unwrap()

@@ -10,9 +10,9 @@ use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
 use crowdtally::profile::Profiles;
 use crowdtally::{Config, DeviceClass, Geography, Prepared, profile};
 use crowdtally_harness::{
-    KORTRIJK_CELL, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL,
-    STREET_CELL, assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
-    prepare,
+    MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL,
+    assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
+    free_neighbours_of_kortrijk, prepare,
 };
 use h3o::{CellIndex, Resolution};
 use proptest::collection::vec;
@@ -41,14 +41,7 @@ const MAX_GAPS: [i64; 3] = [1_800, 3 * HOUR, 6 * HOUR];
 /// A resolution-9 cell of `menen` outside every fixture zone, and one of `harelbeke`
 /// with the resolution-7 cell of that leaf (a neighbour of Kortrijk).
 fn extra_cells() -> (u64, u64, u64) {
-    let kortrijk = CellIndex::try_from(KORTRIJK_CELL).unwrap();
-    let mut ring: Vec<u64> = kortrijk
-        .grid_disk::<Vec<_>>(1)
-        .into_iter()
-        .map(u64::from)
-        .filter(|&c| c != KORTRIJK_CELL && c != MENEN_CELL)
-        .collect();
-    ring.sort_unstable();
+    let ring = free_neighbours_of_kortrijk();
     let harelbeke = CellIndex::try_from(ring[0])
         .unwrap()
         .center_child(Resolution::Nine)

@@ -23,6 +23,24 @@ pub const KORTRIJK_CELL: u64 = 0x0871_94d3_a0ff_ffff;
 /// The resolution-7 cell of the leaf `menen`, a neighbour of [`KORTRIJK_CELL`].
 pub const MENEN_CELL: u64 = 0x0871_94d3_a6ff_ffff;
 
+/// The other five resolution-7 neighbours of [`KORTRIJK_CELL`] (not `menen`'s), in
+/// increasing index: free cells for tests that need more leaves next to the city.
+///
+/// # Panics
+/// Never: the fixture cells are valid.
+#[must_use]
+pub fn free_neighbours_of_kortrijk() -> Vec<u64> {
+    let kortrijk = h3o::CellIndex::try_from(KORTRIJK_CELL).expect("valid fixture cell");
+    let mut ring: Vec<u64> = kortrijk
+        .grid_disk::<Vec<_>>(1)
+        .into_iter()
+        .map(u64::from)
+        .filter(|&c| c != KORTRIJK_CELL && c != MENEN_CELL)
+        .collect();
+    ring.sort_unstable();
+    ring
+}
+
 /// A resolution-9 cell in `kortrijk`, in the zones `grote-markt` and `shopping`.
 pub const MARKT_CELL: u64 = 0x0891_94d3_a003_ffff;
 /// The centre of [`MARKT_CELL`], as (lat, lon).
