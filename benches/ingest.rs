@@ -14,6 +14,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crowdtally::ingest::Ingester;
 use crowdtally::{Config, Key, PingColumns, prepare};
 
 fn bench_pseudonymize(c: &mut Criterion) {
@@ -62,6 +63,29 @@ fn bench_prepare(c: &mut Criterion) {
     }
 }
 
+/// The per-ping part of ingestion alone: decoding, cleaning (opt-out included), numbering
+/// subscribers, and region and zone look-up, without the per-device grouping and sorting
+/// of `finish` (pseudonymization is once per distinct subscriber, benched above).
+fn bench_push(c: &mut Criterion) {
+    let geography = geography();
+    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
+    let columns = PingColumns::default();
+    let mut group = c.benchmark_group("ingest_push_cells");
+    group.sample_size(10);
+    for n in SIZES {
+        let batch = pings(n, true);
+        group.throughput(Throughput::Elements(n as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
+            b.iter(|| {
+                let mut ingester = Ingester::new(&geography, &config, &columns).expect("valid");
+                ingester.push(black_box(batch)).expect("pushes");
+                ingester
+            });
+        });
+    }
+    group.finish();
+}
+
 /// The floor of the lat/lon path: h3o's own conversion of the same points, alone.
 fn bench_h3o_floor(c: &mut Criterion) {
     let mut group = c.benchmark_group("h3o_lat_lon_to_cell");
@@ -92,5 +116,11 @@ fn bench_h3o_floor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_pseudonymize, bench_prepare, bench_h3o_floor);
+criterion_group!(
+    benches,
+    bench_pseudonymize,
+    bench_prepare,
+    bench_push,
+    bench_h3o_floor
+);
 criterion_main!(benches);

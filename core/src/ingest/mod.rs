@@ -23,7 +23,7 @@ use rustc_hash::FxHashMap;
 use crate::calendar::Calendar;
 use crate::config::{Config, Period, SubscriberKind};
 use crate::error::{Error, Result};
-use crate::geo::Geography;
+use crate::geo::{Geography, RegionIndex, ZoneSetIndex};
 use crate::pseudonym::Pseudonymizer;
 use crate::report::{DropReason, QualityReport};
 
@@ -40,6 +40,8 @@ struct Decoded {
     ts: Vec<i64>,
     cell: Vec<u64>,
     country: Vec<u16>,
+    /// Leaf region and zone set of the cell.
+    place: Vec<(RegionIndex, ZoneSetIndex)>,
 }
 
 /// Distinct subscribers seen, as their §3 bytes, numbered in order of appearance.
@@ -151,25 +153,11 @@ pub fn prepare<I>(
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
-    config.validate()?;
-    if geography.resolution() != Resolution::try_from(config.resolution).unwrap_or(Resolution::Zero)
-        || config.resolution > 15
-    {
-        return Err(Error::config(
-            "resolution",
-            format!(
-                "is {}, but the geography is at resolution {}",
-                config.resolution,
-                geography.resolution()
-            ),
-        ));
-    }
-    let calendar = Calendar::new(&config.tz)?;
-    let mut ingest = Ingest::new(config, geography.resolution(), &calendar);
+    let mut ingester = Ingester::new(geography, config, columns)?;
     for batch in batches {
-        ingest.batch(&batch?, columns)?;
+        ingester.push(&batch?)?;
     }
-    ingest.finish(config, geography, &calendar)
+    ingester.finish()
 }
 
 /// The result of [`prepare`]: located pings and the quality report.
@@ -181,12 +169,36 @@ pub struct Prepared {
     pub report: QualityReport,
 }
 
-struct Ingest<'a> {
+/// Streaming ingestion: push input batches one by one, then finish.
+///
+/// Each pushed batch is decoded, cleaned and located at once and kept as compact
+/// columns (about 30 bytes a ping), so the input itself need not stay in memory.
+/// [`prepare`] is this over an iterator of batches.
+///
+/// # Example
+/// ```
+/// # use crowdtally::doc_example::{geography, pings};
+/// use crowdtally::{Config, Key, PingColumns};
+/// use crowdtally::ingest::Ingester;
+///
+/// let geography = geography();
+/// let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
+/// let mut ingester = Ingester::new(&geography, &config, &PingColumns::default())?;
+/// ingester.push(&pings())?;
+/// ingester.push(&pings())?;
+/// let prepared = ingester.finish()?;
+/// assert_eq!(prepared.report.pings_read, 6);
+/// assert_eq!(prepared.report.dropped.duplicate, 2);
+/// # Ok::<(), crowdtally::Error>(())
+/// ```
+pub struct Ingester<'a> {
+    geography: &'a Geography,
+    config: &'a Config,
+    columns: PingColumns,
     resolution: Resolution,
-    calendar: &'a Calendar,
+    calendar: Calendar,
     kind: Option<SubscriberKind>,
     opt_out: HashSet<Vec<u8>>,
-    opt_out_ids: &'a crate::config::OptOut,
     subscribers: Subscribers,
     countries: Countries,
     decoded: Decoded,
@@ -195,14 +207,47 @@ struct Ingest<'a> {
     positions: Memo<(u64, u64), Option<u64>>,
 }
 
-impl<'a> Ingest<'a> {
-    fn new(config: &'a Config, resolution: Resolution, calendar: &'a Calendar) -> Self {
-        Self {
-            resolution,
-            calendar,
+impl std::fmt::Debug for Ingester<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Raw ids are held until `finish`: show counts only.
+        f.debug_struct("Ingester")
+            .field("pings_read", &self.report.pings_read)
+            .field("pings_decoded", &self.decoded.ts.len())
+            .field("subscribers", &self.subscribers.opted_out.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Ingester<'a> {
+    /// Starts an ingestion run.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or one whose `resolution` differs
+    /// from the geography's.
+    pub fn new(
+        geography: &'a Geography,
+        config: &'a Config,
+        columns: &PingColumns,
+    ) -> Result<Self> {
+        config.validate()?;
+        if u8::from(geography.resolution()) != config.resolution {
+            return Err(Error::config(
+                "resolution",
+                format!(
+                    "is {}, but the geography is at resolution {}",
+                    config.resolution,
+                    geography.resolution()
+                ),
+            ));
+        }
+        Ok(Self {
+            geography,
+            config,
+            columns: columns.clone(),
+            resolution: geography.resolution(),
+            calendar: Calendar::new(&config.tz)?,
             kind: None,
             opt_out: HashSet::new(),
-            opt_out_ids: &config.opt_out,
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             decoded: Decoded::default(),
@@ -213,7 +258,18 @@ impl<'a> Ingest<'a> {
                 resolution: config.resolution,
                 ..QualityReport::default()
             },
-        }
+        })
+    }
+
+    /// Decodes, cleans and locates one batch of pings.
+    ///
+    /// # Errors
+    /// [`Error::Input`] naming the column for a missing column, an unsupported type, or
+    /// subscriber ids of another kind than in earlier batches; [`Error::Config`] naming
+    /// `opt_out` when the opt-out ids are not of the subscriber column's kind.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        let columns = self.columns.clone();
+        self.batch(batch, &columns)
     }
 
     fn batch(&mut self, batch: &RecordBatch, columns: &PingColumns) -> Result<()> {
@@ -225,7 +281,7 @@ impl<'a> Ingest<'a> {
             // the kind (with it, how opt-out ids are read) is left to a batch with ids.
             _ if matches!(subscriber_array.data_type(), arrow_schema::DataType::Null) => {}
             None => {
-                self.opt_out = self.opt_out_ids.subscriber_bytes(kind)?;
+                self.opt_out = self.config.opt_out.subscriber_bytes(kind)?;
                 self.kind = Some(kind);
                 self.report.subscriber_kind = Some(kind);
             }
@@ -258,6 +314,8 @@ impl<'a> Ingest<'a> {
         decoded.ts.reserve(rows);
         decoded.cell.reserve(rows);
         decoded.country.reserve(rows);
+        decoded.place.reserve(rows);
+        let geography = self.geography;
         for (row, &number) in numbers.iter().enumerate() {
             if number == u32::MAX {
                 dropped[1] += 1;
@@ -287,10 +345,14 @@ impl<'a> Ingest<'a> {
                 }
                 _ => NO_COUNTRY,
             };
+            let index = CellIndex::try_from(cell).expect("located cells are valid");
             decoded.subscriber.push(number);
             decoded.ts.push(instant);
             decoded.cell.push(cell);
             decoded.country.push(country);
+            decoded
+                .place
+                .push((geography.leaf_of(index), geography.zone_set_of(index)));
         }
         for (reason, count) in [
             DropReason::OptOut,
@@ -306,12 +368,14 @@ impl<'a> Ingest<'a> {
         Ok(())
     }
 
-    fn finish(
-        mut self,
-        config: &Config,
-        geography: &Geography,
-        calendar: &Calendar,
-    ) -> Result<Prepared> {
+    /// Pseudonymizes, cuts to the period, groups by device, resolves duplicates and
+    /// returns the located pings with the quality report.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `key` or `period_label` if they cannot be used.
+    pub fn finish(mut self) -> Result<Prepared> {
+        let config = self.config;
+        let calendar = &self.calendar.clone();
         let decoded = std::mem::take(&mut self.decoded);
         self.report.opt_out.pings = self.report.dropped.opt_out;
         self.report.opt_out.subscribers =
@@ -401,7 +465,7 @@ impl<'a> Ingest<'a> {
         for i in 1..offsets.len() {
             offsets[i] += offsets[i - 1];
         }
-        let mut rows = vec![(0_i64, 0_u64, 0_u16); offsets[devices.len()]];
+        let mut rows = vec![(0_i64, 0_u64, 0_u16, (0, 0)); offsets[devices.len()]];
         let mut next = offsets.clone();
         for (row, (&number, &keep)) in decoded.subscriber.iter().zip(&in_period).enumerate() {
             if keep {
@@ -410,6 +474,7 @@ impl<'a> Ingest<'a> {
                     decoded.ts[row],
                     decoded.cell[row],
                     country_rank[decoded.country[row] as usize],
+                    decoded.place[row],
                 );
                 *slot += 1;
             }
@@ -419,23 +484,18 @@ impl<'a> Ingest<'a> {
         // Within each device: by time, then the duplicate tie rules (smaller cell, then
         // smaller country with none last), keeping the first row of each second.
         let mut pings = LocatedPings::with_capacity(rows.len(), sorted_codes);
-        let mut places = Memo::new(14);
         let mut device_offsets = Vec::with_capacity(devices.len() + 1);
         device_offsets.push(0);
         for (rank, &device) in devices.iter().enumerate() {
             let device_rows = &mut rows[offsets[rank]..offsets[rank + 1]];
             device_rows.sort_unstable();
             let mut last_ts = None;
-            for &(ts, cell, country_rank) in device_rows.iter() {
+            for &(ts, cell, country_rank, place) in device_rows.iter() {
                 if last_ts == Some(ts) {
                     self.report.dropped.add(DropReason::Duplicate, 1);
                     continue;
                 }
                 last_ts = Some(ts);
-                let place = places.get_or(cell, cell, || {
-                    let index = CellIndex::try_from(cell).expect("cells are validated on decoding");
-                    (geography.leaf_of(index), geography.zone_set_of(index))
-                });
                 pings.push(device, ts, cell, place, output_country(country_rank));
             }
             device_offsets.push(pings.len());
@@ -550,5 +610,23 @@ pub fn pseudonymize_column(
             format!("row {row}: a subscriber id must not be null or a negative integer"),
         )),
         None => Ok(devices),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::doc_example::{geography, pings};
+
+    #[test]
+    fn an_ingester_in_progress_shows_no_raw_id() {
+        let geography = geography();
+        let config = Config::new(crate::Key::new(b"a secret of 16+ bytes".to_vec()));
+        let mut ingester = Ingester::new(&geography, &config, &PingColumns::default()).unwrap();
+        ingester.push(&pings()).unwrap();
+        let shown = format!("{ingester:?}");
+        assert!(!shown.contains("206010000000001"), "{shown}");
+        assert!(!shown.contains("a secret"), "{shown}");
+        assert!(shown.contains("pings_read: 3"), "{shown}");
     }
 }
