@@ -12,9 +12,9 @@ use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
 use crowdtally::profile::{Origin, Profiles, origin_name};
 use crowdtally::{Config, DeviceClass, Geography, Key, Period, Prepared, Pseudonymizer, profile};
 use crowdtally_harness::{
-    GeographyBuilder, KEY, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL,
-    STREET_CELL, assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
-    free_neighbours_of_kortrijk, prepare,
+    GeographyBuilder, KEY, MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STREET_CELL,
+    assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
+    free_neighbours_of_kortrijk, prepare, quiet_menen_cell,
 };
 use h3o::{CellIndex, Resolution};
 
@@ -72,12 +72,7 @@ fn cells() -> Cells {
             .unwrap()
             .into()
     };
-    let menen = CellIndex::try_from(MENEN_CELL)
-        .unwrap()
-        .children(Resolution::Nine)
-        .map(u64::from)
-        .find(|&c| c != STATION_CELL)
-        .unwrap();
+    let menen = quiet_menen_cell();
     Cells {
         menen,
         harelbeke: inner(ring[0]),

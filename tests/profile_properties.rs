@@ -10,9 +10,9 @@ use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
 use crowdtally::profile::Profiles;
 use crowdtally::{Config, DeviceClass, Geography, Prepared, profile};
 use crowdtally_harness::{
-    MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL,
-    assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
-    free_neighbours_of_kortrijk, prepare,
+    MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, assert_consistent,
+    batch, brussels, brussels_period, config, fixture_builder, free_neighbours_of_kortrijk,
+    prepare, quiet_menen_cell,
 };
 use h3o::{CellIndex, Resolution};
 use proptest::collection::vec;
@@ -47,12 +47,7 @@ fn extra_cells() -> (u64, u64, u64) {
         .center_child(Resolution::Nine)
         .unwrap()
         .into();
-    let menen = CellIndex::try_from(MENEN_CELL)
-        .unwrap()
-        .children(Resolution::Nine)
-        .map(u64::from)
-        .find(|&c| c != STATION_CELL)
-        .unwrap();
+    let menen = quiet_menen_cell();
     (menen, harelbeke, ring[0])
 }
 

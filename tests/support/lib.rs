@@ -23,6 +23,21 @@ pub const KORTRIJK_CELL: u64 = 0x0871_94d3_a0ff_ffff;
 /// The resolution-7 cell of the leaf `menen`, a neighbour of [`KORTRIJK_CELL`].
 pub const MENEN_CELL: u64 = 0x0871_94d3_a6ff_ffff;
 
+/// A resolution-9 cell of `menen` that is not [`STATION_CELL`]: a quiet place outside
+/// every fixture zone.
+///
+/// # Panics
+/// Never: the fixture cells are valid.
+#[must_use]
+pub fn quiet_menen_cell() -> u64 {
+    h3o::CellIndex::try_from(MENEN_CELL)
+        .expect("valid fixture cell")
+        .children(h3o::Resolution::Nine)
+        .map(u64::from)
+        .find(|&c| c != STATION_CELL)
+        .expect("a resolution-7 cell has 49 children")
+}
+
 /// The other five resolution-7 neighbours of [`KORTRIJK_CELL`] (not `menen`'s), in
 /// increasing index: free cells for tests that need more leaves next to the city.
 ///

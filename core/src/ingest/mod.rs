@@ -268,8 +268,11 @@ impl<'a> Ingester<'a> {
     /// subscriber ids of another kind than in earlier batches; [`Error::Config`] naming
     /// `opt_out` when the opt-out ids are not of the subscriber column's kind.
     pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
-        let columns = self.columns.clone();
-        self.batch(batch, &columns)
+        // Lent out for the call: `batch` needs `&mut self` and the names at once.
+        let columns = std::mem::take(&mut self.columns);
+        let result = self.batch(batch, &columns);
+        self.columns = columns;
+        result
     }
 
     fn batch(&mut self, batch: &RecordBatch, columns: &PingColumns) -> Result<()> {

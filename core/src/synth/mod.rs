@@ -35,7 +35,7 @@ use crate::config::{Config, Period};
 use crate::error::{Error, Result};
 use crate::geo::{Geography, UNKNOWN_REGION};
 use crate::ingest::{LocatedPings, NO_COUNTRY};
-use crate::profile::{Origin, profile};
+use crate::profile::{origin_name, profile};
 use crate::pseudonym::Key;
 
 use people::{Calendar, Person, Place};
@@ -175,8 +175,6 @@ pub struct Scenario {
     period: Period,
     start_instant: i64,
 }
-
-const PINGS_SCHEMA_FIELDS: usize = 5;
 
 impl Scenario {
     /// Generates the country and the people (not yet their pings).
@@ -325,7 +323,6 @@ impl Scenario {
             fields.push(Field::new("lon", DataType::Float64, true));
         }
         fields.push(Field::new("country", DataType::Utf8, true));
-        debug_assert!(fields.len() <= PINGS_SCHEMA_FIELDS);
         Arc::new(Schema::new(fields))
     }
 
@@ -550,13 +547,7 @@ impl Scenario {
                 let person = &self.people[i];
                 let seen = d.device.get(row) == Some(&(i as u64));
                 let (class, origin, home) = if seen {
-                    let origin = match d.origin(row) {
-                        Origin::Leaf(leaf) => regions.id(leaf).to_owned(),
-                        Origin::Country(n) => {
-                            format!("country:{}", pings.country_code(n).unwrap_or(""))
-                        }
-                        Origin::Unknown => "unknown".to_owned(),
-                    };
+                    let origin = origin_name(d.origin(row), &pings, geography);
                     let home =
                         (d.home[row] != UNKNOWN_REGION).then(|| regions.id(d.home[row]).to_owned());
                     (Some(d.class[row].name()), Some(origin), home)

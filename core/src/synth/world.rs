@@ -84,17 +84,13 @@ fn offset(north_m: f64, east_m: f64) -> (f64, f64) {
 }
 
 fn zone_spots() -> Vec<ZoneSpot> {
-    let disk = |north: f64, east: f64, k: u32| {
+    let at = |(north, east): (f64, f64)| {
         let (lat, lon) = offset(north, east);
-        cell_at(lat, lon, RESOLUTION).grid_disk::<Vec<_>>(k)
+        cell_at(lat, lon, RESOLUTION)
     };
+    let disk = |north: f64, east: f64, k: u32| at((north, east)).grid_disk::<Vec<_>>(k);
     let street = |from: (f64, f64), to: (f64, f64)| {
-        let a = cell_at(
-            offset(from.0, from.1).0,
-            offset(from.0, from.1).1,
-            RESOLUTION,
-        );
-        let b = cell_at(offset(to.0, to.1).0, offset(to.0, to.1).1, RESOLUTION);
+        let (a, b) = (at(from), at(to));
         a.grid_path_cells(b).map_or_else(
             |_| vec![a, b],
             |path| path.filter_map(Result::ok).collect::<Vec<_>>(),
