@@ -7,7 +7,8 @@
 //!
 //! The data flows one way through the modules, in the order of the method:
 //! [`config`] → [`geo`] → [`ingest`] (cleaning, [`pseudonym`], location) → [`profile`](mod@profile)
-//! (homes, classes, visits) → [`report`].
+//! (homes, classes, visits) → [`aggregate`] → [`release`](mod@release) (disclosure control,
+//! [`extrapolate`], the report). [`analyze`] runs all of it in one call.
 //!
 //! ```
 //! use crowdtally::{prepare, Config, Geography, Key, PingColumns};
@@ -56,26 +57,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod aggregate;
 pub mod calendar;
 mod columns;
 pub mod config;
 mod error;
+pub mod extrapolate;
 pub mod geo;
 pub mod ingest;
 pub mod profile;
 pub mod pseudonym;
+pub mod release;
 pub mod report;
 pub mod synth;
 
 #[doc(hidden)]
 pub mod doc_example;
 
+pub use aggregate::{Aggregate, BucketKind, ReleaseClass};
 pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_duration};
 pub use error::{Error, Result};
 pub use geo::Geography;
 pub use ingest::{LocatedPings, PingColumns, Prepared, prepare};
 pub use profile::{DeviceClass, Profiles, profile};
 pub use pseudonym::{Key, Pseudonymizer};
+pub use release::{Release, ReleaseOptions, ReleaseReport, ReleaseRow, analyze, release};
 pub use report::{DropReason, QualityReport};
 
 /// The library version, as reported in every quality report.

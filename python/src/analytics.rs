@@ -26,7 +26,7 @@ fn prepared_of(
     Ok(prepare(py, pings, geography, config, columns)?.prepared)
 }
 
-fn profiles_of(
+pub(crate) fn profiles_of(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,

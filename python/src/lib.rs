@@ -8,6 +8,7 @@ mod convert;
 mod errors;
 mod geography;
 mod prepare;
+mod release;
 mod synth;
 mod table;
 
@@ -26,6 +27,8 @@ mod _crowdtally {
     use crate::geography::PyGeography;
     #[pymodule_export]
     use crate::prepare::{PyPrepared, prepare, pseudonymize};
+    #[pymodule_export]
+    use crate::release::analyze;
     #[pymodule_export]
     use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]

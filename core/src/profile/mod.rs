@@ -12,7 +12,7 @@
 mod tables;
 mod visits;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::{Calendar, DayPart, DayParts};
 use crate::config::{Config, Period};
@@ -24,7 +24,7 @@ pub use tables::origin_name;
 pub use visits::Visits;
 
 /// The class of a device over the period (§4): exactly one of four.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceClass {
     /// Home in the study area.

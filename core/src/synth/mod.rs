@@ -18,24 +18,28 @@ mod people;
 mod rng;
 mod world;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow_array::Array;
 use arrow_array::builder::{StringBuilder, StringDictionaryBuilder};
+use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt32Array,
     UInt64Array,
 };
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{ArrowError, DataType, Field, Schema};
 use jiff::civil::Date;
 use serde::{Deserialize, Serialize};
 
+use crate::aggregate::ReleaseClass;
 use crate::calendar::Calendar as LocalCalendar;
 use crate::config::{Config, Period};
 use crate::error::{Error, Result};
 use crate::geo::{Geography, UNKNOWN_REGION};
 use crate::ingest::{LocatedPings, NO_COUNTRY};
-use crate::profile::{origin_name, profile};
+use crate::profile::{DeviceClass, origin_name, profile};
 use crate::pseudonym::Key;
 
 use people::{Calendar, Person, Place};
@@ -174,6 +178,8 @@ pub struct Scenario {
     calendar: Calendar,
     period: Period,
     start_instant: i64,
+    /// The world's geography with the simulated people as its populations.
+    geography: Geography,
 }
 
 impl Scenario {
@@ -214,6 +220,7 @@ impl Scenario {
             config.roaming_share,
             config.seed,
         );
+        let geography = census_geography(&world, &people)?;
         Ok(Self {
             start_instant: local.start_of(config.start),
             config,
@@ -221,6 +228,7 @@ impl Scenario {
             people,
             calendar,
             period,
+            geography,
         })
     }
 
@@ -233,7 +241,7 @@ impl Scenario {
     /// The study geography.
     #[must_use]
     pub fn geography(&self) -> &Geography {
-        &self.world.geography
+        &self.geography
     }
 
     /// The country: municipalities and geography tables.
@@ -470,13 +478,21 @@ impl Scenario {
         Ok(RecordBatch::try_new(self.pings_schema(), columns)?)
     }
 
-    /// The observed pings in batches of `people_per_batch` people.
+    /// The observed pings in batches of `people_per_batch` people, as an Arrow batch
+    /// stream that [`prepare`](crate::prepare) and [`analyze`](crate::analyze) take as
+    /// it is.
     pub fn batches(
         &self,
         people_per_batch: usize,
-    ) -> impl Iterator<Item = Result<RecordBatch>> + '_ {
+    ) -> impl Iterator<Item = Result<RecordBatch, ArrowError>> + '_ {
         let step = people_per_batch.max(1);
-        (0..self.people.len().div_ceil(step)).map(move |b| self.pings_of(b * step, (b + 1) * step))
+        (0..self.people.len().div_ceil(step)).map(move |b| {
+            self.pings_of(b * step, (b + 1) * step)
+                .map_err(|error| match error {
+                    Error::Arrow(arrow) => arrow,
+                    other => ArrowError::ExternalError(Box::new(other)),
+                })
+        })
     }
 
     /// The true trajectories of people `from..to` as located pings (device = person
@@ -600,6 +616,37 @@ impl Scenario {
     }
 }
 
+/// The world's geography with each municipality's population replaced by the number of
+/// people simulated there, so that extrapolation targets the simulated population (at
+/// any scale) and its truth.
+fn census_geography(world: &World, people: &[Person]) -> Result<Geography> {
+    let mut inhabitants = vec![0_i64; world.municipalities.len()];
+    for person in people {
+        if let Some(m) = person.municipality {
+            inhabitants[m as usize] += 1;
+        }
+    }
+    let mut regions = world.regions.clone();
+    for (m, municipality) in world.municipalities.iter().enumerate() {
+        if let Some(row) = regions
+            .region_id
+            .iter()
+            .position(|id| *id == municipality.id)
+        {
+            regions.population[row] = Some(inhabitants[m]);
+        }
+    }
+    let geography = &world.geography;
+    Geography::from_tables(
+        &regions,
+        &world.region_cells,
+        &world.zones,
+        &world.zone_cells,
+        geography.resolution().into(),
+        geography.study_area(),
+    )
+}
+
 /// Pings under construction, before shuffling.
 struct Rows {
     person: Vec<u32>,
@@ -633,6 +680,49 @@ pub struct Truth {
     /// One row per person, zone and local date with a true visit: `person`, `zone`,
     /// `date` (`YYYY-MM-DD`).
     pub zone_days: RecordBatch,
+}
+
+impl Truth {
+    /// The true number of distinct people (customers or not) of the given classes who
+    /// visited each zone during the period, by zone id and origin (a leaf id,
+    /// `country:XX` or `unknown`; origin `*` is the zone's total): what a release of the
+    /// period at the leaf level estimates.
+    #[must_use]
+    pub fn visitors(&self, classes: &[ReleaseClass]) -> BTreeMap<(String, String), u64> {
+        let persons = &self.persons;
+        let class = persons.column(4).as_string::<i32>();
+        let origin = persons.column(5).as_string::<i32>();
+        let counted = |person: usize| {
+            class.is_valid(person)
+                && classes.iter().any(|c| {
+                    DeviceClass::ALL
+                        .iter()
+                        .any(|d| d.name() == class.value(person) && c.contains(*d))
+                })
+        };
+        let person = self.zone_days.column(0).as_primitive::<UInt32Type>();
+        let zone = self.zone_days.column(1).as_dictionary::<UInt32Type>();
+        let zone_names = zone.values().as_string::<i32>();
+        let mut pairs: Vec<(u32, u32)> = (0..self.zone_days.num_rows())
+            .map(|row| (zone.keys().value(row), person.value(row)))
+            .collect();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut visitors = BTreeMap::new();
+        for (zone_key, p) in pairs {
+            let p = p as usize;
+            if !counted(p) {
+                continue;
+            }
+            let zone_id = zone_names.value(zone_key as usize).to_owned();
+            for key in [origin.value(p), "*"] {
+                *visitors
+                    .entry((zone_id.clone(), key.to_owned()))
+                    .or_default() += 1;
+            }
+        }
+        visitors
+    }
 }
 
 #[derive(Default)]

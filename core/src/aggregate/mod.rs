@@ -1,0 +1,462 @@
+//! Aggregation (method §6): per (zone, bucket, class, origin) the distinct devices with a
+//! qualifying visit overlapping the bucket, the visits starting in it, the dwell inside
+//! it and the dwell bands of the visits counted.
+//!
+//! [`Aggregate`] is the partial result: keyed by each device's *leaf* origin (home leaf,
+//! `country:XX` or `unknown`), so that any origin level and the extrapolation (which
+//! needs leaf factors) can be derived from it afterwards. Every number in it is a sum
+//! over devices, so aggregates of device-disjoint shards merge exactly with
+//! [`Aggregate::merge`], on one machine or many (it is serde-serialisable; origins are
+//! carried by name, not by local numbers).
+
+mod buckets;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::ops::AddAssign;
+use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+pub use buckets::{BucketKind, Buckets};
+
+use crate::calendar::Calendar;
+use crate::config::{Config, Period};
+use crate::error::{Error, Result};
+use crate::geo::Geography;
+use crate::ingest::LocatedPings;
+use crate::profile::{DeviceClass, Origin, Profiles, origin_name};
+
+/// The dwell bands of §6, as `[lower, upper)` seconds of a visit's whole dwell.
+pub const DWELL_BANDS: [(&str, i64); 5] = [
+    ("band_0_1h", 0),
+    ("band_1_2h", 3_600),
+    ("band_2_4h", 2 * 3_600),
+    ("band_4_8h", 4 * 3_600),
+    ("band_8h_plus", 8 * 3_600),
+];
+
+/// The band index of a dwell.
+fn band_of(dwell: i64) -> usize {
+    DWELL_BANDS
+        .iter()
+        .rposition(|&(_, lower)| dwell >= lower)
+        .unwrap_or(0)
+}
+
+/// A class a release is grouped by: one device class, or `visitor` (both visitor classes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseClass {
+    /// Day and overnight visitors together.
+    Visitor,
+    /// One device class.
+    #[serde(untagged)]
+    Device(DeviceClass),
+}
+
+impl ReleaseClass {
+    /// The class's name in tables.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Visitor => "visitor",
+            Self::Device(class) => class.name(),
+        }
+    }
+
+    /// Whether a device of `class` belongs to this release class.
+    #[must_use]
+    pub fn contains(self, class: DeviceClass) -> bool {
+        match self {
+            Self::Visitor => class.is_visitor(),
+            Self::Device(own) => own == class,
+        }
+    }
+
+    /// Checks a list of release classes: not empty, no repeats, and not `visitor`
+    /// together with one of its parts (§4).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `classes`.
+    pub fn validate_list(classes: &[Self]) -> Result<()> {
+        if classes.is_empty() {
+            return Err(Error::config("classes", "must name at least one class"));
+        }
+        for (i, class) in classes.iter().enumerate() {
+            if classes[..i].contains(class) {
+                return Err(Error::config(
+                    "classes",
+                    format!("names {:?} twice", class.name()),
+                ));
+            }
+        }
+        let has_part = classes
+            .iter()
+            .any(|c| matches!(c, Self::Device(d) if d.is_visitor()));
+        if classes.contains(&Self::Visitor) && has_part {
+            return Err(Error::config(
+                "classes",
+                "may group by `visitor` or by its parts (`overnight_visitor`, `day_visitor`), not both",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for ReleaseClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for ReleaseClass {
+    type Err = Error;
+
+    /// Parses a class name.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `classes` for an unknown name.
+    fn from_str(name: &str) -> Result<Self> {
+        if name == "visitor" {
+            return Ok(Self::Visitor);
+        }
+        DeviceClass::ALL
+            .into_iter()
+            .find(|class| class.name() == name)
+            .map(Self::Device)
+            .ok_or_else(|| {
+                Error::config(
+                    "classes",
+                    format!(
+                        "must name classes among visitor, overnight_visitor, day_visitor, \
+                         resident, regular; got {name:?}"
+                    ),
+                )
+            })
+    }
+}
+
+/// The additive measures of one row (§6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measures {
+    /// Distinct devices with a qualifying visit overlapping the bucket.
+    pub devices: u64,
+    /// Qualifying visits starting in the bucket.
+    pub visits: u64,
+    /// Seconds of qualifying visits inside the bucket.
+    pub dwell_s: i64,
+    /// The visits counted in `visits`, by whole dwell (see [`DWELL_BANDS`]).
+    pub bands: [u64; 5],
+}
+
+impl AddAssign for Measures {
+    fn add_assign(&mut self, other: Self) {
+        self.devices += other.devices;
+        self.visits += other.visits;
+        self.dwell_s += other.dwell_s;
+        for (mine, theirs) in self.bands.iter_mut().zip(other.bands) {
+            *mine += theirs;
+        }
+    }
+}
+
+/// What a partial aggregate was computed for; two partials merge only when theirs agree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AggregateSpec {
+    /// The bucket kind.
+    pub bucket: BucketKind,
+    /// The release classes, in order.
+    pub classes: Vec<ReleaseClass>,
+    /// The period of the grid.
+    pub period: Period,
+    /// The time zone.
+    pub tz: String,
+    /// The zone ids (categories included), in the geography's order.
+    pub zones: Vec<String>,
+    /// The bucket bounds, epoch seconds.
+    pub bounds: Vec<i64>,
+}
+
+/// The key of one partial row: zone, bucket, class and leaf origin, as indexes into the
+/// spec's zones, the buckets, the spec's classes and [`Aggregate::origins`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct RowKey {
+    /// Index into [`AggregateSpec::zones`].
+    pub zone: u32,
+    /// Bucket index.
+    pub bucket: u32,
+    /// Index into [`AggregateSpec::classes`].
+    pub class: u8,
+    /// Index into [`Aggregate::origins`].
+    pub origin: u32,
+}
+
+/// Counts over all devices (every class), for extrapolation and the report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCounts {
+    /// Devices by class, in [`DeviceClass::ALL`] order.
+    pub by_class: [u64; 4],
+    /// Inbound roamers.
+    pub roamers: u64,
+    /// Domestic devices without a home.
+    pub domestic_unknown_home: u64,
+    /// Detected subscribers (§8): non-roamer devices by home leaf id.
+    pub subscribers: BTreeMap<String, u64>,
+}
+
+impl DeviceCounts {
+    fn merge(&mut self, other: &Self) {
+        for (mine, theirs) in self.by_class.iter_mut().zip(other.by_class) {
+            *mine += theirs;
+        }
+        self.roamers += other.roamers;
+        self.domestic_unknown_home += other.domestic_unknown_home;
+        for (leaf, count) in &other.subscribers {
+            *self.subscribers.entry(leaf.clone()).or_default() += count;
+        }
+    }
+
+    /// All devices.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        self.by_class.iter().sum()
+    }
+}
+
+/// A partial aggregate over some devices: rows keyed by leaf origin, sorted by key.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Aggregate {
+    spec: AggregateSpec,
+    origins: Vec<String>,
+    rows: Vec<(RowKey, Measures)>,
+    devices: DeviceCounts,
+}
+
+impl Aggregate {
+    /// Aggregates the visits of profiled devices. With no period (no pings and none
+    /// given) there is no grid and the aggregate is `None`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration or class list.
+    pub fn new(
+        profiles: &Profiles,
+        pings: &LocatedPings,
+        geography: &Geography,
+        config: &Config,
+        bucket: BucketKind,
+        classes: &[ReleaseClass],
+    ) -> Result<Option<Self>> {
+        ReleaseClass::validate_list(classes)?;
+        let Some(period) = profiles.period.or(config.period) else {
+            return Ok(None);
+        };
+        let calendar = Calendar::new(&config.tz)?;
+        let buckets = Buckets::new(bucket, &calendar, period);
+        let spec = AggregateSpec {
+            bucket,
+            classes: classes.to_vec(),
+            period,
+            tz: config.tz.clone(),
+            zones: geography.zones().iter().map(|z| z.id.clone()).collect(),
+            bounds: buckets.bounds().to_vec(),
+        };
+        let devices = &profiles.devices;
+        let visits = &profiles.visits;
+        let mut counts = DeviceCounts::default();
+        let mut origin_numbers: FxHashMap<Origin, u32> = FxHashMap::default();
+        let mut origins = Vec::new();
+        let mut cells: FxHashMap<RowKey, Measures> = FxHashMap::default();
+        let mut overlapped: Vec<(u32, u32)> = Vec::new();
+        let mut visit = 0;
+        for i in 0..devices.len() {
+            let class = devices.class[i];
+            let origin = devices.origin(i);
+            counts.by_class[class as usize] += 1;
+            match origin {
+                Origin::Country(_) => counts.roamers += 1,
+                Origin::Unknown => counts.domestic_unknown_home += 1,
+                Origin::Leaf(leaf) => {
+                    *counts
+                        .subscribers
+                        .entry(geography.regions().id(leaf).to_owned())
+                        .or_default() += 1;
+                }
+            }
+            let first_visit = visit;
+            while visit < visits.len() && visits.device[visit] as usize == i {
+                visit += 1;
+            }
+            let Some(slot) = classes.iter().position(|c| c.contains(class)) else {
+                continue;
+            };
+            if first_visit == visit {
+                continue;
+            }
+            let origin_number = *origin_numbers.entry(origin).or_insert_with(|| {
+                origins.push(origin_name(origin, pings, geography));
+                (origins.len() - 1) as u32
+            });
+            let key = |zone: u32, bucket: usize| RowKey {
+                zone,
+                bucket: bucket as u32,
+                class: slot as u8,
+                origin: origin_number,
+            };
+            overlapped.clear();
+            for v in first_visit..visit {
+                if !visits.qualifies(v) {
+                    continue;
+                }
+                let (zone, start, end) = (visits.zone[v], visits.start[v], visits.end[v]);
+                for b in buckets.overlapped(start, end) {
+                    let (b0, b1) = buckets.interval(b);
+                    let row = cells.entry(key(zone, b)).or_default();
+                    row.dwell_s += end.min(b1) - start.max(b0);
+                    overlapped.push((zone, b as u32));
+                }
+                if let Some(b) = buckets.bucket_of(start) {
+                    let row = cells.entry(key(zone, b)).or_default();
+                    row.visits += 1;
+                    row.bands[band_of(end - start)] += 1;
+                }
+            }
+            overlapped.sort_unstable();
+            overlapped.dedup();
+            for &(zone, b) in &overlapped {
+                cells.entry(key(zone, b as usize)).or_default().devices += 1;
+            }
+        }
+        let mut rows: Vec<(RowKey, Measures)> = cells.into_iter().collect();
+        rows.sort_unstable_by_key(|&(key, _)| key);
+        let mut aggregate = Self {
+            spec,
+            origins,
+            rows,
+            devices: counts,
+        };
+        aggregate.canonicalise();
+        Ok(Some(aggregate))
+    }
+
+    /// Renumbers origins in name order, so that equal aggregates are equal values
+    /// whatever order the devices came in.
+    fn canonicalise(&mut self) {
+        let mut order: Vec<u32> = (0..self.origins.len() as u32).collect();
+        order.sort_unstable_by(|&a, &b| self.origins[a as usize].cmp(&self.origins[b as usize]));
+        let mut renumber = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            renumber[old as usize] = new as u32;
+        }
+        self.origins = order
+            .iter()
+            .map(|&old| std::mem::take(&mut self.origins[old as usize]))
+            .collect();
+        for (key, _) in &mut self.rows {
+            key.origin = renumber[key.origin as usize];
+        }
+        self.rows.sort_unstable_by_key(|&(key, _)| key);
+    }
+
+    /// Adds another partial aggregate over a disjoint set of devices.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `aggregate` when the two were computed for different
+    /// buckets, classes, periods, time zones or zones.
+    pub fn merge(&mut self, other: &Self) -> Result<()> {
+        if self.spec != other.spec {
+            return Err(Error::config(
+                "aggregate",
+                "cannot merge partial aggregates of different buckets, classes, periods, \
+                 time zones or zones",
+            ));
+        }
+        let names: BTreeSet<&str> = self
+            .origins
+            .iter()
+            .chain(&other.origins)
+            .map(String::as_str)
+            .collect();
+        let merged: Vec<String> = names.into_iter().map(str::to_owned).collect();
+        let index = |name: &str| {
+            merged
+                .binary_search_by(|m| m.as_str().cmp(name))
+                .unwrap_or(0) as u32
+        };
+        let renumber =
+            |aggregate: &Self| -> Vec<u32> { aggregate.origins.iter().map(|n| index(n)).collect() };
+        let (mine, theirs) = (renumber(self), renumber(other));
+        let mut rows: BTreeMap<RowKey, Measures> = BTreeMap::new();
+        for (rows_of, numbers) in [(&self.rows, &mine), (&other.rows, &theirs)] {
+            for &(key, measures) in rows_of {
+                let key = RowKey {
+                    origin: numbers[key.origin as usize],
+                    ..key
+                };
+                *rows.entry(key).or_default() += measures;
+            }
+        }
+        self.rows = rows.into_iter().collect();
+        self.origins = merged;
+        self.devices.merge(&other.devices);
+        Ok(())
+    }
+
+    /// What the aggregate was computed for.
+    #[must_use]
+    pub fn spec(&self) -> &AggregateSpec {
+        &self.spec
+    }
+
+    /// The leaf origin names the rows refer to, in byte order.
+    #[must_use]
+    pub fn origins(&self) -> &[String] {
+        &self.origins
+    }
+
+    /// The rows, sorted by key; only non-empty rows are present.
+    #[must_use]
+    pub fn rows(&self) -> &[(RowKey, Measures)] {
+        &self.rows
+    }
+
+    /// Counts over all devices.
+    #[must_use]
+    pub fn devices(&self) -> &DeviceCounts {
+        &self.devices
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bands_split_at_whole_hours() {
+        assert_eq!(band_of(0), 0);
+        assert_eq!(band_of(3_599), 0);
+        assert_eq!(band_of(3_600), 1);
+        assert_eq!(band_of(4 * 3_600 - 1), 2);
+        assert_eq!(band_of(8 * 3_600), 4);
+        assert_eq!(band_of(100 * 3_600), 4);
+    }
+
+    #[test]
+    fn class_lists_are_checked() {
+        let parse = |names: &[&str]| -> Result<Vec<ReleaseClass>> {
+            names.iter().map(|n| n.parse()).collect()
+        };
+        let ok = parse(&["overnight_visitor", "day_visitor", "resident"]).unwrap();
+        ReleaseClass::validate_list(&ok).unwrap();
+        for bad in [
+            &["visitor", "day_visitor"][..],
+            &["regular", "regular"],
+            &[],
+        ] {
+            let err = ReleaseClass::validate_list(&parse(bad).unwrap()).unwrap_err();
+            assert_eq!(err.field(), Some("classes"));
+        }
+        assert_eq!(parse(&["tourist"]).unwrap_err().field(), Some("classes"));
+    }
+}

@@ -1,0 +1,393 @@
+"""The Release view: files, reprs, plots and the HTML report, on a hand-written release."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from crowdtally.release import COLUMNS, FIXED_CAVEATS, Release
+
+DAY1 = "2026-07-01T00:00:00+02:00"
+DAY2 = "2026-07-02T00:00:00+02:00"
+NASTY = "<script>alert('x')</script> Markt"
+DOLLARS = "Station $1-$2"  # not mathtext in plots
+
+SCHEMA = pa.schema(
+    [
+        ("zone", pa.utf8()),
+        ("bucket_start", pa.utf8()),
+        ("class", pa.utf8()),
+        ("origin", pa.utf8()),
+        ("devices", pa.uint64()),
+        ("visits", pa.uint64()),
+        ("dwell_s", pa.int64()),
+        ("band_0_1h", pa.uint64()),
+        ("band_1_2h", pa.uint64()),
+        ("band_2_4h", pa.uint64()),
+        ("band_4_8h", pa.uint64()),
+        ("band_8h_plus", pa.uint64()),
+        ("suppressed", pa.bool_()),
+        ("est_devices", pa.float64()),
+        ("est_visits", pa.float64()),
+        ("est_low", pa.float64()),
+        ("est_high", pa.float64()),
+    ]
+)
+
+# zone, bucket, origin, devices, visits, dwell_s, bands, suppressed, estimates
+_ROWS: list[tuple[Any, ...]] = [
+    # grote-markt, day 1: three origin rows (a leaf, a roaming country, the residual).
+    ("grote-markt", DAY1, "*", 120, 150, 300_000, (60, 40, 30, 15, 5), False,
+     (300.0, 380.0, 280.0, 320.0)),
+    ("grote-markt", DAY1, "kortrijk", 50, 60, 120_000, (25, 15, 12, 6, 2), False,
+     (150.0, 180.0, 140.0, 160.0)),
+    ("grote-markt", DAY1, "country:FR", 40, 50, 100_000, (20, 15, 10, 4, 1), False,
+     (80.0, 100.0, 75.0, 85.0)),
+    ("grote-markt", DAY1, "other", 30, 40, 80_000, (15, 10, 8, 5, 2), False,
+     (70.0, 100.0, 60.0, 80.0)),
+    # grote-markt, day 2: no estimates.
+    ("grote-markt", DAY2, "*", 80, 90, 200_000, (40, 25, 15, 7, 3), False, None),
+    ("grote-markt", DAY2, "menen", 45, 50, 110_000, (22, 14, 8, 4, 2), False, None),
+    ("grote-markt", DAY2, "other", 35, 40, 90_000, (18, 11, 7, 3, 1), False, None),
+    # station, day 1: suppressed.
+    ("station", DAY1, "*", None, None, None, (None,) * 5, True, None),
+    # station, day 2: the residual only.
+    ("station", DAY2, "*", 40, 44, 50_000, (30, 10, 4, 0, 0), False,
+     (100.0, 110.0, 90.0, 110.0)),
+    ("station", DAY2, "other", 40, 44, 50_000, (30, 10, 4, 0, 0), False,
+     (100.0, 110.0, 90.0, 110.0)),
+]  # fmt: skip
+
+
+def release_table() -> pa.Table:
+    columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    for zone, bucket, origin, devices, visits, dwell, bands, suppressed, est in _ROWS:
+        values = [zone, bucket, "visitor", origin, devices, visits, dwell, *bands, suppressed]
+        values += list(est) if est is not None else [None] * 4
+        for name, value in zip(COLUMNS, values, strict=True):
+            columns[name].append(value)
+    return pa.table(columns, schema=SCHEMA)
+
+
+def release_report() -> dict[str, Any]:
+    return {
+        "version": "0.1.0",
+        "parameters": {
+            "tz": "Europe/Brussels",
+            "period": {"start": "2026-07-01", "end": "2026-07-03"},
+            "period_label": "2026Q3",
+            "resolution": 9,
+            "home_country": "BE",
+            "k": 30,
+            "roll_up": True,
+            "max_gap": 10800,
+            "min_dwell": 0,
+            "min_nights": 3,
+            "usual_env_min_days": 23,
+            "bucket": "day",
+            "level": "municipality",
+            "classes": ["visitor"],
+            "subscribers": "detected",
+            "roaming_factors": {"FR": 2.0},
+        },
+        "pings": {
+            "read": 10_000,
+            "kept": 9_000,
+            "dropped": {
+                "opt_out": 100,
+                "bad_subscriber": 200,
+                "bad_position": 300,
+                "bad_ts": 150,
+                "outside_period": 125,
+                "duplicate": 125,
+            },
+        },
+        "opt_out": {"pings": 100, "subscribers": 2},
+        "pseudonym_collisions": 0,
+        "devices": {
+            "total": 500,
+            "by_class": {
+                "resident": 200,
+                "regular": 50,
+                "overnight_visitor": 70,
+                "day_visitor": 180,
+            },
+            "roamers": 40,
+            "domestic_unknown_home": 7,
+        },
+        "disclosure": {
+            "k": 30,
+            "groups": 4,
+            "groups_suppressed": 1,
+            "rows_released": 10,
+            "origin_rows_rolled_up": 3,
+            "origin_rows_moved_to_residual": 1,
+        },
+        "extrapolation": {
+            "subscribers": "detected",
+            "subscribers_total": 300,
+            "national_factor": 2.5,
+        },
+        "zones": {"grote-markt": NASTY, "station": DOLLARS},
+        "warnings": ["roamer country DE has no roaming factor"],
+        "caveats": ["Estimates assume customers are a random sample of the population."],
+    }
+
+
+@pytest.fixture
+def release() -> Release:
+    return Release(release_table(), release_report())
+
+
+def test_properties_and_conversions(release: Release) -> None:
+    assert len(release) == len(_ROWS)
+    assert release.report["disclosure"]["groups"] == 4
+    assert release.to_arrow().equals(release_table())
+    assert release.to_pandas()["origin"].tolist()[:2] == ["*", "kortrijk"]
+    assert release.to_polars().columns == list(COLUMNS)
+
+
+def test_wrong_columns_are_refused() -> None:
+    with pytest.raises(ValueError, match="must have the columns zone, bucket_start"):
+        Release(release_table().drop_columns(["dwell_s"]), release_report())
+    with pytest.raises(TypeError, match="__arrow_c_stream__"):
+        Release([1, 2], release_report())  # type: ignore[arg-type]
+
+
+def test_repr(release: Release) -> None:
+    assert repr(release) == (
+        "Release(bucket=day, level=municipality, classes=visitor: 10 rows, 4 groups, 1 suppressed)"
+    )
+
+
+def test_repr_html(release: Release) -> None:
+    page = release._repr_html_()
+    for text in ("day", "municipality", "Europe/Brussels", "2026-07-01 to 2026-07-02"):
+        assert text in page
+    assert "<th>groups suppressed</th><td>1</td>" in page
+    assert "<th>origin rows moved into the residual</th><td>1</td>" in page
+    assert "roamer country DE has no roaming factor" in page
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Markt (grote-markt)" in page
+    # The busiest bucket of the busiest zone comes first, then the ten first rows.
+    assert page.index("grote-markt") < page.index(f"{DOLLARS} (station)")
+    assert page.count("<tr><td>") == 2 + 10
+
+
+@pytest.mark.parametrize("name", ["out.parquet", "OUT.PQ"])
+def test_write_parquet(release: Release, tmp_path: Path, name: str) -> None:
+    path = release.write(tmp_path / name)
+    assert path == tmp_path / name
+    assert pq.read_table(path).equals(release_table())
+
+
+def test_write_csv(release: Release, tmp_path: Path) -> None:
+    path = release.write(str(tmp_path / "out.CSV"))
+    options = pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True)
+    assert pacsv.read_csv(path, convert_options=options).equals(release_table())
+    with path.open(newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows[0] == list(COLUMNS)
+    suppressed = rows[1 + 7]
+    assert suppressed[:4] == ["station", DAY1, "visitor", "*"]
+    assert suppressed[4:12] == [""] * 8
+    assert suppressed[12] == "true"
+    assert suppressed[13:] == [""] * 4
+
+
+class PolarsTable:
+    """A table that exports through polars only, like crowdtally.Table without pyarrow."""
+
+    def __init__(self, table: pa.Table) -> None:
+        import polars as pl
+
+        self._frame = pl.DataFrame(table)
+        self.column_names = list(COLUMNS)
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self._frame.__arrow_c_stream__(requested_schema)
+
+    def __len__(self) -> int:
+        return len(self._frame)
+
+    def to_polars(self) -> Any:
+        return self._frame
+
+
+def test_write_csv_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = Release(PolarsTable(release_table()), release_report())
+    with monkeypatch.context() as patch:
+        patch.setitem(sys.modules, "pyarrow", None)
+        release.write(tmp_path / "out.csv")
+        with pytest.raises(ImportError, match=re.escape("pip install crowdtally[pyarrow]")):
+            release.write(tmp_path / "out.parquet")
+    options = pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True)
+    read = pacsv.read_csv(tmp_path / "out.csv", convert_options=options)
+    assert read.equals(release_table())
+
+
+def test_write_bad_extension(release: Release, tmp_path: Path) -> None:
+    path = tmp_path / "out.xlsx"
+    with pytest.raises(ValueError, match=re.escape(str(path))) as error:
+        release.write(path)
+    assert ".parquet" in str(error.value)
+    assert ".csv" in str(error.value)
+    assert not path.exists()
+
+
+def test_write_report(release: Release, tmp_path: Path) -> None:
+    path = release.write_report(tmp_path / "report.json")
+    text = path.read_text(encoding="utf-8")
+    assert json.loads(text) == release_report()
+    assert NASTY in text  # UTF-8 text, not escaped: it is JSON, not HTML
+    assert text.startswith('{\n  "version"')
+
+
+def _bars(figure: Figure) -> list[float]:
+    axes = figure.axes[0]
+    return [
+        patch.get_height() if patch.get_width() < 1 else patch.get_width()
+        for patch in axes.patches
+        if isinstance(patch, Rectangle)
+    ]
+
+
+def _line(figure: Figure, label: str) -> list[float]:
+    [line] = [line for line in figure.axes[0].get_lines() if line.get_label() == label]
+    return [float(value) for value in np.asarray(line.get_ydata(), dtype=float)]
+
+
+def _same(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        (math.isnan(x) and math.isnan(y)) or x == y for x, y in zip(a, b, strict=True)
+    )
+
+
+def test_visitors_per_bucket(release: Release) -> None:
+    figure = release.plot.visitors_per_bucket()  # grote-markt: the most devices
+    assert isinstance(figure, Figure)
+    assert _same(_line(figure, "people estimated"), [300.0, math.nan])
+    assert _same(_line(figure, "devices observed"), [120.0, 80.0])
+    axes = figure.axes[0]
+    assert [label.get_text() for label in axes.get_xticklabels()] == [DAY1[:10], DAY2[:10]]
+    assert "suppressed" not in axes.get_title()
+
+    station = release.plot.visitors_per_bucket("station")
+    assert _same(_line(station, "devices observed"), [math.nan, 40.0])
+    assert _same(_line(station, "people estimated"), [math.nan, 100.0])
+    assert station.axes[0].get_title().startswith(r"Station \$1-\$2 (station): visitors per day")
+    assert "1 of 2 buckets suppressed" in station.axes[0].get_title()
+    station.savefig(io.BytesIO(), format="png")
+
+
+def test_top_origins(release: Release) -> None:
+    figure = release.plot.top_origins()
+    axes = figure.axes[0]
+    # kortrijk 150 (estimated), other 70 + 35 (the second day has no estimates),
+    # country:FR 80, menen 45 (observed only).
+    assert _bars(figure) == [150.0, 105.0, 80.0, 45.0]
+    labels = [label.get_text() for label in axes.get_yticklabels()]
+    assert labels == ["kortrijk", "other (partly observed)", "country:FR", "menen (observed)"]
+    assert _bars(release.plot.top_origins(n=2)) == [150.0, 105.0]
+    assert _bars(release.plot.top_origins(bucket_start=DAY2)) == [45.0, 35.0]
+    station = release.plot.top_origins("station")
+    assert _bars(station) == [100.0]
+    assert "suppressed" in station.axes[0].get_title()
+    with pytest.raises(ValueError, match="n must be at least 1"):
+        release.plot.top_origins(n=0)
+
+
+def test_dwell_bands(release: Release) -> None:
+    assert _bars(release.plot.dwell_bands()) == [100.0, 65.0, 45.0, 22.0, 8.0]
+    station = release.plot.dwell_bands("station")
+    assert _bars(station) == [30.0, 10.0, 4.0, 0.0, 0.0]
+    assert "1 of 2 buckets suppressed (below k = 30)" in station.axes[0].get_title()
+
+
+def test_plot_unknown_zone(release: Release) -> None:
+    with pytest.raises(ValueError, match=r"'nowhere'.*zones: grote-markt, station"):
+        release.plot.dwell_bands("nowhere")
+
+
+def test_plots_without_matplotlib(release: Release, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for plot in (
+        release.plot.visitors_per_bucket,
+        release.plot.top_origins,
+        release.plot.dwell_bands,
+    ):
+        with pytest.raises(ImportError, match=re.escape("pip install crowdtally[plot]")):
+            plot()
+
+
+def _external(page: str) -> list[str]:
+    """Anything that could load from the network, once the inline images are left out."""
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+    return re.findall(r"http|//[a-z]|<script|<link|@import", text)
+
+
+def test_report_html(release: Release, tmp_path: Path) -> None:
+    path = release.report_html(tmp_path / "report.html")
+    assert path == tmp_path / "report.html"
+    assert [entry.name for entry in tmp_path.iterdir()] == ["report.html"]
+    page = path.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<h1>Visitor statistics 2026Q3, 2026-07-01 to 2026-07-02</h1>" in page
+    assert "2026-07-01 to 2026-07-02" in page
+    assert page.count("data:image/png;base64,") == 3
+    assert 'src="http' not in page
+    assert _external(page) == []
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Markt (grote-markt)" in page
+    for caveat in [*release_report()["caveats"], *FIXED_CAVEATS]:
+        assert caveat in page
+    for text in ("bad_position", "domestic devices with unknown home", "FR: 2.0"):
+        assert text in page
+    assert "<th>pings dropped: duplicate</th><td>125</td>" in page
+    assert "<th>devices: day_visitor</th><td>180</td>" in page
+    assert "roamer country DE has no roaming factor" in page
+
+
+def test_report_html_caps_rows(release: Release, tmp_path: Path) -> None:
+    page = release.report_html(tmp_path / "report.html", max_rows=3).read_text()
+    assert "The first 3 of 10 rows" in page
+    rows = page.split("<h2>Release table</h2>")[1]
+    assert rows.count(f"<td>{DAY1}</td>") + rows.count(f"<td>{DAY2}</td>") == 3
+
+
+def test_report_html_without_matplotlib(
+    release: Release, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    page = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "pip install crowdtally[plot]" in page
+    assert "data:image" not in page
+    assert f"{DOLLARS} (station)" in page
+
+
+def test_empty_release(tmp_path: Path) -> None:
+    report = release_report()
+    report["parameters"]["period"] = None
+    report["parameters"]["period_label"] = None
+    release = Release(release_table().slice(0, 0), report)
+    assert len(release) == 0
+    assert "<th>period</th><td>not given" in release._repr_html_()
+    page = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<h1>Visitor statistics</h1>" in page
+    assert "The release is empty: no figures." in page
+    with pytest.raises(ValueError, match="no rows of class 'visitor'"):
+        release.plot.dwell_bands()
