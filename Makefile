@@ -41,15 +41,19 @@ python-checks: develop
 	cd python && $(BIN)/python -m mypy.stubtest crowdtally._crowdtally
 	cd python && $(BIN)/pytest -q
 
-demo:
-	cargo run --quiet --example demo
+# The quarterly release of the synthetic kortrijk scenario: tables and HTML report in out/.
+demo: venv
+	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
+	$(BIN)/python examples/kortrijk.py --out out
 
 bench: venv
 	cargo bench --bench ingest
 	cargo bench --bench profile
 	cargo bench --bench synth
+	cargo bench --bench release
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python benches/ingest.py
+	$(BIN)/python benches/release.py
 
 fmt:
 	cargo fmt --all

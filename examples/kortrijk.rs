@@ -11,7 +11,6 @@
 //! Run with `cargo run --release --example kortrijk [scale] [days]` (default scale 0.01,
 //! 92 days from 2026-07-01).
 
-use std::collections::BTreeMap;
 use std::error::Error;
 
 use crowdtally::synth::{Scenario, ScenarioConfig};
@@ -69,7 +68,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         "zone", "observed", "estimate", "95% interval", "truth", "error"
     );
     let (mut covered, mut compared) = (0_u32, 0_u32);
-    let mut totals: BTreeMap<&str, (f64, u64)> = BTreeMap::new();
+    let (mut centre_covered, mut centre_compared) = (0_u32, 0_u32);
     for row in &release.rows {
         let (Some(measures), Some([est, _, low, high])) = (row.measures, row.estimate) else {
             continue;
@@ -79,7 +78,6 @@ fn main() -> Result<(), Box<dyn Error>> {
             .copied()
             .unwrap_or(0);
         if row.origin == "*" {
-            totals.insert(&row.zone, (est, true_count));
             println!(
                 "{:<24} {:>9} {:>11.0} {:>11.0} – {:<9.0} {:>9} {:>+6.1}%",
                 row.zone,
@@ -91,14 +89,23 @@ fn main() -> Result<(), Box<dyn Error>> {
                 100.0 * (est - true_count as f64) / true_count.max(1) as f64
             );
         } else if !row.origin.starts_with("other") && !row.origin.starts_with("country:") {
+            let covers = u32::from(low <= true_count as f64 && true_count as f64 <= high);
             compared += 1;
-            covered += u32::from(low <= true_count as f64 && true_count as f64 <= high);
+            covered += covers;
+            if &*row.zone == "city-centre" {
+                centre_compared += 1;
+                centre_covered += covers;
+            }
         }
     }
     println!();
     println!(
         "released municipality rows whose interval covers the truth: {covered} of {compared} ({:.1} %)",
         100.0 * f64::from(covered) / f64::from(compared.max(1))
+    );
+    println!(
+        "of which in city-centre: {centre_covered} of {centre_compared} ({:.1} %)",
+        100.0 * f64::from(centre_covered) / f64::from(centre_compared.max(1))
     );
     Ok(())
 }

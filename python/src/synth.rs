@@ -98,9 +98,8 @@ impl PyScenario {
     fn pings(&self, py: Python<'_>) -> PyResult<PyResultTable> {
         let scenario = Arc::clone(&self.inner);
         let batches = detach(py, move || {
-            scenario
-                .batches(10_000)
-                .collect::<crowdtally::Result<Vec<_>>>()
+            let batches: Result<Vec<_>, _> = scenario.batches(10_000).collect();
+            Ok(batches?)
         })?;
         PyResultTable::from_batches(py, "pings", batches, self.inner.pings_schema())
     }

@@ -1,19 +1,55 @@
-"""Every Python example and the README's Python snippet run."""
+"""Every Python example, the notebook and the README's Python snippet run."""
 
 from __future__ import annotations
 
 import re
 import runpy
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Scripts whose default run is a demo at full size take arguments for a quick run.
+QUICK_ARGS = {"kortrijk.py": ["--scale", "0.002", "--days", "10"]}
+
 
 @pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=str)
-def test_example_runs(script: Path) -> None:
-    runpy.run_path(str(script), run_name="__main__")
+def test_example_runs(
+    script: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = QUICK_ARGS.get(script.name)
+    if args is not None:
+        monkeypatch.setattr(sys, "argv", [str(script), *args, "--out", str(tmp_path)])
+    if args is None:
+        runpy.run_path(str(script), run_name="__main__")
+    else:
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(str(script), run_name="__main__")
+        assert exit_info.value.code == 0
+        out = capsys.readouterr().out
+        assert "city-centre" in out
+        assert (tmp_path / "report.html").is_file()
+        assert (tmp_path / "visitors_daily.parquet").is_file()
+        assert (tmp_path / "visitors_period.csv").is_file()
+
+
+def test_notebook_runs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(ROOT / "examples" / "kortrijk.ipynb", as_version=4)
+    client = nbclient.NotebookClient(notebook, timeout=600, kernel_name="python3")
+    client.execute(cwd=str(ROOT / "examples"))
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    html = "".join(o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {}))
+    assert "city-centre" in html
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 3  # the three figures
 
 
 def test_readme_python_snippets_run() -> None:

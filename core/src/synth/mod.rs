@@ -158,6 +158,19 @@ impl ScenarioConfig {
                 ));
             }
         }
+        let dirty = self.outside_period_rate
+            + self.null_subscriber_rate
+            + self.bad_position_rate
+            + self.duplicate_rate;
+        if dirty > 1.0 {
+            return Err(Error::config(
+                "duplicate_rate",
+                format!(
+                    "with outside_period_rate, null_subscriber_rate and bad_position_rate \
+                     must not exceed 1 in total (each dirty row has one defect), got {dirty}"
+                ),
+            ));
+        }
         if !(self.position_error_m >= 0.0 && self.position_error_m.is_finite()) {
             return Err(Error::config(
                 "position_error_m",
@@ -356,8 +369,22 @@ impl Scenario {
             .iter()
             .filter(|p| p.customer)
             .count();
-        let mut rows = Rows::with_capacity(customers * self.slots() as usize);
+        let mut rows = Rows::with_capacity(customers * self.slots() as usize, c.cells);
+        // People are generated into a small scratch that is shuffled and appended to the
+        // batch whenever it holds a window's worth of rows, so that the random accesses
+        // of the shuffle stay in the CPU caches and nothing large is written twice.
+        let mut scratch = Rows::with_capacity(2 * SHUFFLE_WINDOW, c.cells);
+        let mut order: Vec<u32> = Vec::with_capacity(2 * SHUFFLE_WINDOW);
+        let mut shuffle_rng = Rng::stream(c.seed, 4, from as u64);
         let metres_per_degree = 111_320.0;
+        // One uniform draw decides whether a ping is missing and, if not, its defect: the
+        // dirty-row rates are disjoint slices of the rest of the unit interval, so each
+        // dirty row has exactly one defect and every rate holds among emitted pings.
+        let kept = 1.0 - c.missing_rate;
+        let outside_until = c.outside_period_rate;
+        let null_until = outside_until + c.null_subscriber_rate;
+        let bad_until = null_until + c.bad_position_rate;
+        let duplicate_until = bad_until + c.duplicate_rate;
         for i in from..to {
             let person = &self.people[i];
             if !person.customer {
@@ -369,9 +396,11 @@ impl Scenario {
                 let Some(place) = self.true_place(i, k, &mut rng) else {
                     continue;
                 };
-                if rng.chance(c.missing_rate) {
+                let draw = rng.uniform();
+                if draw < c.missing_rate {
                     continue;
                 }
+                let defect = (draw - c.missing_rate) / kept;
                 let shift = if c.jitter > 0 {
                     rng.below(2 * c.jitter as u64 + 1) as i64 - c.jitter
                 } else {
@@ -381,98 +410,115 @@ impl Scenario {
                     + i64::from(k) * c.ping_interval
                     + c.ping_interval / 2
                     + shift;
-                if rng.chance(c.outside_period_rate) {
+                if defect < outside_until {
                     ts -= i64::from(c.days) * 86_400 + 86_400;
                 }
-                let null_subscriber = rng.chance(c.null_subscriber_rate);
-                let bad_position = rng.chance(c.bad_position_rate);
-                let (lat, lon) = if bad_position {
-                    (if rng.chance(0.5) { f64::NAN } else { 123.0 }, place.lon)
+                let null_subscriber = (outside_until..null_until).contains(&defect);
+                let bad_position = (null_until..bad_until).contains(&defect);
+                let copies = if (bad_until..duplicate_until).contains(&defect) {
+                    2
                 } else {
-                    (
-                        place.lat + rng.quick_normal() * c.position_error_m / metres_per_degree,
-                        place.lon + rng.quick_normal() * c.position_error_m / lon_scale,
-                    )
+                    1
                 };
-                let cell = if bad_position {
-                    None
+                let person_number = if null_subscriber {
+                    i as u32 | NULL_SUBSCRIBER
                 } else {
-                    Some(u64::from(place.cell))
+                    i as u32
                 };
-                let copies = if rng.chance(c.duplicate_rate) { 2 } else { 1 };
                 for _ in 0..copies {
-                    rows.person.push(i as u32);
-                    rows.null_subscriber.push(null_subscriber);
-                    rows.ts.push(ts);
-                    rows.lat.push(lat);
-                    rows.lon.push(lon);
-                    rows.cell.push(cell);
+                    scratch.person.push(person_number);
+                    scratch.ts.push(ts);
+                    if c.cells {
+                        // H3 index 0 is no cell: it stands for null.
+                        scratch.cell.push(if bad_position {
+                            0
+                        } else {
+                            u64::from(place.cell)
+                        });
+                    } else if bad_position {
+                        scratch
+                            .lat
+                            .push(if defect < (null_until + bad_until) / 2.0 {
+                                f64::NAN
+                            } else {
+                                123.0
+                            });
+                        scratch.lon.push(place.lon);
+                    } else {
+                        scratch.lat.push(
+                            place.lat + rng.quick_normal() * c.position_error_m / metres_per_degree,
+                        );
+                        scratch
+                            .lon
+                            .push(place.lon + rng.quick_normal() * c.position_error_m / lon_scale);
+                    }
                 }
             }
-        }
-        let mut order: Vec<usize> = (0..rows.ts.len()).collect();
-        if c.shuffle {
-            // Shuffled within windows of 2^16 rows (about a hundred people): unsorted in
-            // time and by subscriber, as real feeds are, while the gather below stays in
-            // the CPU caches.
-            let mut rng = Rng::stream(c.seed, 4, from as u64);
-            for window in order.chunks_mut(1 << 16) {
-                for j in (1..window.len()).rev() {
-                    window.swap(j, rng.below(j as u64 + 1) as usize);
-                }
+            if scratch.len() >= SHUFFLE_WINDOW {
+                scratch.flush_into(&mut rows, &mut order, c.shuffle.then_some(&mut shuffle_rng));
             }
         }
-        self.assemble(from, &rows, &order)
+        scratch.flush_into(&mut rows, &mut order, c.shuffle.then_some(&mut shuffle_rng));
+        self.assemble(from, rows)
     }
 
-    fn assemble(&self, from: usize, rows: &Rows, order: &[usize]) -> Result<RecordBatch> {
+    /// The batch from rows in output order: every column is one sequential pass.
+    fn assemble(&self, from: usize, mut rows: Rows) -> Result<RecordBatch> {
+        let persons = std::mem::take(&mut rows.person);
+        let person = |number: u32| {
+            (
+                (number & !NULL_SUBSCRIBER) as usize,
+                number & NULL_SUBSCRIBER != 0,
+            )
+        };
+        // One past the last person with a row.
+        let end = persons
+            .iter()
+            .map(|&number| person(number).0 + 1)
+            .max()
+            .unwrap_or(from);
         let subscriber: ArrayRef = if self.config.integer_ids {
             Arc::new(
-                order
+                persons
                     .iter()
-                    .map(|&r| {
-                        (!rows.null_subscriber[r])
-                            .then(|| Self::subscriber_number(rows.person[r] as usize))
+                    .map(|&number| {
+                        let (p, null) = person(number);
+                        (!null).then(|| Self::subscriber_number(p))
                     })
                     .collect::<UInt64Array>(),
             )
         } else {
             // Each person's id is formatted once per batch, not once per ping.
-            let last = rows.person.iter().max().map_or(from, |&p| p as usize + 1);
-            let ids: Vec<String> = (from..last).map(|i| self.subscriber_id(i)).collect();
-            let mut builder = StringBuilder::with_capacity(order.len(), order.len() * 15);
-            for &r in order {
-                if rows.null_subscriber[r] {
-                    builder.append_null();
-                } else {
-                    builder.append_value(&ids[rows.person[r] as usize - from]);
+            let ids: Vec<String> = (from..end).map(|i| self.subscriber_id(i)).collect();
+            let mut builder = StringBuilder::with_capacity(persons.len(), persons.len() * 15);
+            for &number in &persons {
+                match person(number) {
+                    (_, true) => builder.append_null(),
+                    (p, false) => builder.append_value(&ids[p - from]),
                 }
             }
             Arc::new(builder.finish())
         };
-        let ts: ArrayRef = Arc::new(order.iter().map(|&r| rows.ts[r]).collect::<Int64Array>());
+        let ts: ArrayRef = Arc::new(Int64Array::from(rows.ts));
         let mut columns = vec![subscriber, ts];
         if self.config.cells {
             columns.push(Arc::new(
-                order.iter().map(|&r| rows.cell[r]).collect::<UInt64Array>(),
+                rows.cell
+                    .iter()
+                    .map(|&cell| Some(cell).filter(|&c| c != 0))
+                    .collect::<UInt64Array>(),
             ));
         } else {
-            columns.push(Arc::new(
-                order
-                    .iter()
-                    .map(|&r| Some(rows.lat[r]))
-                    .collect::<Float64Array>(),
-            ));
-            columns.push(Arc::new(
-                order
-                    .iter()
-                    .map(|&r| Some(rows.lon[r]))
-                    .collect::<Float64Array>(),
-            ));
+            columns.push(Arc::new(Float64Array::from(rows.lat)));
+            columns.push(Arc::new(Float64Array::from(rows.lon)));
         }
-        let mut country = StringBuilder::with_capacity(order.len(), 2 * order.len());
-        for &r in order {
-            country.append_value(self.people[rows.person[r] as usize].country.unwrap_or("BE"));
+        let codes: Vec<&str> = self.people[from.min(end)..end]
+            .iter()
+            .map(|p| p.country.unwrap_or("BE"))
+            .collect();
+        let mut country = StringBuilder::with_capacity(persons.len(), 2 * persons.len());
+        for &number in &persons {
+            country.append_value(codes[person(number).0 - from]);
         }
         columns.push(Arc::new(country.finish()));
         Ok(RecordBatch::try_new(self.pings_schema(), columns)?)
@@ -647,25 +693,63 @@ fn census_geography(world: &World, people: &[Person]) -> Result<Geography> {
     )
 }
 
-/// Pings under construction, before shuffling.
+/// Rows shuffled together: unsorted in time and by subscriber, as real feeds are (several
+/// people's weeks), while the shuffle stays in the CPU caches.
+const SHUFFLE_WINDOW: usize = 1 << 12;
+
+/// The flag, on a row's person number, of a ping whose subscriber is null.
+const NULL_SUBSCRIBER: u32 = 1 << 31;
+
+/// Pings under construction, before shuffling: only the position columns the scenario
+/// writes are filled.
 struct Rows {
+    /// Person number, with [`NULL_SUBSCRIBER`] set for a null subscriber.
     person: Vec<u32>,
-    null_subscriber: Vec<bool>,
     ts: Vec<i64>,
     lat: Vec<f64>,
     lon: Vec<f64>,
-    cell: Vec<Option<u64>>,
+    /// Cells, 0 for a bad position.
+    cell: Vec<u64>,
 }
 
 impl Rows {
-    fn with_capacity(capacity: usize) -> Self {
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// Appends these rows to `out`, shuffled when a generator is given, and empties them.
+    fn flush_into(&mut self, out: &mut Self, order: &mut Vec<u32>, shuffle: Option<&mut Rng>) {
+        order.clear();
+        order.extend(0..self.len() as u32);
+        if let Some(rng) = shuffle {
+            for j in (1..order.len()).rev() {
+                order.swap(j, rng.below(j as u64 + 1) as usize);
+            }
+        }
+        let at = |r: &u32| *r as usize;
+        out.person.extend(order.iter().map(|r| self.person[at(r)]));
+        out.ts.extend(order.iter().map(|r| self.ts[at(r)]));
+        if self.cell.is_empty() {
+            out.lat.extend(order.iter().map(|r| self.lat[at(r)]));
+            out.lon.extend(order.iter().map(|r| self.lon[at(r)]));
+        } else {
+            out.cell.extend(order.iter().map(|r| self.cell[at(r)]));
+        }
+        self.person.clear();
+        self.ts.clear();
+        self.cell.clear();
+        self.lat.clear();
+        self.lon.clear();
+    }
+
+    fn with_capacity(capacity: usize, cells: bool) -> Self {
+        let (cell_capacity, degree_capacity) = if cells { (capacity, 0) } else { (0, capacity) };
         Self {
             person: Vec::with_capacity(capacity),
-            null_subscriber: Vec::with_capacity(capacity),
             ts: Vec::with_capacity(capacity),
-            lat: Vec::with_capacity(capacity),
-            lon: Vec::with_capacity(capacity),
-            cell: Vec::with_capacity(capacity),
+            lat: Vec::with_capacity(degree_capacity),
+            lon: Vec::with_capacity(degree_capacity),
+            cell: Vec::with_capacity(cell_capacity),
         }
     }
 }

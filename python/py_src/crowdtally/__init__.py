@@ -1,8 +1,9 @@
 """crowdtally: visitor statistics from mobile-network pings, done right.
 
 Keyed and rotated pseudonyms with opt-out, H3 location, cleaning that accounts for every
-row, and (in later stages) visits, disclosure control and extrapolation. Every number is
-defined by the method document shipped with the project.
+row, homes and classes, visits and dwell, aggregation with disclosure control, and
+extrapolation with honest intervals. Every number is defined by the method document
+shipped with the project.
 
 Quick start::
 
@@ -16,8 +17,11 @@ Quick start::
     prepared.report  # pings read, kept, dropped by reason
     devices = ct.profile(prepared, geography, config)  # home, class, origin per device
     visits = ct.visits(prepared, geography, config)  # visits to zones, with dwell
+    release = ct.analyze(pings, geography, config, bucket="day")  # the protected table
+    release.report_html("2026Q3.html")
 
-The per-device tables are microdata: pseudonymous, not anonymous. Never publish them.
+Only the release is fit to publish. The per-device tables are microdata: pseudonymous,
+not anonymous. Never publish them.
 """
 
 from crowdtally._crowdtally import (
@@ -35,6 +39,7 @@ from crowdtally._crowdtally import (
     pseudonymize,
     visits,
 )
+from crowdtally.release import Release, analyze
 
 __all__ = [
     "Config",
@@ -44,8 +49,10 @@ __all__ = [
     "GeographyError",
     "InputError",
     "Prepared",
+    "Release",
     "Table",
     "__version__",
+    "analyze",
     "prepare",
     "profile",
     "pseudonymize",

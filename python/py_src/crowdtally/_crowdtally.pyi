@@ -223,6 +223,20 @@ def visits(
     """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
     visit qualifies. Pseudonymous, not anonymous: never publish it."""
 
+def analyze(
+    pings: Prepared | _Table,
+    geography: Geography,
+    config: Config,
+    bucket: str = "period",
+    level: str | None = None,
+    classes: str | Sequence[str] | None = None,
+    subscribers: Mapping[str, int] | None = None,
+    roaming_factors: Mapping[str, float] | None = None,
+    roll_up: bool = True,
+    columns: Mapping[str, str] | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """Runs the whole method: returns the release table and the report."""
+
 @final
 class Scenario:
     """A generated synthetic city: country, zones, people, their pings and the truth."""

@@ -33,13 +33,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from crowdtally._crowdtally import Config, Geography
+from crowdtally._crowdtally import analyze as _native_analyze
+
 if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["BANDS", "COLUMNS", "FIXED_CAVEATS", "ArrowStreamTable", "Release", "ReleasePlot"]
+__all__ = [
+    "BANDS",
+    "COLUMNS",
+    "FIXED_CAVEATS",
+    "ArrowStreamTable",
+    "Release",
+    "ReleasePlot",
+    "analyze",
+]
 
 COLUMNS: tuple[str, ...] = (
     "zone",
@@ -894,3 +905,58 @@ _PAGE = """<!DOCTYPE html>
 </body>
 </html>
 """
+
+
+def _as_dict(value: Any) -> Any:
+    """A mapping as a dict (the core takes dicts); anything else as it is, so the core
+    rejects it with an error naming the parameter."""
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def analyze(
+    pings: Any,
+    geography: Geography,
+    config: Config,
+    bucket: str = "period",
+    level: str | None = None,
+    classes: str | Sequence[str] = ("visitor",),
+    subscribers: Mapping[str, int] | None = None,
+    roaming_factors: Mapping[str, float] | None = None,
+    *,
+    roll_up: bool = True,
+    columns: Mapping[str, str] | None = None,
+) -> Release:
+    """Runs the whole method (§2-9) on pings and returns the protected release.
+
+    ``pings`` is anything :func:`crowdtally.prepare` takes (pyarrow, pandas, polars,
+    DuckDB, Arrow streams, dicts of columns) or a :class:`crowdtally.Prepared`.
+
+    - ``bucket``: ``hour``, ``day``, ``week``, ``month``, ``quarter`` or ``period``
+      (local calendar intervals, DST-correct).
+    - ``level``: the origin level, a level name of the region tree (default: the leaves).
+    - ``classes``: ``visitor`` (default), or its parts ``overnight_visitor`` and
+      ``day_visitor``, and ``resident`` and ``regular`` on request.
+    - ``subscribers``: the operator's subscribers per leaf region (from billing); by
+      default detected as the devices whose home is there.
+    - ``roaming_factors``: the expansion factor per roamer country (``{"FR": 3.3}``);
+      rows with roamers of a country without one have no estimates.
+    - ``roll_up``: pool origin rows below k up the region tree before the residual.
+    - ``columns``: your column names for the roles ``subscriber``, ``ts``, ``lat``,
+      ``lon``, ``cell``, ``country``.
+
+    Raises :class:`crowdtally.ConfigError` (with ``.field``) for an invalid parameter
+    before any work, and :class:`crowdtally.InputError` for unreadable pings.
+    """
+    table, report = _native_analyze(
+        pings,
+        geography,
+        config,
+        bucket=bucket,
+        level=level,
+        classes=classes,
+        subscribers=_as_dict(subscribers),
+        roaming_factors=_as_dict(roaming_factors),
+        roll_up=roll_up,
+        columns=columns,
+    )
+    return Release(table, report)

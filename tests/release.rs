@@ -1,0 +1,2020 @@
+//! Releases through the public API (method §6–9): buckets and their measures, the grid,
+//! classes and origin levels, disclosure control, extrapolation, bad options and the
+//! report.
+//!
+//! Disclosure control (§7) is tested twice: directly on [`Disclosure::protect`] with
+//! hand-made cells, one test per rule, and end to end through [`crowdtally::analyze`]
+//! with pings placed by hand. Every expected number is worked out in the comment above
+//! its assertion. Times are Brussels local time unless they carry an offset; in July
+//! Brussels is at UTC+2.
+
+use std::collections::BTreeMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use crowdtally::aggregate::Measures;
+use crowdtally::extrapolate::{Estimate, SubscriberSource};
+use crowdtally::release::DisclosureCounts;
+use crowdtally::release::disclosure::{Cell, Disclosure, Group, LevelOrigin};
+use crowdtally::{
+    Aggregate, BucketKind, Config, DeviceClass, Geography, OptOut, Period, PingColumns, Release,
+    ReleaseClass, ReleaseOptions, ReleaseRow, SubscriberId, profile,
+};
+use crowdtally_harness::{
+    GeographyBuilder, KEY, KORTRIJK_CELL, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL,
+    RESOLUTION, STATION_CELL, STREET_CELL, batch, brussels, brussels_period, config,
+    free_neighbours_of_kortrijk, prepare, quiet_menen_cell,
+};
+use h3o::{CellIndex, Resolution};
+
+const HOUR: i64 = 3_600;
+
+// --- Fixtures ---------------------------------------------------------------------------
+
+/// A Brussels local time (or a time with an offset) in epoch seconds.
+fn t(text: &str) -> i64 {
+    brussels(text)
+}
+
+/// The period of local dates `[start, end)`, written `YYYY-MM-DD`.
+fn period(start: &str, end: &str) -> Period {
+    brussels_period(
+        t(&format!("{start} 00:00:00")),
+        t(&format!("{end} 00:00:00")),
+    )
+}
+
+/// The defaults with the given period, threshold `k` and `min_nights = 1` (one night
+/// ping makes a home).
+fn config_for(start: &str, end: &str, k: u32) -> Config {
+    let mut config = config();
+    config.period = Some(period(start, end));
+    config.k = k;
+    config.min_nights = 1;
+    config
+}
+
+/// The default options with another bucket kind.
+fn options(bucket: BucketKind) -> ReleaseOptions {
+    let mut options = ReleaseOptions::default();
+    options.bucket = bucket;
+    options
+}
+
+/// Resolution-9 cells in the leaves that have no fixture cell of their own (their
+/// resolution-7 cells are free neighbours of Kortrijk), and in `menen` outside every
+/// zone. `QUIET_CELL` is `kortrijk`'s, outside every zone.
+struct Homes {
+    gent: u64,
+    aalst: u64,
+    brugge: u64,
+    brussel: u64,
+    menen: u64,
+    /// The resolution-7 cells of gent, aalst, brugge and brussel.
+    leaves: [u64; 4],
+}
+
+fn homes() -> Homes {
+    let ring = free_neighbours_of_kortrijk();
+    let inner = |raw: u64| -> u64 {
+        CellIndex::try_from(raw)
+            .unwrap()
+            .center_child(Resolution::Nine)
+            .unwrap()
+            .into()
+    };
+    Homes {
+        gent: inner(ring[0]),
+        aalst: inner(ring[1]),
+        brugge: inner(ring[2]),
+        brussel: inner(ring[3]),
+        menen: quiet_menen_cell(),
+        leaves: [ring[0], ring[1], ring[2], ring[3]],
+    }
+}
+
+/// The region tree of every test here (populations in brackets):
+///
+/// ```text
+/// BE (country)
+/// ├── ovl (province)
+/// │   └── arr-gent (arrondissement): gent [600], aalst [500]
+/// ├── wvl (province)
+/// │   ├── arr-kortrijk (arrondissement): kortrijk [300], menen [100]
+/// │   └── arr-brugge (arrondissement): brugge [400]
+/// └── brussel (municipality, directly under the country) [1000]
+/// ```
+///
+/// 2900 inhabitants in all. Regions are listed so that `gent` has a smaller index than
+/// `brugge` (index order and byte order disagree). The study area is `kortrijk`, with
+/// one zone `markt` on `MARKT_CELL` (no category).
+fn regions_builder() -> GeographyBuilder {
+    let homes = homes();
+    GeographyBuilder::new(RESOLUTION)
+        .region("BE", "country", None, None)
+        .region("ovl", "province", Some("BE"), None)
+        .region("wvl", "province", Some("BE"), None)
+        .region("arr-gent", "arrondissement", Some("ovl"), None)
+        .region("arr-kortrijk", "arrondissement", Some("wvl"), None)
+        .region("arr-brugge", "arrondissement", Some("wvl"), None)
+        .region("gent", "municipality", Some("arr-gent"), Some(600))
+        .region("aalst", "municipality", Some("arr-gent"), Some(500))
+        .region("kortrijk", "municipality", Some("arr-kortrijk"), Some(300))
+        .region("menen", "municipality", Some("arr-kortrijk"), Some(100))
+        .region("brugge", "municipality", Some("arr-brugge"), Some(400))
+        .region("brussel", "municipality", Some("BE"), Some(1_000))
+        .region_cells("kortrijk", &[KORTRIJK_CELL])
+        .region_cells("menen", &[MENEN_CELL])
+        .region_cells("gent", &[homes.leaves[0]])
+        .region_cells("aalst", &[homes.leaves[1]])
+        .region_cells("brugge", &[homes.leaves[2]])
+        .region_cells("brussel", &[homes.leaves[3]])
+        .study_area(&["kortrijk"])
+}
+
+fn geography() -> Geography {
+    regions_builder()
+        .zone("markt", None, &[MARKT_CELL])
+        .build()
+        .unwrap()
+}
+
+/// A ping at a local time in a cell.
+fn ping(who: &str, time: &str, cell: u64) -> Ping {
+    Ping::in_cell(who, t(time), cell)
+}
+
+/// A domestic device: with a home cell, one ping there at 2026-07-01 03:00 (the night of
+/// 30 June: with `min_nights = 1` that night makes the home), then one ping on the Markt
+/// at each time. Without a home cell it has no night ping and so no home (`unknown`).
+fn visitor(who: &str, home: Option<u64>, times: &[&str]) -> Vec<Ping> {
+    let mut rows: Vec<Ping> = home
+        .map(|cell| ping(who, "2026-07-01 03:00:00", cell))
+        .into_iter()
+        .collect();
+    rows.extend(times.iter().map(|time| ping(who, time, MARKT_CELL)));
+    rows
+}
+
+/// An inbound roamer with one ping on the Markt at each time.
+fn roamer(who: &str, country: &str, times: &[&str]) -> Vec<Ping> {
+    times
+        .iter()
+        .map(|time| ping(who, time, MARKT_CELL).country(country))
+        .collect()
+}
+
+/// The Markt visit most tests use: pings at 10:00 and 11:00 on 2026-07-01, more than
+/// `max_gap` after the 03:00 home ping, so the visit is exactly [10:00, 11:00]: one
+/// visit, 3600 s, in the band [1h, 2h).
+const ONE_HOUR: [&str; 2] = ["2026-07-01 10:00:00", "2026-07-01 11:00:00"];
+
+/// Runs the whole method and checks every group's invariants.
+fn run(rows: &[Ping], geography: &Geography, config: &Config, options: &ReleaseOptions) -> Release {
+    let release = crowdtally::analyze(
+        [Ok(batch(rows))],
+        geography,
+        config,
+        &PingColumns::default(),
+        options,
+    )
+    .expect("analyze");
+    assert_groups(&release, u64::from(config.k));
+    release
+}
+
+fn m(devices: u64, visits: u64, dwell_s: i64, bands: [u64; 5]) -> Measures {
+    Measures {
+        devices,
+        visits,
+        dwell_s,
+        bands,
+    }
+}
+
+/// `n` devices with one visit of one hour each.
+fn hours(n: u64) -> Measures {
+    m(n, n, 3_600 * n as i64, [0, n, 0, 0, 0])
+}
+
+/// A released row as (bucket_start, class, origin, measures).
+type Shown = (String, String, String, Measures);
+
+/// The released rows of one zone, in release order.
+fn released(release: &Release, zone: &str) -> Vec<Shown> {
+    release
+        .rows
+        .iter()
+        .filter(|row| &*row.zone == zone && !row.suppressed)
+        .map(|row| {
+            (
+                row.bucket_start.to_string(),
+                row.class.name().to_owned(),
+                row.origin.clone(),
+                row.measures.expect("a released row has its measures"),
+            )
+        })
+        .collect()
+}
+
+fn shown(expected: &[(&str, &str, &str, Measures)]) -> Vec<Shown> {
+    expected
+        .iter()
+        .map(|&(bucket, class, origin, measures)| {
+            (
+                bucket.to_owned(),
+                class.to_owned(),
+                origin.to_owned(),
+                measures,
+            )
+        })
+        .collect()
+}
+
+/// The released origin rows of the only group of a release: (origin, measures).
+fn origins_of(release: &Release) -> Vec<(String, Measures)> {
+    release
+        .rows
+        .iter()
+        .filter(|row| !row.suppressed)
+        .map(|row| (row.origin.clone(), row.measures.unwrap()))
+        .collect()
+}
+
+fn named(expected: &[(&str, Measures)]) -> Vec<(String, Measures)> {
+    expected
+        .iter()
+        .map(|&(origin, measures)| (origin.to_owned(), measures))
+        .collect()
+}
+
+/// The bucket labels of the groups of one zone and the first class, in order.
+fn labels(release: &Release, zone: &str) -> Vec<String> {
+    let class = release.rows[0].class;
+    release
+        .rows
+        .iter()
+        .filter(|row| &*row.zone == zone && row.class == class && row.origin == "*")
+        .map(|row| row.bucket_start.to_string())
+        .collect()
+}
+
+/// The row of a release with this origin (in a one-group release).
+fn row<'a>(release: &'a Release, origin: &str) -> &'a ReleaseRow {
+    release
+        .rows
+        .iter()
+        .find(|row| row.origin == origin)
+        .unwrap_or_else(|| panic!("no row {origin:?}"))
+}
+
+fn close(got: f64, want: f64) -> bool {
+    (got - want).abs() <= 1e-9 * want.abs().max(1.0)
+}
+
+/// `[est_devices, est_visits, est_low, est_high]` as §8 defines them, from a row's observed
+/// devices, its estimates and its variance.
+fn interval(devices: u64, est: f64, est_visits: f64, variance: f64) -> [f64; 4] {
+    let half = 1.96 * variance.sqrt();
+    [
+        est,
+        est_visits,
+        (est - half).max(devices as f64),
+        est + half,
+    ]
+}
+
+fn assert_estimate(row: &ReleaseRow, want: [f64; 4]) {
+    let got = row
+        .estimate
+        .unwrap_or_else(|| panic!("{:?} has no estimate", row.origin));
+    assert!(
+        got.iter().zip(want).all(|(&g, w)| close(g, w)),
+        "{}: got {got:?}, want {want:?}",
+        row.origin
+    );
+}
+
+/// Checks every group of a release: its total row comes first; a suppressed group is
+/// that row alone, with no measure and no estimate; in a released group every row has at
+/// least k devices, the origin rows sum to the total for every measure and, when the
+/// total has estimates, every origin row has them and they sum to the total's; est_low is
+/// at least devices.
+fn assert_groups(release: &Release, k: u64) {
+    let rows = &release.rows;
+    let mut first = 0;
+    while first < rows.len() {
+        let total = &rows[first];
+        assert_eq!(total.origin, "*", "a group starts with its total row");
+        let end = (first + 1..rows.len())
+            .find(|&i| rows[i].origin == "*")
+            .unwrap_or(rows.len());
+        let origins = &rows[first + 1..end];
+        for row in origins {
+            assert_eq!(
+                (&row.zone, &row.bucket_start, row.class),
+                (&total.zone, &total.bucket_start, total.class)
+            );
+        }
+        if total.suppressed {
+            assert!(origins.is_empty(), "a suppressed group is its total alone");
+            assert_eq!((total.measures, total.estimate), (None, None));
+        } else {
+            let mut sum = Measures::default();
+            for row in &rows[first..end] {
+                assert!(!row.suppressed);
+                let measures = row.measures.unwrap();
+                assert!(measures.devices >= k, "{row:?} is below k");
+                if let Some([_, _, low, high]) = row.estimate {
+                    assert!(low >= measures.devices as f64 && high >= low, "{row:?}");
+                }
+            }
+            for row in origins {
+                sum += row.measures.unwrap();
+            }
+            assert_eq!(sum, total.measures.unwrap(), "origins partition the total");
+            let estimates: Option<Vec<[f64; 4]>> = origins.iter().map(|r| r.estimate).collect();
+            match (total.estimate, estimates) {
+                (Some(whole), Some(parts)) => {
+                    let devices: f64 = parts.iter().map(|e| e[0]).sum();
+                    let visits: f64 = parts.iter().map(|e| e[1]).sum();
+                    assert!(close(devices, whole[0]) && close(visits, whole[1]));
+                }
+                (None, Some(_)) => panic!("a null total estimate over non-null origin rows"),
+                (Some(_), None) => panic!("a total estimate over a null origin row"),
+                (None, None) => {}
+            }
+        }
+        first = end;
+    }
+}
+
+// --- Disclosure control, rule by rule (§7) ------------------------------------------------
+
+fn origin(geography: &Geography, id: &str) -> LevelOrigin {
+    LevelOrigin::Region(geography.regions().index_of(id).unwrap())
+}
+
+fn country(code: &str) -> LevelOrigin {
+    LevelOrigin::Country(format!("country:{code}"))
+}
+
+/// A cell of `devices` devices whose other measures tell it apart from other cells:
+/// visits = devices + 1, dwell = 600 s per device + 7 s, bands [devices, 1, 0, 0, 0].
+fn cell(devices: u64) -> Cell {
+    Cell {
+        measures: Measures {
+            devices,
+            visits: devices + 1,
+            dwell_s: 600 * devices as i64 + 7,
+            bands: [devices, 1, 0, 0, 0],
+        },
+        estimate: Estimate::default(),
+    }
+}
+
+fn sum(cells: &[Cell]) -> Cell {
+    let mut total = Cell::default();
+    for &one in cells {
+        total += one;
+    }
+    total
+}
+
+/// Protects one group with fresh counters.
+fn protect(
+    geography: &Geography,
+    k: u64,
+    roll_up: bool,
+    rows: &[(LevelOrigin, Cell)],
+) -> (Group, DisclosureCounts) {
+    let disclosure = Disclosure {
+        regions: geography.regions(),
+        k,
+        roll_up,
+    };
+    let mut counts = DisclosureCounts::default();
+    let group = disclosure.protect(rows.to_vec(), &mut counts);
+    (group, counts)
+}
+
+/// The released origin rows of a group, after checking that its total is the sum of the
+/// input rows and that the released rows sum to it (every measure and estimate).
+fn released_origins(group: &Group, rows: &[(LevelOrigin, Cell)]) -> Vec<(String, Cell)> {
+    let inputs: Vec<Cell> = rows.iter().map(|(_, c)| *c).collect();
+    match group {
+        Group::Suppressed => panic!("the group is suppressed"),
+        Group::Released { total, origins } => {
+            assert_eq!(*total, sum(&inputs), "the total sums every origin row");
+            let parts: Vec<Cell> = origins.iter().map(|(_, c)| *c).collect();
+            assert_eq!(sum(&parts), *total, "released rows partition the total");
+            origins.clone()
+        }
+    }
+}
+
+fn cells(expected: &[(&str, Cell)]) -> Vec<(String, Cell)> {
+    expected
+        .iter()
+        .map(|&(name, c)| (name.to_owned(), c))
+        .collect()
+}
+
+fn counts(
+    groups: u64,
+    groups_suppressed: u64,
+    rows_released: u64,
+    origin_rows_rolled_up: u64,
+    origin_rows_moved_to_residual: u64,
+) -> DisclosureCounts {
+    DisclosureCounts {
+        k: 0,
+        groups,
+        groups_suppressed,
+        rows_released,
+        origin_rows_rolled_up,
+        origin_rows_moved_to_residual,
+    }
+}
+
+#[test]
+fn disclosure_suppresses_a_group_whose_total_is_below_k() {
+    let geography = geography();
+    // k = 3; gent 1 + country:FR 1 = 2 devices < 3: rule 1, the total row alone.
+    let rows = [
+        (origin(&geography, "gent"), cell(1)),
+        (country("FR"), cell(1)),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(group, Group::Suppressed);
+    assert_eq!(got, counts(1, 1, 0, 0, 0));
+
+    // With exactly k = 3 devices the group is released: gent 2 < 3 rolls up
+    // other:arr-gent (2) → other:ovl (2) → other:BE (2 < 3) → the residual, with
+    // unknown 1: residual 3 = k, released as `other`.
+    let gent = cell(2);
+    let unknown = cell(1);
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("other", sum(&[gent, unknown]))])
+    );
+    assert_eq!(got, counts(1, 0, 2, 2, 0));
+}
+
+#[test]
+fn disclosure_releases_origin_rows_of_k_devices_or_more() {
+    let geography = geography();
+    // k = 3: every row has ≥ 3 devices, so rule 2 releases each as it is, `unknown` and
+    // `country:FR` included; nothing is left for the residual, so no `other` row. Rows
+    // come in byte order of their names.
+    let (gent, brugge, unknown, france) = (cell(3), cell(5), cell(4), cell(3));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "brugge"), brugge),
+        (LevelOrigin::Unknown, unknown),
+        (country("FR"), france),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("brugge", brugge),
+            ("country:FR", france),
+            ("gent", gent),
+            ("unknown", unknown),
+        ])
+    );
+    // Rows released: the total and four origin rows.
+    assert_eq!(got, counts(1, 0, 5, 0, 0));
+}
+
+#[test]
+fn disclosure_rolls_small_rows_up_one_level() {
+    let geography = geography();
+    // k = 3: gent 5 is released; kortrijk 2 and menen 1 pool into their parent's
+    // `other:arr-kortrijk` = 3 ≥ k, released there.
+    let (gent, kortrijk, menen) = (cell(5), cell(2), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "menen"), menen),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("gent", gent),
+            ("other:arr-kortrijk", sum(&[kortrijk, menen])),
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 3, 2, 0));
+}
+
+#[test]
+fn disclosure_merges_a_small_pool_into_the_grandparent_pool() {
+    let geography = geography();
+    // k = 3: kortrijk 1 + menen 1 pool into other:arr-kortrijk = 2 < 3, brugge 1 into
+    // other:arr-brugge = 1 < 3; both arrondissement pools (depth 3) are judged before the
+    // province pools (depth 2) and merge into other:wvl = 3 ≥ k, released there.
+    let (gent, kortrijk, menen, brugge) = (cell(4), cell(1), cell(1), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "menen"), menen),
+        (origin(&geography, "brugge"), brugge),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("gent", gent),
+            ("other:wvl", sum(&[kortrijk, menen, brugge]))
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 3, 3, 0));
+}
+
+#[test]
+fn disclosure_releases_other_root_when_it_reaches_k() {
+    let geography = geography();
+    // k = 3: kortrijk 1 → other:arr-kortrijk 1 → other:wvl 1 → other:BE; gent 1 →
+    // other:arr-gent 1 → other:ovl 1 → other:BE; brussel 1 (directly under BE) →
+    // other:BE. other:BE = 3 ≥ k: released as `other:BE`, no residual.
+    let (kortrijk, gent, brussel) = (cell(1), cell(1), cell(1));
+    let rows = [
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "brussel"), brussel),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("other:BE", sum(&[kortrijk, gent, brussel]))])
+    );
+    assert_eq!(got, counts(1, 0, 2, 3, 0));
+}
+
+#[test]
+fn disclosure_sends_other_root_below_k_to_the_residual() {
+    let geography = geography();
+    // k = 3: kortrijk 1 and brussel 1 reach other:BE = 2 < 3, which goes to the
+    // residual; unknown 1 goes there too: residual 3 ≥ k, shown as `other` (not
+    // `other:BE`). gent 4 is released; no row moves.
+    let (gent, kortrijk, brussel, unknown) = (cell(4), cell(1), cell(1), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "brussel"), brussel),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("gent", gent),
+            ("other", sum(&[kortrijk, brussel, unknown]))
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 3, 3, 0));
+}
+
+#[test]
+fn disclosure_pools_roamer_countries_into_other_abroad() {
+    let geography = geography();
+    // k = 3: country:FR 1 + country:NL 2 pool into other:abroad = 3 ≥ k, released.
+    let (gent, france, netherlands) = (cell(3), cell(1), cell(2));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (country("FR"), france),
+        (country("NL"), netherlands),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("gent", gent),
+            ("other:abroad", sum(&[france, netherlands])),
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 3, 2, 0));
+
+    // other:abroad is the roamers' own top: country:FR 2 gives other:abroad 2 < 3, which
+    // goes to the residual, not into other:BE; brussel 1 gives other:BE 1 < 3, also to
+    // the residual: residual 3, shown as `other`. (Pooled together they would have made
+    // a released `other:BE` or `other:abroad` of 3.)
+    let (gent, france, brussel) = (cell(3), cell(2), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (country("FR"), france),
+        (origin(&geography, "brussel"), brussel),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("gent", gent), ("other", sum(&[france, brussel]))])
+    );
+    assert_eq!(got, counts(1, 0, 3, 2, 0));
+}
+
+#[test]
+fn disclosure_never_pools_unknown() {
+    let geography = geography();
+    // k = 3: kortrijk 1 climbs to other:BE = 1 < 3 and goes to the residual; unknown 2
+    // goes straight to the residual: `other` = 3. Had unknown been pooled into other:BE
+    // (or other:abroad below), that pool would have been released at 3.
+    let (gent, kortrijk, unknown) = (cell(3), cell(1), cell(2));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, _) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("gent", gent), ("other", sum(&[kortrijk, unknown]))])
+    );
+
+    let (gent, france, unknown) = (cell(3), cell(1), cell(2));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (country("FR"), france),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, _) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("gent", gent), ("other", sum(&[france, unknown]))])
+    );
+}
+
+#[test]
+fn disclosure_lifts_a_small_residual_with_the_smallest_released_row() {
+    let geography = geography();
+    // k = 3: gent 3, country:FR 3, brugge 3 and kortrijk 4 are released; unknown 1 makes
+    // a residual of 1, between 1 and k − 1. Released rows move in smallest first: three
+    // tie at 3 devices, and byte order picks "brugge" < "country:FR" < "gent" (region
+    // index order would pick gent, listed before brugge; so would input order). One
+    // move makes 1 + 3 = 4 ≥ k.
+    let (gent, france, brugge, kortrijk, unknown) = (cell(3), cell(3), cell(3), cell(4), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (country("FR"), france),
+        (origin(&geography, "brugge"), brugge),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("country:FR", france),
+            ("gent", gent),
+            ("kortrijk", kortrijk),
+            ("other", sum(&[unknown, brugge])),
+        ])
+    );
+    // Released: total + 4; rolled up: unknown; moved: brugge.
+    assert_eq!(got, counts(1, 0, 5, 1, 1));
+
+    // A released pool is a row like any other: kortrijk 2 + menen 1 make
+    // other:arr-kortrijk 3 ≥ k; unknown 2 is a residual below k; the smallest released
+    // row is other:arr-kortrijk (3 < gent's 4), which moves: `other` = 5.
+    let (gent, kortrijk, menen, unknown) = (cell(4), cell(2), cell(1), cell(2));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "menen"), menen),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("gent", gent), ("other", sum(&[kortrijk, menen, unknown]))])
+    );
+    assert_eq!(got, counts(1, 0, 3, 3, 1));
+}
+
+#[test]
+fn disclosure_without_roll_up_sends_every_small_row_to_the_residual() {
+    let geography = geography();
+    // k = 3. Rows: gent 3, kortrijk 2, menen 1, country:FR 1, country:NL 2, unknown 1.
+    let (gent, kortrijk, menen, france, netherlands, unknown) =
+        (cell(3), cell(2), cell(1), cell(1), cell(2), cell(1));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "menen"), menen),
+        (country("FR"), france),
+        (country("NL"), netherlands),
+        (LevelOrigin::Unknown, unknown),
+    ];
+    // Without roll-up every row below k goes to the residual: 2 + 1 + 1 + 2 + 1 = 7.
+    let (group, got) = protect(&geography, 3, false, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("gent", gent),
+            (
+                "other",
+                sum(&[kortrijk, menen, france, netherlands, unknown])
+            ),
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 3, 5, 0));
+
+    // With roll-up: other:arr-kortrijk 3 and other:abroad 3 are released, unknown 1 is a
+    // residual of 1; the smallest released rows tie at 3 ("gent" < "other:abroad" <
+    // "other:arr-kortrijk"): gent moves, `other` = 4.
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[
+            ("other", sum(&[unknown, gent])),
+            ("other:abroad", sum(&[france, netherlands])),
+            ("other:arr-kortrijk", sum(&[kortrijk, menen])),
+        ])
+    );
+    assert_eq!(got, counts(1, 0, 4, 5, 1));
+
+    // Without roll-up a residual below k still takes released rows: kortrijk 1 is a
+    // residual of 1, gent 3 moves in.
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), cell(1)),
+    ];
+    let (group, got) = protect(&geography, 3, false, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("other", sum(&[cell(1), gent]))])
+    );
+    assert_eq!(got, counts(1, 0, 2, 1, 1));
+}
+
+#[test]
+fn disclosure_of_rows_at_inner_levels_climbs_from_there() {
+    let geography = geography();
+    // Rows at the province level (brussel has no province: it stays itself). k = 3:
+    // wvl 1, ovl 1 and brussel 1 all have the root as parent: other:BE = 3, released.
+    let (wvl, ovl, brussel) = (cell(1), cell(1), cell(1));
+    let rows = [
+        (origin(&geography, "ovl"), ovl),
+        (origin(&geography, "wvl"), wvl),
+        (origin(&geography, "brussel"), brussel),
+    ];
+    let (group, _) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("other:BE", sum(&[ovl, wvl, brussel]))])
+    );
+
+    // A row at the root's own level has no parent to pool into: BE 2 < 3 goes to the
+    // residual (2), which takes the smallest released row, country:FR 3: `other` = 5.
+    let (belgium, france) = (cell(2), cell(3));
+    let rows = [(origin(&geography, "BE"), belgium), (country("FR"), france)];
+    let (group, got) = protect(&geography, 3, true, &rows);
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("other", sum(&[belgium, france]))])
+    );
+    assert_eq!(got, counts(1, 0, 2, 1, 1));
+}
+
+#[test]
+fn disclosure_pools_estimates_with_the_measures() {
+    let geography = geography();
+    // Estimates add like measures, and a missing factor anywhere in a row nulls it.
+    // Dyadic values keep every sum exact.
+    let with = |devices: u64, est: f64, missing: bool| Cell {
+        estimate: Estimate {
+            devices: est,
+            visits: 2.0 * est,
+            variance: est / 4.0,
+            missing,
+        },
+        ..cell(devices)
+    };
+    let (gent, kortrijk, menen) = (with(3, 4.5, false), with(1, 2.0, false), with(2, 3.0, true));
+    let rows = [
+        (origin(&geography, "gent"), gent),
+        (origin(&geography, "kortrijk"), kortrijk),
+        (origin(&geography, "menen"), menen),
+    ];
+    let (group, _) = protect(&geography, 3, true, &rows);
+    let pool = sum(&[kortrijk, menen]);
+    assert_eq!(
+        pool.estimate,
+        Estimate {
+            devices: 5.0,
+            visits: 10.0,
+            variance: 1.25,
+            missing: true,
+        }
+    );
+    assert_eq!(
+        released_origins(&group, &rows),
+        cells(&[("gent", gent), ("other:arr-kortrijk", pool)])
+    );
+    let Group::Released { total, .. } = group else {
+        panic!("released")
+    };
+    assert!(total.estimate.missing);
+    assert!(close(total.estimate.devices, 9.5));
+}
+
+#[test]
+fn disclosure_counters_add_up_over_groups() {
+    let geography = geography();
+    let disclosure = Disclosure {
+        regions: geography.regions(),
+        k: 3,
+        roll_up: true,
+    };
+    let mut got = DisclosureCounts::default();
+    let gent = || origin(&geography, "gent");
+    // Group 1: 2 devices < 3, suppressed.
+    disclosure.protect(vec![(gent(), cell(2))], &mut got);
+    // Group 2: gent 3 and country:FR 4 released; nothing rolled up. 3 rows released.
+    disclosure.protect(vec![(gent(), cell(3)), (country("FR"), cell(4))], &mut got);
+    // Group 3: kortrijk 1 and menen 1 → other:arr-kortrijk 2 → other:wvl 2 → other:BE 2
+    // → residual 2 (2 rows rolled up); gent 5 moves in (1 moved): `other` 7 alone. 2
+    // rows released (total and `other`).
+    disclosure.protect(
+        vec![
+            (gent(), cell(5)),
+            (origin(&geography, "kortrijk"), cell(1)),
+            (origin(&geography, "menen"), cell(1)),
+        ],
+        &mut got,
+    );
+    // Group 4: empty (no origin rows): 0 < 3, suppressed.
+    disclosure.protect(Vec::new(), &mut got);
+    assert_eq!(got, counts(4, 2, 5, 2, 1));
+}
+
+// --- Buckets and measures end to end (§6) -----------------------------------------------
+
+#[test]
+fn hour_buckets_count_devices_visits_and_dwell_per_clock_hour() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    // Three day visitors homed in gent (a 03:00 ping there), pinging the Markt:
+    // - a: 10:15 and 11:45 → one visit [10:15, 11:45], dwell 5400 s (band [1h, 2h)): 2700 s
+    //   in the 10:00 hour, 2700 s in the 11:00 hour;
+    // - b: Markt 10:30, Kortrijk (no zone) 10:40, Markt 10:50 and 11:10 → two visits:
+    //   [10:30, 10:35] (the next ping is 10 min later: end at the midpoint) and [10:45,
+    //   11:10] (start at the midpoint after 10:40), dwells 300 s and 1500 s (band [0, 1h));
+    //   in the 10:00 hour 300 + 900 = 1200 s, in the 11:00 hour 600 s;
+    // - c: Markt 11:00:00 alone → a zero-length visit at 11:00, in the bucket holding its
+    //   start: the 11:00 hour, not the 10:00 one.
+    let mut rows = visitor(
+        "a",
+        Some(homes.gent),
+        &["2026-07-01 10:15:00", "2026-07-01 11:45:00"],
+    );
+    rows.extend(visitor("b", Some(homes.gent), &["2026-07-01 10:30:00"]));
+    rows.push(ping("b", "2026-07-01 10:40:00", QUIET_CELL));
+    rows.extend(visitor(
+        "b",
+        None,
+        &["2026-07-01 10:50:00", "2026-07-01 11:10:00"],
+    ));
+    rows.extend(visitor("c", Some(homes.gent), &["2026-07-01 11:00:00"]));
+    let release = run(&rows, &geography, &config, &options(BucketKind::Hour));
+
+    // 10:00: devices a, b = 2 (b counts once for its two visits); visits a 1 + b 2 = 3,
+    // all starting in the hour; dwell 2700 + 1200 = 3900; bands: b's two in [0, 1h),
+    // a's in [1h, 2h).
+    let ten = m(2, 3, 3_900, [2, 1, 0, 0, 0]);
+    // 11:00: devices a, b, c = 3; visits: only c's starts here; dwell 2700 + 600 + 0 =
+    // 3300; bands: c's zero dwell in [0, 1h).
+    let eleven = m(3, 1, 3_300, [1, 0, 0, 0, 0]);
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            ("2026-07-01T10:00:00+02:00", "visitor", "*", ten),
+            ("2026-07-01T10:00:00+02:00", "visitor", "gent", ten),
+            ("2026-07-01T11:00:00+02:00", "visitor", "*", eleven),
+            ("2026-07-01T11:00:00+02:00", "visitor", "gent", eleven),
+        ])
+    );
+    // The grid: 24 hours, each with its total row; the 22 empty ones suppressed.
+    let hours: Vec<String> = (0..24)
+        .map(|h| format!("2026-07-01T{h:02}:00:00+02:00"))
+        .collect();
+    assert_eq!(labels(&release, "markt"), hours);
+    assert_eq!(release.rows.len(), 22 + 4);
+    let disclosure = release.report.disclosure;
+    assert_eq!(
+        (
+            disclosure.k,
+            disclosure.groups,
+            disclosure.groups_suppressed,
+            disclosure.rows_released
+        ),
+        (2, 24, 22, 4)
+    );
+}
+
+#[test]
+fn calendar_buckets_are_whole_intervals_and_split_dwell_at_their_bounds() {
+    let geography = geography();
+    // The week from Tuesday 30 June to Monday 6 July (period end Tuesday 7 July). Two
+    // French roamers each make two visits, by pings on the Markt at 23:30 and 00:30:
+    // [30 June 23:30, 1 July 00:30] across the end of June, of Q2 and of a day, and
+    // [Sunday 5 July 23:30, Monday 6 July 00:30] across the end of an ISO week. The pings
+    // are days apart, so each visit is exactly one hour (band [1h, 2h)).
+    let config = config_for("2026-06-30", "2026-07-07", 2);
+    let times = [
+        "2026-06-30 23:30:00",
+        "2026-07-01 00:30:00",
+        "2026-07-05 23:30:00",
+        "2026-07-06 00:30:00",
+    ];
+    let mut rows = roamer("r1", "FR", &times);
+    rows.extend(roamer("r2", "FR", &times));
+    let both = |measures: Measures| [measures, measures];
+    // Each released group is its total and the one origin row country:FR (2 devices).
+    let check = |bucket: BucketKind, expected: &[(&str, Measures)], grid: &[&str]| {
+        let release = run(&rows, &geography, &config, &options(bucket));
+        let mut want = Vec::new();
+        for &(label, measures) in expected {
+            for (origin, measures) in ["*", "country:FR"].into_iter().zip(both(measures)) {
+                want.push((label, "visitor", origin, measures));
+            }
+        }
+        assert_eq!(released(&release, "markt"), shown(&want), "{bucket}");
+        assert_eq!(labels(&release, "markt"), grid, "{bucket}");
+    };
+    // Days: 30 June holds both visits' starts and 1800 s of each; 1 July the other
+    // 1800 s each and no start; likewise 5 and 6 July. 2–4 July are empty.
+    check(
+        BucketKind::Day,
+        &[
+            ("2026-06-30T00:00:00+02:00", m(2, 2, 3_600, [0, 2, 0, 0, 0])),
+            ("2026-07-01T00:00:00+02:00", m(2, 0, 3_600, [0; 5])),
+            ("2026-07-05T00:00:00+02:00", m(2, 2, 3_600, [0, 2, 0, 0, 0])),
+            ("2026-07-06T00:00:00+02:00", m(2, 0, 3_600, [0; 5])),
+        ],
+        &[
+            "2026-06-30T00:00:00+02:00",
+            "2026-07-01T00:00:00+02:00",
+            "2026-07-02T00:00:00+02:00",
+            "2026-07-03T00:00:00+02:00",
+            "2026-07-04T00:00:00+02:00",
+            "2026-07-05T00:00:00+02:00",
+            "2026-07-06T00:00:00+02:00",
+        ],
+    );
+    // ISO weeks: the first starts on Monday 29 June, before the period. It holds all four
+    // starts, the whole first visits (3600 s each) and the first half of the second
+    // (1800 s each): 2 × 5400 = 10800. The week of 6 July holds 1800 s each.
+    check(
+        BucketKind::Week,
+        &[
+            (
+                "2026-06-29T00:00:00+02:00",
+                m(2, 4, 10_800, [0, 4, 0, 0, 0]),
+            ),
+            ("2026-07-06T00:00:00+02:00", m(2, 0, 3_600, [0; 5])),
+        ],
+        &["2026-06-29T00:00:00+02:00", "2026-07-06T00:00:00+02:00"],
+    );
+    // Months: June (from 1 June) holds the first visits' starts and 1800 s each; July
+    // 1800 + 3600 = 5400 s each and the second visits' starts.
+    let june = m(2, 2, 3_600, [0, 2, 0, 0, 0]);
+    let july = m(2, 2, 10_800, [0, 2, 0, 0, 0]);
+    check(
+        BucketKind::Month,
+        &[
+            ("2026-06-01T00:00:00+02:00", june),
+            ("2026-07-01T00:00:00+02:00", july),
+        ],
+        &["2026-06-01T00:00:00+02:00", "2026-07-01T00:00:00+02:00"],
+    );
+    // Quarters: Q2 from 1 April, Q3 from 1 July; the same split as the months.
+    check(
+        BucketKind::Quarter,
+        &[
+            ("2026-04-01T00:00:00+02:00", june),
+            ("2026-07-01T00:00:00+02:00", july),
+        ],
+        &["2026-04-01T00:00:00+02:00", "2026-07-01T00:00:00+02:00"],
+    );
+    // The period: one bucket from its first day, holding everything: 4 visits, 4 × 3600 s.
+    check(
+        BucketKind::Period,
+        &[(
+            "2026-06-30T00:00:00+02:00",
+            m(2, 4, 14_400, [0, 4, 0, 0, 0]),
+        )],
+        &["2026-06-30T00:00:00+02:00"],
+    );
+}
+
+/// Two French roamers pinging the Markt every hour on the hour (UTC) from `first` to
+/// `last` inclusive: one visit each from the first ping to the last.
+fn hourly_roamers(first: &str, last: &str) -> Vec<Ping> {
+    let (first, last) = (t(first), t(last));
+    let mut rows = Vec::new();
+    for who in ["r1", "r2"] {
+        let mut at = first;
+        while at <= last {
+            rows.push(Ping::in_cell(who, at, MARKT_CELL).country("FR"));
+            at += HOUR;
+        }
+    }
+    rows
+}
+
+#[test]
+fn spring_forward_day_has_23_hour_buckets_and_a_23_hour_day() {
+    let geography = geography();
+    // 29 March 2026: 02:00 +01:00 becomes 03:00 +02:00. Pings every hour from
+    // 29 March 00:00 +01:00 to 30 March 00:00 +02:00: one visit each, exactly the whole
+    // 29 March, 23 h = 82800 s (band 8h+), ending where 30 March begins (no overlap).
+    let config = config_for("2026-03-29", "2026-03-31", 2);
+    let rows = hourly_roamers("2026-03-29 00:00:00+01:00", "2026-03-30 00:00:00+02:00");
+
+    let release = run(&rows, &geography, &config, &options(BucketKind::Hour));
+    let grid = labels(&release, "markt");
+    // 23 hours on 29 March, 24 on 30 March.
+    assert_eq!(grid.len(), 23 + 24);
+    assert_eq!(
+        grid[..4],
+        [
+            "2026-03-29T00:00:00+01:00",
+            "2026-03-29T01:00:00+01:00",
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-29T04:00:00+02:00",
+        ]
+    );
+    assert_eq!(grid[22], "2026-03-29T23:00:00+02:00");
+    assert_eq!(grid[23], "2026-03-30T00:00:00+02:00");
+    // Each of the 23 hours of 29 March: both devices, 3600 s each; both visits start in
+    // the first hour. 30 March is empty.
+    let mut want = Vec::new();
+    for (h, label) in grid[..23].iter().enumerate() {
+        let measures = if h == 0 {
+            m(2, 2, 7_200, [0, 0, 0, 0, 2])
+        } else {
+            m(2, 0, 7_200, [0; 5])
+        };
+        for origin in ["*", "country:FR"] {
+            want.push((label.as_str(), "visitor", origin, measures));
+        }
+    }
+    assert_eq!(released(&release, "markt"), shown(&want));
+    assert_eq!(release.report.disclosure.groups_suppressed, 24);
+
+    // The day bucket of 29 March is 23 h long: 2 × 82800 s.
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    assert_eq!(
+        labels(&release, "markt"),
+        ["2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00"]
+    );
+    let day = m(2, 2, 2 * 82_800, [0, 0, 0, 0, 2]);
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            ("2026-03-29T00:00:00+01:00", "visitor", "*", day),
+            ("2026-03-29T00:00:00+01:00", "visitor", "country:FR", day),
+        ])
+    );
+}
+
+#[test]
+fn fall_back_day_has_25_hour_buckets_two_labelled_two_oclock() {
+    let geography = geography();
+    // 25 October 2026: 03:00 +02:00 becomes 02:00 +01:00. Pings every hour from
+    // 25 October 00:00 +02:00 to 26 October 00:00 +01:00: the whole 25 h day, 90000 s.
+    let config = config_for("2026-10-25", "2026-10-27", 2);
+    let rows = hourly_roamers("2026-10-25 00:00:00+02:00", "2026-10-26 00:00:00+01:00");
+
+    let release = run(&rows, &geography, &config, &options(BucketKind::Hour));
+    let grid = labels(&release, "markt");
+    assert_eq!(grid.len(), 25 + 24);
+    assert_eq!(
+        grid[..5],
+        [
+            "2026-10-25T00:00:00+02:00",
+            "2026-10-25T01:00:00+02:00",
+            "2026-10-25T02:00:00+02:00",
+            "2026-10-25T02:00:00+01:00",
+            "2026-10-25T03:00:00+01:00",
+        ]
+    );
+    assert_eq!(grid[24], "2026-10-25T23:00:00+01:00");
+    assert_eq!(grid[25], "2026-10-26T00:00:00+01:00");
+    let mut want = Vec::new();
+    for (h, label) in grid[..25].iter().enumerate() {
+        let measures = if h == 0 {
+            m(2, 2, 7_200, [0, 0, 0, 0, 2])
+        } else {
+            m(2, 0, 7_200, [0; 5])
+        };
+        for origin in ["*", "country:FR"] {
+            want.push((label.as_str(), "visitor", origin, measures));
+        }
+    }
+    assert_eq!(released(&release, "markt"), shown(&want));
+
+    // The day bucket of 25 October is 25 h long: 2 × 90000 s.
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    let day = m(2, 2, 2 * 90_000, [0, 0, 0, 0, 2]);
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            ("2026-10-25T00:00:00+02:00", "visitor", "*", day),
+            ("2026-10-25T00:00:00+02:00", "visitor", "country:FR", day),
+        ])
+    );
+}
+
+#[test]
+fn every_zone_category_bucket_and_class_has_its_total_row() {
+    // Zones markt and street (category culture) and station (no category): the zones
+    // are markt, street, station and category:culture, in that order.
+    let geography = regions_builder()
+        .zone("markt", Some("culture"), &[MARKT_CELL])
+        .zone("street", Some("culture"), &[STREET_CELL])
+        .zone("station", None, &[STATION_CELL])
+        .build()
+        .unwrap();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    let mut options = options(BucketKind::Day);
+    options.classes = vec![
+        ReleaseClass::Device(DeviceClass::DayVisitor),
+        ReleaseClass::Device(DeviceClass::OvernightVisitor),
+        ReleaseClass::Device(DeviceClass::Resident),
+    ];
+    // Two day visitors from gent, one hour on the Markt on 1 July.
+    let mut rows = visitor("d1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("d2", Some(homes.gent), &ONE_HOUR));
+    let release = run(&rows, &geography, &config, &options);
+
+    // 4 zones × 2 days × 3 classes = 24 groups, in zone, bucket, class order; each has
+    // its total row. Only markt and category:culture on 1 July for day visitors are
+    // released (total and gent); the other 22 are suppressed.
+    let mut want = Vec::new();
+    for zone in ["markt", "street", "station", "category:culture"] {
+        for day in ["2026-07-01T00:00:00+02:00", "2026-07-02T00:00:00+02:00"] {
+            for class in ["day_visitor", "overnight_visitor", "resident"] {
+                let open = (zone == "markt" || zone == "category:culture")
+                    && day.starts_with("2026-07-01")
+                    && class == "day_visitor";
+                want.push((zone, day, class, "*", !open));
+                if open {
+                    want.push((zone, day, class, "gent", false));
+                }
+            }
+        }
+    }
+    let got: Vec<(&str, &str, &str, &str, bool)> = release
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                &*r.zone,
+                &*r.bucket_start,
+                r.class.name(),
+                r.origin.as_str(),
+                r.suppressed,
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(release.report.disclosure.groups, 24);
+    assert_eq!(release.report.disclosure.groups_suppressed, 22);
+    let one = hours(2);
+    for zone in ["markt", "category:culture"] {
+        assert_eq!(
+            released(&release, zone),
+            shown(&[
+                ("2026-07-01T00:00:00+02:00", "day_visitor", "*", one),
+                ("2026-07-01T00:00:00+02:00", "day_visitor", "gent", one),
+            ])
+        );
+    }
+}
+
+#[test]
+fn an_empty_input_with_a_period_gives_the_grid_of_suppressed_totals() {
+    let geography = geography();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    // No ping: one zone × 2 days × 1 class = 2 groups, each a suppressed total row.
+    let release = run(&[], &geography, &config, &options(BucketKind::Day));
+    assert_eq!(release.rows.len(), 2);
+    assert!(release.rows.iter().all(|r| r.suppressed && r.origin == "*"));
+    assert_eq!(release.report.devices.total, 0);
+}
+
+#[test]
+fn without_a_period_the_grid_follows_the_pings_and_no_ping_means_no_grid() {
+    let geography = geography();
+    let homes = homes();
+    let mut config = config_for("2026-07-01", "2026-07-02", 2);
+    config.period = None;
+    // No period and no valid ping: no grid, an empty release (and nobody in the report).
+    let release = run(&[], &geography, &config, &options(BucketKind::Period));
+    assert!(release.rows.is_empty());
+    assert_eq!(release.report.devices.total, 0);
+    assert_eq!(release.report.disclosure.groups, 0);
+    assert!(release.report.extrapolation.is_none());
+
+    // Pings on 1 July only: the period is [1 July, 2 July), one day bucket.
+    let mut rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("g2", Some(homes.gent), &ONE_HOUR));
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            ("2026-07-01T00:00:00+02:00", "visitor", "*", hours(2)),
+            ("2026-07-01T00:00:00+02:00", "visitor", "gent", hours(2)),
+        ])
+    );
+    assert_eq!(release.rows.len(), 2);
+}
+
+#[test]
+fn classes_group_visitors_or_their_parts_and_the_others() {
+    let geography = geography();
+    let homes = homes();
+    // Three days, 1–3 July; presence on 2 days makes a regular.
+    let mut config = config_for("2026-07-01", "2026-07-04", 2);
+    config.usual_env_min_days = Some(2);
+    // Everyone who visits spends [12:00, 13:00] on 2 July on the Markt.
+    let noon = ["2026-07-02 12:00:00", "2026-07-02 13:00:00"];
+    let mut rows = Vec::new();
+    for who in ["dv1", "dv2"] {
+        // Day visitors: home gent; one presence day (2 July), no night in Kortrijk.
+        rows.extend(visitor(who, Some(homes.gent), &noon));
+    }
+    for who in ["ov1", "ov2"] {
+        // Overnight visitors: home gent (nights of 30 June and 3 July there, against one
+        // in Kortrijk: 2 July at 23:00), one presence day.
+        rows.extend(visitor(who, Some(homes.gent), &noon));
+        rows.push(ping(who, "2026-07-02 23:00:00", QUIET_CELL));
+        rows.push(ping(who, "2026-07-03 23:00:00", homes.gent));
+    }
+    for who in ["re1", "re2"] {
+        // Residents: home kortrijk.
+        rows.extend(visitor(who, Some(QUIET_CELL), &noon));
+    }
+    for who in ["rg1", "rg2"] {
+        // Regulars: home gent, presence on 2 and 3 July (2 ≥ usual_env_min_days).
+        rows.extend(visitor(who, Some(homes.gent), &noon));
+        rows.push(ping(who, "2026-07-03 12:00:00", QUIET_CELL));
+    }
+    // A device that never comes to Kortrijk: a day visitor without visits.
+    rows.push(ping("nv", "2026-07-01 03:00:00", homes.brugge));
+    rows.push(ping("nv", "2026-07-02 12:00:00", homes.brugge));
+
+    // `visitor`: the day and overnight visitors together, 4 devices from gent, one hour
+    // each.
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    let label = "2026-07-01T00:00:00+02:00";
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            (label, "visitor", "*", hours(4)),
+            (label, "visitor", "gent", hours(4)),
+        ])
+    );
+
+    // The parts and the other classes, in the order asked for: 2 devices each.
+    let mut options = options(BucketKind::Period);
+    options.classes = ["overnight_visitor", "day_visitor", "resident", "regular"]
+        .iter()
+        .map(|name| name.parse().unwrap())
+        .collect();
+    let release = run(&rows, &geography, &config, &options);
+    let two = hours(2);
+    assert_eq!(
+        released(&release, "markt"),
+        shown(&[
+            (label, "overnight_visitor", "*", two),
+            (label, "overnight_visitor", "gent", two),
+            (label, "day_visitor", "*", two),
+            (label, "day_visitor", "gent", two),
+            (label, "resident", "*", two),
+            (label, "resident", "kortrijk", two),
+            (label, "regular", "*", two),
+            (label, "regular", "gent", two),
+        ])
+    );
+    // Devices by class count every device, the one without visits too.
+    let by_class = &release.report.devices.by_class;
+    assert_eq!(by_class["resident"], 2);
+    assert_eq!(by_class["regular"], 2);
+    assert_eq!(by_class["overnight_visitor"], 2);
+    assert_eq!(by_class["day_visitor"], 3);
+    assert_eq!(release.report.devices.total, 9);
+}
+
+#[test]
+fn origins_at_a_coarser_level_are_ancestors() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    // Ten visitors, one hour each on the Markt: menen 1, brugge 1, gent 2, brussel 2,
+    // unknown 2, country:FR 2.
+    let mut rows = visitor("me", Some(homes.menen), &ONE_HOUR);
+    rows.extend(visitor("br", Some(homes.brugge), &ONE_HOUR));
+    for who in ["g1", "g2"] {
+        rows.extend(visitor(who, Some(homes.gent), &ONE_HOUR));
+    }
+    for who in ["x1", "x2"] {
+        rows.extend(visitor(who, Some(homes.brussel), &ONE_HOUR));
+    }
+    // u1 has no night ping; u2's night ping is in no leaf, which never makes a home.
+    rows.extend(visitor("u1", None, &ONE_HOUR));
+    rows.extend(visitor("u2", Some(OUTSIDE_CELL), &ONE_HOUR));
+    for who in ["f1", "f2"] {
+        rows.extend(roamer(who, "FR", &ONE_HOUR));
+    }
+    let at_level = |level: Option<&str>| {
+        let mut options = options(BucketKind::Period);
+        options.level = level.map(str::to_owned);
+        origins_of(&run(&rows, &geography, &config, &options))
+    };
+    // Leaves: menen 1 → other:arr-kortrijk 1 and brugge 1 → other:arr-brugge 1, both
+    // below k = 2, merge into other:wvl = 2. The rest have 2 and are released as they are.
+    let leaves = named(&[
+        ("*", hours(10)),
+        ("brussel", hours(2)),
+        ("country:FR", hours(2)),
+        ("gent", hours(2)),
+        ("other:wvl", hours(2)),
+        ("unknown", hours(2)),
+    ]);
+    assert_eq!(at_level(None), leaves);
+    assert_eq!(at_level(Some("municipality")), leaves);
+    // Arrondissements: menen → arr-kortrijk 1, brugge → arr-brugge 1, both pool into
+    // other:wvl = 2; gent → arr-gent 2; brussel has no arrondissement and stays itself;
+    // country:FR and unknown stay as they are.
+    assert_eq!(
+        at_level(Some("arrondissement")),
+        named(&[
+            ("*", hours(10)),
+            ("arr-gent", hours(2)),
+            ("brussel", hours(2)),
+            ("country:FR", hours(2)),
+            ("other:wvl", hours(2)),
+            ("unknown", hours(2)),
+        ])
+    );
+    // Provinces: menen and brugge are both in wvl (2), gent in ovl (2).
+    assert_eq!(
+        at_level(Some("province")),
+        named(&[
+            ("*", hours(10)),
+            ("brussel", hours(2)),
+            ("country:FR", hours(2)),
+            ("ovl", hours(2)),
+            ("unknown", hours(2)),
+            ("wvl", hours(2)),
+        ])
+    );
+    // The country: every domestic device with a home is in BE (6).
+    assert_eq!(
+        at_level(Some("country")),
+        named(&[
+            ("*", hours(10)),
+            ("BE", hours(6)),
+            ("country:FR", hours(2)),
+            ("unknown", hours(2)),
+        ])
+    );
+}
+
+#[test]
+fn min_dwell_excludes_short_visits() {
+    let geography = geography();
+    let homes = homes();
+    // Visitors from gent: v1 and v2 one hour each; v3 [14:00, 14:20] (1200 s); v4
+    // [16:00, 16:30] (exactly 1800 s).
+    let mut rows = visitor("v1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("v2", Some(homes.gent), &ONE_HOUR));
+    rows.extend(visitor(
+        "v3",
+        Some(homes.gent),
+        &["2026-07-01 14:00:00", "2026-07-01 14:20:00"],
+    ));
+    rows.extend(visitor(
+        "v4",
+        Some(homes.gent),
+        &["2026-07-01 16:00:00", "2026-07-01 16:30:00"],
+    ));
+    // min_dwell 0: all four count: 3600 + 3600 + 1200 + 1800 = 10200 s; v3, v4 in
+    // [0, 1h), v1, v2 in [1h, 2h).
+    let mut config = config_for("2026-07-01", "2026-07-02", 2);
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    assert_eq!(origins_of(&release)[0].1, m(4, 4, 10_200, [2, 2, 0, 0, 0]));
+    // min_dwell 1800: v3's 1200 s visit does not qualify, so v3 is not counted at all;
+    // v4's 1800 s visit does (dwell ≥ min_dwell): 3 devices, 9000 s.
+    config.min_dwell = 1_800;
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    let kept = m(3, 3, 9_000, [1, 2, 0, 0, 0]);
+    assert_eq!(origins_of(&release), named(&[("*", kept), ("gent", kept)]));
+}
+
+// --- Extrapolation (§8) -----------------------------------------------------------------
+
+#[test]
+fn estimates_use_detected_subscribers_and_their_factors() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let mut options = options(BucketKind::Period);
+    options.roaming_factors = BTreeMap::from([("FR".to_owned(), 2.5)]);
+    // Visitors, one hour each: gent 2, menen 1, brugge 1, unknown 1, country:FR 2; and a
+    // resident of kortrijk without visits.
+    let mut rows = Vec::new();
+    for who in ["g1", "g2"] {
+        rows.extend(visitor(who, Some(homes.gent), &ONE_HOUR));
+    }
+    rows.extend(visitor("me", Some(homes.menen), &ONE_HOUR));
+    rows.extend(visitor("br", Some(homes.brugge), &ONE_HOUR));
+    rows.extend(visitor("un", None, &ONE_HOUR));
+    for who in ["f1", "f2"] {
+        rows.extend(roamer(who, "FR", &ONE_HOUR));
+    }
+    rows.push(ping("re", "2026-07-01 03:00:00", QUIET_CELL));
+    let release = run(&rows, &geography, &config, &options);
+
+    // Detected subscribers (non-roamers by home, whatever their class): gent 2, menen 1,
+    // brugge 1, kortrijk 1 (the resident); 5 in all. Factors: gent 600 / 2 = 300, menen
+    // 100 / 1 = 100, brugge 400 / 1 = 400; national 2900 / 5 = 580 for unknown;
+    // country:FR 2.5 as given.
+    let extrapolation = release.report.extrapolation.as_ref().unwrap();
+    assert_eq!(extrapolation.subscribers, SubscriberSource::Detected);
+    assert_eq!(extrapolation.subscribers_total, 5);
+    assert!(close(extrapolation.national_factor.unwrap(), 580.0));
+    assert!(
+        release.report.warnings.is_empty(),
+        "{:?}",
+        release.report.warnings
+    );
+
+    // Disclosure at k = 2: gent 2 and country:FR 2 are released; menen and brugge merge
+    // into other:wvl = 2, released; unknown 1 is a residual below k, and the smallest
+    // released rows tie at 2: "country:FR" < "gent" < "other:wvl", so country:FR moves:
+    // `other` = unknown + country:FR = 3.
+    assert_eq!(
+        origins_of(&release),
+        named(&[
+            ("*", hours(7)),
+            ("gent", hours(2)),
+            ("other", hours(3)),
+            ("other:wvl", hours(2)),
+        ])
+    );
+    // One visit per device, so est_visits = est_devices. var = Σ devices · f · (f − 1).
+    // gent: 2 · 300 = 600; var 2 · 300 · 299 = 179400.
+    let gent_var = 2.0 * 300.0 * 299.0;
+    assert_estimate(row(&release, "gent"), interval(2, 600.0, 600.0, gent_var));
+    // other:wvl: 100 + 400 = 500; var 100 · 99 + 400 · 399 = 169500.
+    let wvl_var = 100.0 * 99.0 + 400.0 * 399.0;
+    assert_estimate(
+        row(&release, "other:wvl"),
+        interval(2, 500.0, 500.0, wvl_var),
+    );
+    // other: unknown 580 + country:FR 2 · 2.5 = 585; var 580 · 579 + 2 · 2.5 · 1.5 =
+    // 335827.5.
+    let other_var = 580.0 * 579.0 + 2.0 * 2.5 * 1.5;
+    assert_estimate(row(&release, "other"), interval(3, 585.0, 585.0, other_var));
+    // The total: 600 + 500 + 585 = 1685, var the sum of the three. est_low would be
+    // 1685 − 1.96 · √684727.5 ≈ 63.1 ≥ 7.
+    assert_estimate(
+        row(&release, "*"),
+        interval(7, 1_685.0, 1_685.0, gent_var + wvl_var + other_var),
+    );
+    // gent's est_low: 600 − 1.96 · √179400 ≈ −230 < 2: clamped up to the devices, 2.
+    assert!(close(row(&release, "gent").estimate.unwrap()[2], 2.0));
+}
+
+#[test]
+fn a_roamer_country_without_a_factor_nulls_its_rows_and_the_total() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let mut options = options(BucketKind::Period);
+    options.roaming_factors = BTreeMap::from([("fr".to_owned(), 2.0)]);
+    // gent 2, country:FR 2 (factor 2, given lower-case), country:NL 2 (no factor).
+    let mut rows = Vec::new();
+    for who in ["g1", "g2"] {
+        rows.extend(visitor(who, Some(homes.gent), &ONE_HOUR));
+    }
+    for who in ["f1", "f2"] {
+        rows.extend(roamer(who, "FR", &ONE_HOUR));
+    }
+    for who in ["n1", "n2"] {
+        rows.extend(roamer(who, "NL", &ONE_HOUR));
+    }
+    let release = run(&rows, &geography, &config, &options);
+    assert_eq!(
+        origins_of(&release),
+        named(&[
+            ("*", hours(6)),
+            ("country:FR", hours(2)),
+            ("country:NL", hours(2)),
+            ("gent", hours(2)),
+        ])
+    );
+    // country:NL has no factor: its row and the total (which contains it) have null
+    // estimates, and a warning names it.
+    assert_eq!(row(&release, "country:NL").estimate, None);
+    assert_eq!(row(&release, "*").estimate, None);
+    assert!(
+        release
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("country:NL") && w.contains("roaming factor")),
+        "{:?}",
+        release.report.warnings
+    );
+    // country:FR: 2 · 2 = 4, var 2 · 2 · 1 = 4: [4, 4, max(2, 4 − 3.92), 4 + 3.92].
+    assert_estimate(row(&release, "country:FR"), interval(2, 4.0, 4.0, 4.0));
+    assert!(close(
+        row(&release, "country:FR").estimate.unwrap()[3],
+        7.92
+    ));
+    // gent (detected: 2 subscribers): 600 / 2 = 300 → 600.
+    assert_estimate(
+        row(&release, "gent"),
+        interval(2, 600.0, 600.0, 2.0 * 300.0 * 299.0),
+    );
+}
+
+#[test]
+fn given_subscribers_override_detection_and_empty_leaves_use_the_parent_factor() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let mut options = options(BucketKind::Period);
+    options.subscribers = Some(BTreeMap::from([
+        ("gent".to_owned(), 4),
+        ("brugge".to_owned(), 100),
+    ]));
+    // Two visitors from each of gent, aalst, brugge, menen and brussel: all released.
+    let mut rows = Vec::new();
+    for (home, cell) in [
+        ("g", homes.gent),
+        ("a", homes.aalst),
+        ("b", homes.brugge),
+        ("m", homes.menen),
+        ("x", homes.brussel),
+    ] {
+        for n in 1..=2 {
+            rows.extend(visitor(&format!("{home}{n}"), Some(cell), &ONE_HOUR));
+        }
+    }
+    let release = run(&rows, &geography, &config, &options);
+    assert_eq!(
+        origins_of(&release),
+        named(&[
+            ("*", hours(10)),
+            ("aalst", hours(2)),
+            ("brugge", hours(2)),
+            ("brussel", hours(2)),
+            ("gent", hours(2)),
+            ("menen", hours(2)),
+        ])
+    );
+    // Given subscribers replace the detected ones (which would give gent 600 / 2 = 300):
+    // gent 600 / 4 = 150 → 300, var 2 · 150 · 149 = 44700.
+    assert_estimate(
+        row(&release, "gent"),
+        interval(2, 300.0, 300.0, 2.0 * 150.0 * 149.0),
+    );
+    // brugge 400 / 100 = 4 → 8, var 2 · 4 · 3 = 24.
+    assert_estimate(
+        row(&release, "brugge"),
+        interval(2, 8.0, 8.0, 2.0 * 4.0 * 3.0),
+    );
+    // aalst has no subscriber: its parent arr-gent pools (600 + 500) / (4 + 0) = 275 →
+    // 550, var 2 · 275 · 274 = 150700.
+    assert_estimate(
+        row(&release, "aalst"),
+        interval(2, 550.0, 550.0, 2.0 * 275.0 * 274.0),
+    );
+    // menen has none, nor has its parent arr-kortrijk (kortrijk 0): up one more level,
+    // wvl pools (300 + 100 + 400) / (0 + 0 + 100) = 8 → 16, var 2 · 8 · 7 = 112.
+    assert_estimate(
+        row(&release, "menen"),
+        interval(2, 16.0, 16.0, 2.0 * 8.0 * 7.0),
+    );
+    // brussel has none and its parent is the root: the national factor 2900 / 104.
+    let national = 2_900.0 / 104.0;
+    assert_estimate(
+        row(&release, "brussel"),
+        interval(
+            2,
+            2.0 * national,
+            2.0 * national,
+            2.0 * national * (national - 1.0),
+        ),
+    );
+    let extrapolation = release.report.extrapolation.as_ref().unwrap();
+    assert_eq!(extrapolation.subscribers, SubscriberSource::Given);
+    assert_eq!(extrapolation.subscribers_total, 104);
+    assert!(close(extrapolation.national_factor.unwrap(), national));
+    assert_eq!(release.report.parameters["subscribers"], "given");
+    assert!(
+        release.report.warnings.is_empty(),
+        "{:?}",
+        release.report.warnings
+    );
+}
+
+#[test]
+fn factors_below_one_are_clamped_to_one_with_a_warning() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let mut options = options(BucketKind::Period);
+    // 1000 subscribers for 600 inhabitants: factor 0.6; a roaming factor of 0.5.
+    options.subscribers = Some(BTreeMap::from([("gent".to_owned(), 1_000)]));
+    options.roaming_factors = BTreeMap::from([("FR".to_owned(), 0.5)]);
+    let mut rows = Vec::new();
+    for who in ["g1", "g2"] {
+        rows.extend(visitor(who, Some(homes.gent), &ONE_HOUR));
+    }
+    for who in ["f1", "f2"] {
+        rows.extend(roamer(who, "FR", &ONE_HOUR));
+    }
+    let release = run(&rows, &geography, &config, &options);
+    // Both factors become 1: estimates equal the devices, variance 0, so the interval
+    // is [2, 2].
+    for origin in ["gent", "country:FR"] {
+        assert_estimate(row(&release, origin), [2.0, 2.0, 2.0, 2.0]);
+    }
+    assert_estimate(row(&release, "*"), [4.0, 4.0, 4.0, 4.0]);
+    let warning = release
+        .report
+        .warnings
+        .iter()
+        .find(|w| w.contains("clamped"))
+        .expect("a clamping warning");
+    assert!(
+        warning.contains("gent") && warning.contains("country:FR"),
+        "{warning}"
+    );
+}
+
+#[test]
+fn without_any_subscriber_domestic_estimates_are_null_with_a_warning() {
+    let geography = geography();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    // Two domestic visitors without a home: no subscriber anywhere, no national factor.
+    let mut rows = visitor("u1", None, &ONE_HOUR);
+    rows.extend(visitor("u2", None, &ONE_HOUR));
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    assert_eq!(
+        origins_of(&release),
+        named(&[("*", hours(2)), ("unknown", hours(2))])
+    );
+    assert!(release.rows.iter().all(|r| r.estimate.is_none()));
+    assert_eq!(
+        release
+            .report
+            .extrapolation
+            .as_ref()
+            .unwrap()
+            .national_factor,
+        None
+    );
+    assert!(
+        release
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("no subscriber")),
+        "{:?}",
+        release.report.warnings
+    );
+}
+
+#[test]
+fn the_threshold_applies_to_observed_devices_not_estimates() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    // One visitor from gent, the only subscriber there: factor 600 / 1 = 600, far above
+    // k = 2. One observed device < k: the group is suppressed, estimates included.
+    let rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    assert_eq!(release.rows.len(), 1);
+    assert!(release.rows[0].suppressed);
+    assert_eq!(
+        (release.rows[0].measures, release.rows[0].estimate),
+        (None, None)
+    );
+
+    // With two roamers (factor 1) the group has 3 devices and is released, but the gent
+    // row (1 device, estimate 600) is not: it climbs other:arr-gent, other:ovl and
+    // other:BE (1 each) into the residual (1), which takes country:FR (2): `other` = 3.
+    let mut options = options(BucketKind::Period);
+    options.roaming_factors = BTreeMap::from([("FR".to_owned(), 1.0)]);
+    let mut rows = rows;
+    for who in ["f1", "f2"] {
+        rows.extend(roamer(who, "FR", &ONE_HOUR));
+    }
+    let release = run(&rows, &geography, &config, &options);
+    assert_eq!(
+        origins_of(&release),
+        named(&[("*", hours(3)), ("other", hours(3))])
+    );
+    // other: 600 + 2 · 1 = 602, var 600 · 599 + 0.
+    assert_estimate(
+        row(&release, "other"),
+        interval(3, 602.0, 602.0, 600.0 * 599.0),
+    );
+}
+
+// --- Bad options (§2, §4, §6) ------------------------------------------------------------
+
+#[test]
+fn bad_options_are_errors_naming_the_field_before_any_work() {
+    let geography = geography();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    // A batch without the default columns: reading it would be an input error, so a
+    // config error proves the options were checked first.
+    let unreadable =
+        crowdtally_harness::record_batch(vec![("nothing", crowdtally_harness::ints(&[Some(1)]))]);
+    let field_of = |options: &ReleaseOptions| {
+        let err = crowdtally::analyze(
+            [Ok(unreadable.clone())],
+            &geography,
+            &config,
+            &PingColumns::default(),
+            options,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, crowdtally::Error::Config { .. }),
+            "{err:?} is not a config error"
+        );
+        err.field().unwrap().to_owned()
+    };
+    let mut options = ReleaseOptions::default();
+    options.level = Some("canton".to_owned());
+    assert_eq!(field_of(&options), "level");
+
+    for region in ["wvl", "BE", "nowhere"] {
+        let mut options = ReleaseOptions::default();
+        options.subscribers = Some(BTreeMap::from([(region.to_owned(), 3)]));
+        assert_eq!(field_of(&options), "subscribers", "{region}");
+    }
+
+    for factor in [0.0, -1.0, f64::NAN] {
+        let mut options = ReleaseOptions::default();
+        options.roaming_factors = BTreeMap::from([("FR".to_owned(), factor)]);
+        assert_eq!(field_of(&options), "roaming_factors", "{factor}");
+    }
+
+    let mut options = ReleaseOptions::default();
+    options.classes = vec![
+        ReleaseClass::Visitor,
+        ReleaseClass::Device(DeviceClass::DayVisitor),
+    ];
+    assert_eq!(field_of(&options), "classes");
+}
+
+#[test]
+fn aggregates_of_different_buckets_or_classes_do_not_merge() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    let prepared = prepare(vec![batch(&rows)], &geography, &config).unwrap();
+    let profiles = profile(&prepared.pings, &geography, &config).unwrap();
+    let aggregate = |bucket: BucketKind, classes: &[ReleaseClass]| -> Aggregate {
+        Aggregate::new(
+            &profiles,
+            &prepared.pings,
+            &geography,
+            &config,
+            bucket,
+            classes,
+        )
+        .unwrap()
+        .unwrap()
+    };
+    let visitors = [ReleaseClass::Visitor];
+    let day = aggregate(BucketKind::Day, &visitors);
+    let hour = aggregate(BucketKind::Hour, &visitors);
+    let err = day.clone().merge(&hour).unwrap_err();
+    assert_eq!(err.field(), Some("aggregate"));
+    let residents = aggregate(
+        BucketKind::Day,
+        &[ReleaseClass::Device(DeviceClass::Resident)],
+    );
+    assert_eq!(
+        day.clone().merge(&residents).unwrap_err().field(),
+        Some("aggregate")
+    );
+    // Releasing an aggregate with options for another bucket is refused too.
+    let err = crowdtally::release(
+        Some(&day),
+        &geography,
+        &config,
+        &options(BucketKind::Hour),
+        &prepared.report,
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), Some("aggregate"));
+}
+
+// --- The report and the table (§6, §9) ----------------------------------------------------
+
+#[test]
+fn the_report_counts_devices_and_pings_and_shows_no_key_or_raw_id() {
+    let geography = geography();
+    let homes = homes();
+    let mut config = config_for("2026-07-01", "2026-07-02", 2);
+    let opted_out = "imsi-optout-0000009";
+    config.opt_out = OptOut::new(vec![SubscriberId::Text(opted_out.to_owned())]);
+    let (v1, v2, nohome, roaming, resident) = (
+        "imsi-visitor-000001",
+        "imsi-visitor-000002",
+        "imsi-nohome-0000003",
+        "imsi-roamer-0000004",
+        "imsi-resident-00005",
+    );
+    let mut rows = visitor(v1, Some(homes.gent), &ONE_HOUR); // 3 pings
+    rows.extend(visitor(v2, Some(homes.gent), &ONE_HOUR)); // 3
+    rows.push(ping(v2, ONE_HOUR[0], MARKT_CELL)); // a duplicate of (v2, 10:00)
+    rows.extend(visitor(nohome, None, &ONE_HOUR)); // 2
+    rows.extend(roamer(roaming, "FR", &ONE_HOUR)); // 2
+    rows.push(ping(resident, "2026-07-01 03:00:00", QUIET_CELL)); // 1
+    rows.extend(visitor(opted_out, None, &ONE_HOUR)); // 2, opted out
+    rows.push(Ping {
+        subscriber: None,
+        ..ping("x", "2026-07-01 12:00:00", MARKT_CELL)
+    }); // bad_subscriber
+    rows.push(ping(v1, "2026-07-03 10:00:00", MARKT_CELL)); // outside_period
+    assert_eq!(rows.len(), 16);
+    let release = run(&rows, &geography, &config, &options(BucketKind::Period));
+    let report = &release.report;
+
+    // 16 read: 2 opt_out, 1 bad_subscriber, 1 outside_period, 1 duplicate; 11 kept.
+    assert_eq!(report.pings["read"], 16);
+    assert_eq!(report.pings["kept"], 11);
+    let dropped: Vec<u64> = [
+        "opt_out",
+        "bad_subscriber",
+        "bad_position",
+        "bad_ts",
+        "outside_period",
+        "duplicate",
+    ]
+    .iter()
+    .map(|&reason| report.pings["dropped"][reason].as_u64().unwrap())
+    .collect();
+    assert_eq!(dropped, [2, 1, 0, 0, 1, 1]);
+    assert_eq!(report.opt_out["pings"], 2);
+    assert_eq!(report.opt_out["subscribers"], 1);
+
+    // Devices (all five, by class): the resident; v1, v2, the device without a home and
+    // the roamer are day visitors. One roamer, one domestic device without a home.
+    assert_eq!(report.devices.total, 5);
+    assert_eq!(
+        report.devices.by_class,
+        BTreeMap::from([
+            ("day_visitor", 4),
+            ("overnight_visitor", 0),
+            ("regular", 0),
+            ("resident", 1),
+        ])
+    );
+    assert_eq!(report.devices.roamers, 1);
+    assert_eq!(report.devices.domestic_unknown_home, 1);
+
+    // The group: gent 2 released; unknown 1 to the residual, country:FR 1 to
+    // other:abroad (1 < 2) and then the residual: `other` = 2.
+    assert_eq!(
+        origins_of(&release),
+        named(&[("*", hours(4)), ("gent", hours(2)), ("other", hours(2))])
+    );
+    assert_eq!(
+        report.disclosure,
+        DisclosureCounts {
+            k: 2,
+            groups: 1,
+            groups_suppressed: 0,
+            rows_released: 3,
+            origin_rows_rolled_up: 2,
+            origin_rows_moved_to_residual: 0,
+        }
+    );
+    assert_eq!(report.version, crowdtally::VERSION);
+    let parameters = &report.parameters;
+    assert_eq!(parameters["k"], 2);
+    assert_eq!(parameters["bucket"], "period");
+    assert_eq!(parameters["classes"], serde_json::json!(["visitor"]));
+    assert_eq!(parameters["subscribers"], "detected");
+    assert_eq!(parameters["min_nights"], 1);
+    let keys: Vec<&String> = parameters.as_object().unwrap().keys().collect();
+    assert!(
+        !keys.iter().any(|k| k.contains("key") || k.contains("opt")),
+        "{keys:?}"
+    );
+
+    // Neither the key nor any raw id appears anywhere in the report.
+    let text = serde_json::to_string(&report.to_json()).unwrap();
+    let key = std::str::from_utf8(KEY).unwrap();
+    assert!(!text.contains(key), "the key leaks");
+    for raw in [v1, v2, nohome, roaming, resident, opted_out] {
+        assert!(!text.contains(raw), "{raw} leaks");
+    }
+    let debug = format!("{release:?}");
+    assert!(!debug.contains(key));
+    for raw in [v1, v2, nohome, roaming, resident, opted_out] {
+        assert!(!debug.contains(raw), "{raw} leaks");
+    }
+}
+
+fn column_u64(batch: &RecordBatch, name: &str) -> Vec<Option<u64>> {
+    batch
+        .column_by_name(name)
+        .unwrap()
+        .as_primitive::<UInt64Type>()
+        .iter()
+        .collect()
+}
+
+#[test]
+fn the_record_batch_has_the_method_columns_in_order() {
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    let mut rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("g2", Some(homes.gent), &ONE_HOUR));
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    let table = release.to_record_batch().unwrap();
+    let names: Vec<&str> = table
+        .schema_ref()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "zone",
+            "bucket_start",
+            "class",
+            "origin",
+            "devices",
+            "visits",
+            "dwell_s",
+            "band_0_1h",
+            "band_1_2h",
+            "band_2_4h",
+            "band_4_8h",
+            "band_8h_plus",
+            "suppressed",
+            "est_devices",
+            "est_visits",
+            "est_low",
+            "est_high",
+        ]
+    );
+    // Rows: 1 July total and gent (2 devices, 1 visit each of 1 h), 2 July suppressed.
+    assert_eq!(table.num_rows(), 3);
+    let origin: Vec<&str> = table
+        .column_by_name("origin")
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .map(Option::unwrap)
+        .collect();
+    assert_eq!(origin, ["*", "gent", "*"]);
+    assert_eq!(column_u64(&table, "devices"), [Some(2), Some(2), None]);
+    assert_eq!(column_u64(&table, "band_1_2h"), [Some(2), Some(2), None]);
+    let suppressed: Vec<Option<bool>> = table
+        .column_by_name("suppressed")
+        .unwrap()
+        .as_boolean()
+        .iter()
+        .collect();
+    assert_eq!(suppressed, [Some(false), Some(false), Some(true)]);
+    let estimates = table
+        .column_by_name("est_devices")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    // gent: 600 / 2 = 300 per device → 600.
+    assert!(close(estimates.value(0), 600.0));
+    assert!(estimates.is_null(2));
+    assert_eq!(table.schema(), Release::schema());
+}
