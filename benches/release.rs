@@ -101,7 +101,8 @@ fn bench_release(c: &mut Criterion) {
             options.bucket,
             &classes,
         )
-        .expect("aggregates");
+        .expect("aggregates")
+        .expect("the scenario has a period");
         group.bench_with_input(BenchmarkId::new("disclosure", pings), &aggregate, |b, a| {
             b.iter(|| {
                 release(

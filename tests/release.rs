@@ -1835,6 +1835,54 @@ fn aggregates_of_different_buckets_or_classes_do_not_merge() {
     assert_eq!(err.field(), Some("aggregate"));
 }
 
+#[test]
+fn releasing_an_aggregate_with_a_config_of_another_time_zone_does_not_mislabel_it() {
+    // An aggregate computed in Europe/Brussels (day buckets from Brussels midnights) and
+    // released with a configuration in America/New_York. §1.4 and §6: buckets and their
+    // `bucket_start` are local calendar times in `tz`; §9: the report gives the
+    // parameters used. `merge` refuses aggregates of another time zone; the release
+    // must not silently label Brussels days in New York time either. Either refusing
+    // (naming `aggregate`, like `merge` and a bucket mismatch) or labelling in the
+    // aggregate's own zone is correct; a Brussels day labelled
+    // "2026-06-30T18:00:00-04:00" under `tz` = America/New_York is not.
+    let geography = geography();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-02", 2);
+    let mut rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("g2", Some(homes.gent), &ONE_HOUR));
+    let prepared = prepare(vec![batch(&rows)], &geography, &config).unwrap();
+    let profiles = profile(&prepared.pings, &geography, &config).unwrap();
+    let day = Aggregate::new(
+        &profiles,
+        &prepared.pings,
+        &geography,
+        &config,
+        BucketKind::Day,
+        &[ReleaseClass::Visitor],
+    )
+    .unwrap()
+    .unwrap();
+    let mut elsewhere = config.clone();
+    elsewhere.tz = "America/New_York".to_owned();
+    match crowdtally::release(
+        Some(&day),
+        &geography,
+        &elsewhere,
+        &options(BucketKind::Day),
+        &prepared.report,
+    ) {
+        Err(err) => assert_eq!(err.field(), Some("aggregate")),
+        Ok(release) => {
+            assert_eq!(
+                labels(&release, "markt"),
+                ["2026-07-01T00:00:00+02:00"],
+                "Brussels days labelled in another zone"
+            );
+            assert_eq!(release.report.parameters["tz"], "Europe/Brussels");
+        }
+    }
+}
+
 // --- The report and the table (§6, §9) ----------------------------------------------------
 
 #[test]

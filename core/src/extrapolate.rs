@@ -148,12 +148,14 @@ impl Factors {
             })
         };
         let root = regions.root();
-        let national = pooled_factor(root).map(|(f, node)| clamp(f, node));
+        // The national factor, clamped (with a warning) only where an origin uses it.
+        let national_raw = pooled_factor(root);
+        let national = national_raw.map(|(f, _)| f.max(1.0));
         let mut missing_countries: Vec<String> = Vec::new();
         let mut by_origin = Vec::with_capacity(origins.len());
         for origin in origins {
             let factor = if origin == "unknown" {
-                national
+                national_raw.map(|(f, node)| clamp(f, node))
             } else if let Some(code) = origin.strip_prefix("country:") {
                 let factor = roaming.get(code).copied();
                 if factor.is_none() {
@@ -168,10 +170,13 @@ impl Factors {
             };
             by_origin.push(factor);
         }
-        let roaming_below_one: Vec<String> = roaming
+        let roaming_below_one: Vec<String> = origins
             .iter()
-            .filter(|&(_, &f)| f < 1.0)
-            .map(|(code, _)| format!("country:{code}"))
+            .zip(&by_origin)
+            .filter(|(origin, factor)| {
+                origin.starts_with("country:") && factor.is_some_and(|f| f < 1.0)
+            })
+            .map(|(origin, _)| origin.clone())
             .collect();
         for (origin, factor) in origins.iter().zip(&mut by_origin) {
             if origin.starts_with("country:")

@@ -52,9 +52,13 @@ def test_notebook_runs() -> None:
     assert len(images) == 3  # the three figures
 
 
-def test_readme_python_snippets_run() -> None:
+def test_readme_python_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     snippets = re.findall(r"```python\n(.*?)```", readme, flags=re.DOTALL)
     assert snippets
+    # The snippets read as one session (later ones use earlier names); files they write
+    # land in a temporary directory.
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
     for snippet in snippets:
-        exec(compile(snippet, "README.md", "exec"), {})
+        exec(compile(snippet, "README.md", "exec"), namespace)

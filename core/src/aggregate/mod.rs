@@ -291,9 +291,11 @@ impl Aggregate {
             let Some(slot) = classes.iter().position(|c| c.contains(class)) else {
                 continue;
             };
-            if first_visit == visit {
+            if !(first_visit..visit).any(|v| visits.qualifies(v)) {
                 continue;
             }
+            // Only origins with a row are named, so that the factors' warnings concern
+            // rows of the release.
             let origin_number = *origin_numbers.entry(origin).or_insert_with(|| {
                 origins.push(origin_name(origin, pings, geography));
                 (origins.len() - 1) as u32

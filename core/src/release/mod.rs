@@ -210,6 +210,18 @@ pub fn release(
             "was computed for other classes or another bucket than the release asks for",
         ));
     }
+    // Bucket bounds are local calendar instants of the aggregate's zone and period: read
+    // in another zone they would be mislabelled.
+    if spec.tz != config.tz || config.period.is_some_and(|p| p != spec.period) {
+        return Err(Error::config(
+            "aggregate",
+            format!(
+                "was computed for time zone {:?} and period [{}, {}), not for the \
+                 configuration's",
+                spec.tz, spec.period.start, spec.period.end
+            ),
+        ));
+    }
     let regions = geography.regions();
     let (subscribers, source) = match &options.subscribers {
         Some(given) => (given.clone(), SubscriberSource::Given),

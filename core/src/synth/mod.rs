@@ -438,7 +438,7 @@ impl Scenario {
                     } else if bad_position {
                         scratch
                             .lat
-                            .push(if defect < (null_until + bad_until) / 2.0 {
+                            .push(if defect < f64::midpoint(null_until, bad_until) {
                                 f64::NAN
                             } else {
                                 123.0

@@ -21,6 +21,7 @@ __all__ = [
     "Scenario",
     "Table",
     "__version__",
+    "analyze",
     "prepare",
     "profile",
     "pseudonymize",
