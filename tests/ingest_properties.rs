@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use arrow_array::RecordBatch;
 use crowdtally::{Config, OptOut, Prepared, SubscriberId};
 use crowdtally_harness::{
-    MARKT_CELL, MARKT_POINT, OUTSIDE_CELL, OUTSIDE_POINT, Ping, QUIET_CELL, QUIET_POINT,
-    STATION_CELL, STATION_POINT, STREET_CELL, STREET_POINT, T0, assert_consistent, batch,
-    brussels_period, config, fixture_geography, prepare,
+    COUNTRY_SPELLINGS, MARKT_CELL, MARKT_POINT, OUTSIDE_CELL, OUTSIDE_POINT, Ping, QUIET_CELL,
+    QUIET_POINT, STATION_CELL, STATION_POINT, STREET_CELL, STREET_POINT, T0, assert_consistent,
+    batch, batches, brussels_period, config, fixture_geography, prepare,
 };
 use h3o::{CellIndex, Resolution};
 use proptest::collection::vec;
@@ -87,14 +87,7 @@ fn positions() -> Vec<Position> {
     ]
 }
 
-const COUNTRIES: [Option<&str>; 6] = [
-    None,
-    Some(""),
-    Some("be"),
-    Some("NL"),
-    Some(" fr "),
-    Some("nl"),
-];
+const COUNTRIES: [Option<&str>; 6] = COUNTRY_SPELLINGS;
 
 /// A random row: subscribers from a small pool (so that devices have several pings and
 /// duplicates happen), times on a half-hour grid from the day before the given period to
@@ -128,19 +121,6 @@ fn case_config(opt_out: bool, given_period: bool) -> Config {
         config.period = Some(brussels_period(T0, T0 + DAY));
     }
     config
-}
-
-/// Splits rows into batches at the given cut points.
-fn batches(rows: &[Ping], cuts: &[usize]) -> Vec<RecordBatch> {
-    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(rows.len())).collect();
-    cuts.sort_unstable();
-    let mut batches = Vec::new();
-    let mut start = 0;
-    for cut in cuts.into_iter().chain([rows.len()]) {
-        batches.push(batch(&rows[start..cut]));
-        start = cut;
-    }
-    batches
 }
 
 fn run(batches: Vec<RecordBatch>, config: &Config) -> Prepared {

@@ -37,9 +37,34 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// An input file cannot be read: missing, truncated, not Parquet, or one of its
+    /// columns is missing or of an unsupported type.
+    #[error("cannot read `{path}`: {}{message}", column.as_ref().map(|c| format!("`{c}` ")).unwrap_or_default())]
+    File {
+        /// The file.
+        path: String,
+        /// The column at fault, if one is.
+        column: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
     /// An error from the Arrow library while reading or building columns.
     #[error("arrow: {0}")]
-    Arrow(#[from] arrow_schema::ArrowError),
+    Arrow(arrow_schema::ArrowError),
+}
+
+impl From<arrow_schema::ArrowError> for Error {
+    fn from(error: arrow_schema::ArrowError) -> Self {
+        // A crowdtally error that travelled through an Arrow batch source comes back as
+        // itself, with its field.
+        match error {
+            arrow_schema::ArrowError::ExternalError(inner) => match inner.downcast::<Self>() {
+                Ok(own) => *own,
+                Err(other) => Self::Arrow(arrow_schema::ArrowError::ExternalError(other)),
+            },
+            other => Self::Arrow(other),
+        }
+    }
 }
 
 /// The crate's result type.
@@ -67,13 +92,35 @@ impl Error {
         }
     }
 
-    /// The field, table or column the error names, if any.
+    /// The same error, said of a file: an input error becomes a file error naming the
+    /// file and the column; an Arrow error one naming the file.
+    #[must_use]
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        let path = path.display().to_string();
+        match self {
+            Self::Input { column, message } => Self::File {
+                path,
+                column: Some(column),
+                message,
+            },
+            Self::Arrow(error) => Self::File {
+                path,
+                column: None,
+                message: error.to_string(),
+            },
+            other => other,
+        }
+    }
+
+    /// The field, table or column the error names, if any (for a file: the column, else
+    /// the file).
     #[must_use]
     pub fn field(&self) -> Option<&str> {
         match self {
             Self::Config { field, .. } => Some(field),
             Self::Geography { field, .. } => Some(field),
             Self::Input { column, .. } => Some(column),
+            Self::File { path, column, .. } => Some(column.as_deref().unwrap_or(path)),
             Self::Arrow(_) => None,
         }
     }

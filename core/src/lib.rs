@@ -78,7 +78,7 @@ pub use aggregate::{Aggregate, BucketKind, ReleaseClass};
 pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_duration};
 pub use error::{Error, Result};
 pub use geo::Geography;
-pub use ingest::{LocatedPings, PingColumns, Prepared, prepare};
+pub use ingest::{LocatedPings, PingColumns, Prepared, prepare, prepare_parquet};
 pub use profile::{DeviceClass, Profiles, profile};
 pub use pseudonym::{Key, Pseudonymizer};
 pub use release::{Release, ReleaseOptions, ReleaseReport, ReleaseRow, analyze, release};

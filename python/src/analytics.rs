@@ -19,11 +19,12 @@ fn prepared_of(
     geography: &Bound<'_, PyGeography>,
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<Arc<Prepared>> {
     if let Ok(prepared) = pings.cast::<PyPrepared>() {
         return Ok(Arc::clone(&prepared.get().prepared));
     }
-    Ok(prepare(py, pings, geography, config, columns)?.prepared)
+    Ok(prepare(py, pings, geography, config, columns, threads)?.prepared)
 }
 
 pub(crate) fn profiles_of(
@@ -32,8 +33,9 @@ pub(crate) fn profiles_of(
     geography: &Bound<'_, PyGeography>,
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<(Arc<Prepared>, Arc<Geography>, Profiles)> {
-    let prepared = prepared_of(py, pings, geography, config, columns)?;
+    let prepared = prepared_of(py, pings, geography, config, columns, threads)?;
     let shared_geography = Arc::clone(&geography.get().inner);
     let config = config.get().inner.clone();
     let (p, g) = (Arc::clone(&prepared), Arc::clone(&shared_geography));
@@ -45,15 +47,17 @@ pub(crate) fn profiles_of(
 /// days, nights in the study area, country and roamer flag. Pseudonymous, not
 /// anonymous: never publish it.
 #[pyfunction]
-#[pyo3(signature = (pings, geography, config, columns=None))]
+#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None))]
 pub fn profile(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<PyResultTable> {
-    let (prepared, geography, profiles) = profiles_of(py, pings, geography, config, columns)?;
+    let (prepared, geography, profiles) =
+        profiles_of(py, pings, geography, config, columns, threads)?;
     let batch = detach(py, move || {
         profiles.devices_batch(&prepared.pings, &geography)
     })?;
@@ -63,15 +67,16 @@ pub fn profile(
 /// Visits (method §5): device pseudonym, zone, start, end, dwell and whether the visit
 /// qualifies. Pseudonymous, not anonymous: never publish it.
 #[pyfunction]
-#[pyo3(signature = (pings, geography, config, columns=None))]
+#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None))]
 pub fn visits(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<PyResultTable> {
-    let (_, geography, profiles) = profiles_of(py, pings, geography, config, columns)?;
+    let (_, geography, profiles) = profiles_of(py, pings, geography, config, columns, threads)?;
     let batch = detach(py, move || profiles.visits_batch(&geography))?;
     PyResultTable::new(py, "visits", batch)
 }

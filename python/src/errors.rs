@@ -45,7 +45,9 @@ impl From<CoreError> for PyErr {
         let err = match &error {
             crowdtally::Error::Config { .. } => ConfigError::new_err(message),
             crowdtally::Error::Geography { .. } => GeographyError::new_err(message),
-            crowdtally::Error::Input { .. } => InputError::new_err(message),
+            crowdtally::Error::Input { .. } | crowdtally::Error::File { .. } => {
+                InputError::new_err(message)
+            }
             _ => CrowdtallyError::new_err(message),
         };
         Python::attach(|py| {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
 use crowdtally::Geography;
 use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
 use pyo3::intern;
@@ -10,6 +11,7 @@ use pyo3::types::{PyDict, PyList, PyString};
 
 use crate::convert::batches;
 use crate::errors::{CoreError, detach, type_error};
+use crate::table::PyResultTable;
 
 /// A validated study geography.
 #[pyclass(name = "Geography", module = "crowdtally", frozen)]
@@ -140,6 +142,68 @@ impl PyGeography {
     #[getter]
     fn study_area(&self) -> Vec<String> {
         self.inner.study_area().to_vec()
+    }
+
+    /// The four tables of the geography (`regions`, `region_cells`, `zones`,
+    /// `zone_cells`), cells as uint64: `Geography.from_tables(**g.to_tables(),
+    /// resolution=g.resolution, study_area=g.study_area)` gives it back.
+    fn to_tables(&self, py: Python<'_>) -> PyResult<Py<PyDict>> {
+        let (regions, region_cells, zones, zone_cells) = self.inner.to_tables();
+        let text =
+            |values: &[String]| -> ArrayRef { Arc::new(StringArray::from_iter_values(values)) };
+        let optional = |values: &[Option<String>]| -> ArrayRef {
+            Arc::new(values.iter().map(Option::as_deref).collect::<StringArray>())
+        };
+        let tables: [(&'static str, Vec<(&str, ArrayRef)>); 4] = [
+            (
+                "regions",
+                vec![
+                    ("region_id", text(&regions.region_id)),
+                    ("level", text(&regions.level)),
+                    ("parent_id", optional(&regions.parent_id)),
+                    (
+                        "population",
+                        Arc::new(Int64Array::from(regions.population.clone())),
+                    ),
+                ],
+            ),
+            (
+                "region_cells",
+                vec![
+                    (
+                        "cell",
+                        Arc::new(UInt64Array::from(region_cells.cell.clone())),
+                    ),
+                    ("region_id", text(&region_cells.region_id)),
+                ],
+            ),
+            (
+                "zones",
+                vec![
+                    ("zone_id", text(&zones.zone_id)),
+                    ("name", optional(&zones.name)),
+                    ("category", optional(&zones.category)),
+                ],
+            ),
+            (
+                "zone_cells",
+                vec![
+                    ("zone_id", text(&zone_cells.zone_id)),
+                    ("cell", Arc::new(UInt64Array::from(zone_cells.cell.clone()))),
+                ],
+            ),
+        ];
+        let dict = PyDict::new(py);
+        for (name, columns) in tables {
+            let batch = RecordBatch::try_from_iter_with_nullable(
+                columns
+                    .into_iter()
+                    .map(|(column, array)| (column, array, true)),
+            )
+            .map_err(|e| PyErr::from(CoreError(e.into())))?;
+            dict.set_item(name, PyResultTable::new(py, name, batch)?)?;
+        }
+        Ok(dict.unbind())
     }
 
     fn __repr__(&self) -> String {

@@ -3,13 +3,18 @@
 use std::sync::{Arc, OnceLock};
 
 use arrow_array::RecordBatch;
+use std::path::PathBuf;
+
+use arrow_array::RecordBatchReader;
+use crowdtally::ingest::Ingester;
 use crowdtally::{Geography, Key, LocatedPings, PingColumns, Prepared, QualityReport};
 use numpy::PyArray1;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyCapsule, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyString, PyTuple};
 use pyo3_arrow::PyTable;
+use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::config::PyConfig;
 use crate::convert::{batches, column};
@@ -141,23 +146,129 @@ impl PyPrepared {
     }
 }
 
+/// Where pings come from: Parquet files read by the core, an Arrow stream pulled batch by
+/// batch, or batches already in memory.
+enum PingSource {
+    Files(Vec<PathBuf>),
+    Stream(Box<dyn RecordBatchReader + Send>),
+    Batches(Vec<RecordBatch>),
+}
+
+/// The Parquet paths of a path, a glob pattern, or a list of them; `None` when `pings` is
+/// not a path at all.
+fn parquet_paths(pings: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
+    let py = pings.py();
+    let is_path = |item: &Bound<'_, PyAny>| -> PyResult<bool> {
+        Ok(item.is_instance_of::<PyString>() || item.hasattr(intern!(py, "__fspath__"))?)
+    };
+    let items: Vec<Bound<'_, PyAny>> = if is_path(pings)? {
+        vec![pings.clone()]
+    } else if pings.is_instance_of::<PyList>() || pings.is_instance_of::<PyTuple>() {
+        let items: Vec<Bound<'_, PyAny>> = pings.try_iter()?.collect::<PyResult<_>>()?;
+        if items.is_empty()
+            || !items
+                .iter()
+                .map(is_path)
+                .collect::<PyResult<Vec<_>>>()?
+                .iter()
+                .all(|&p| p)
+        {
+            return Ok(None);
+        }
+        items
+    } else {
+        return Ok(None);
+    };
+    let os = py.import(intern!(py, "os"))?;
+    let glob = py.import(intern!(py, "glob"))?;
+    let mut paths = Vec::new();
+    for item in items {
+        let text: String = os
+            .call_method1(intern!(py, "fspath"), (&item,))?
+            .extract()?;
+        if text.contains(['*', '?', '[']) {
+            let mut matched: Vec<String> = glob
+                .call_method1(intern!(py, "glob"), (&text,))?
+                .extract()?;
+            if matched.is_empty() {
+                return Err(input_error(text, "matches no file"));
+            }
+            matched.sort();
+            paths.extend(matched.into_iter().map(PathBuf::from));
+        } else {
+            paths.push(PathBuf::from(text));
+        }
+    }
+    Ok(Some(paths))
+}
+
+fn source_of(pings: &Bound<'_, PyAny>) -> PyResult<PingSource> {
+    if let Some(paths) = parquet_paths(pings)? {
+        return Ok(PingSource::Files(paths));
+    }
+    if pings.hasattr(intern!(pings.py(), "__arrow_c_stream__"))? {
+        // Pulled batch by batch while the run goes on: the input need not fit in memory.
+        let reader = pings.extract::<AnyRecordBatch>()?.into_reader()?;
+        return Ok(PingSource::Stream(reader));
+    }
+    Ok(PingSource::Batches(batches("pings", pings)?))
+}
+
+/// The number of threads asked for: `None` or 0 is one per core.
+pub(crate) fn threads_of(threads: Option<i64>) -> PyResult<usize> {
+    let n = threads.unwrap_or(0);
+    usize::try_from(n).map_err(|_| {
+        config_error(
+            "threads",
+            format!("must be a number of threads (0 or None: one per core), got {n}"),
+        )
+    })
+}
+
 /// Cleans, pseudonymizes and locates raw pings (method §1–3).
 #[pyfunction]
-#[pyo3(signature = (pings, geography, config, columns=None))]
+#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None))]
 pub fn prepare(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<PyPrepared> {
+    let threads = threads_of(threads)?;
     let columns = columns_of(columns)?;
-    let batches = batches("pings", pings)?;
+    let source = source_of(pings)?;
     let geography = Arc::clone(&geography.get().inner);
     let config = config.get().inner.clone();
     let shared = Arc::clone(&geography);
     let prepared = detach(py, move || {
-        crowdtally::prepare(batches.into_iter().map(Ok), &shared, &config, &columns)
+        let mut ingester = Ingester::new(&shared, &config, &columns)?.with_threads(threads)?;
+        match source {
+            PingSource::Files(paths) => {
+                for path in &paths {
+                    ingester.push_parquet(path)?;
+                }
+            }
+            PingSource::Stream(reader) => {
+                let schema = reader.schema();
+                let mut pushed = false;
+                for batch in reader {
+                    ingester.push(&batch?)?;
+                    pushed = true;
+                }
+                if !pushed {
+                    // A stream without rows still has columns to check.
+                    ingester.push(&RecordBatch::new_empty(schema))?;
+                }
+            }
+            PingSource::Batches(batches) => {
+                for batch in &batches {
+                    ingester.push(batch)?;
+                }
+            }
+        }
+        ingester.finish()
     })?;
     Ok(PyPrepared {
         prepared: Arc::new(prepared),

@@ -65,7 +65,7 @@ fn mapping_of<T: for<'a, 'py> FromPyObject<'a, 'py>>(
 #[pyfunction]
 #[pyo3(signature = (
     pings, geography, config, bucket="period", level=None, classes=None, subscribers=None,
-    roaming_factors=None, roll_up=true, columns=None,
+    roaming_factors=None, roll_up=true, columns=None, threads=None,
 ))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments.
 pub fn analyze<'py>(
@@ -80,6 +80,7 @@ pub fn analyze<'py>(
     roaming_factors: Option<&Bound<'py, PyAny>>,
     roll_up: bool,
     columns: Option<&Bound<'py, PyDict>>,
+    threads: Option<i64>,
 ) -> PyResult<(PyResultTable, Bound<'py, PyAny>)> {
     let mut options = ReleaseOptions::default();
     options.bucket = bucket.parse::<BucketKind>().map_err(CoreError)?;
@@ -94,7 +95,7 @@ pub fn analyze<'py>(
     // Check the options before the (long) run, so a typo fails at once.
     options.validate(&shared_geography).map_err(CoreError)?;
     let (prepared, shared_geography, profiles) =
-        profiles_of(py, pings, geography, config, columns)?;
+        profiles_of(py, pings, geography, config, columns, threads)?;
     let release = detach(py, move || {
         let aggregate = Aggregate::new(
             &profiles,

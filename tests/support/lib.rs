@@ -416,3 +416,161 @@ pub fn assert_consistent(prepared: &Prepared) {
         assert_eq!(column_len, pings.len());
     }
 }
+
+/// The shares of each kind of row [`dirty_pings`] makes, in percent of the rows.
+#[derive(Clone, Copy, Debug)]
+pub struct DirtyMix {
+    /// Rows whose position is an H3 cell (at, above or below the analysis resolution, or
+    /// no cell at all).
+    pub cells: u8,
+    /// Rows at one of a few points that recur (antennas, grid points).
+    pub repeated: u8,
+    /// Rows with a bad lat/lon (NaN, infinite, out of range, null).
+    pub bad_positions: u8,
+    /// Rows with a null subscriber, a null time or a time in milliseconds.
+    pub bad_other: u8,
+}
+
+impl Default for DirtyMix {
+    fn default() -> Self {
+        Self {
+            cells: 20,
+            repeated: 30,
+            bad_positions: 5,
+            bad_other: 3,
+        }
+    }
+}
+
+/// splitmix64: small, fast and good enough for test data.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1_u64 << 53) as f64
+    }
+
+    /// A point in a box around both fixture leaves, reaching outside them.
+    fn point(&mut self) -> (f64, f64) {
+        (50.78 + 0.10 * self.unit(), 3.18 + 0.14 * self.unit())
+    }
+
+    fn pick<T: Clone>(&mut self, values: &[T]) -> T {
+        values[self.below(values.len())].clone()
+    }
+}
+
+/// `rows` deterministic, varied pings from `seed`: a few hundred subscribers over three
+/// days from a day before [`T0`], on a five-minute grid (so that duplicates happen), at
+/// random points around Kortrijk and Menen (some outside every leaf), recurring points,
+/// cells of several resolutions, bad positions, bad subscribers and times, and countries
+/// in several spellings; the rest is lat/lon drawn at random.
+///
+/// # Panics
+/// Never: the fixture cells are valid.
+#[must_use]
+pub fn dirty_pings(rows: usize, seed: u64, mix: DirtyMix) -> Vec<Ping> {
+    let mut rng = SplitMix(seed);
+    let subscribers = 50 + rng.below(400);
+    let palette: Vec<(f64, f64)> = (0..12)
+        .map(|_| rng.point())
+        .chain([
+            MARKT_POINT,
+            STREET_POINT,
+            QUIET_POINT,
+            STATION_POINT,
+            OUTSIDE_POINT,
+        ])
+        .collect();
+    let markt = h3o::CellIndex::try_from(MARKT_CELL).expect("valid fixture cell");
+    let cells = [
+        MARKT_CELL,
+        STREET_CELL,
+        QUIET_CELL,
+        STATION_CELL,
+        OUTSIDE_CELL,
+        quiet_menen_cell(),
+        u64::from(markt.center_child(h3o::Resolution::Twelve).expect("finer")),
+        // Coarser than the analysis resolution, and no cell at all: bad positions.
+        u64::from(markt.parent(h3o::Resolution::Eight).expect("coarser")),
+        1,
+    ];
+    let bad_points = [
+        (Some(f64::NAN), Some(3.2)),
+        (Some(91.0), Some(3.2)),
+        (Some(50.8), Some(f64::INFINITY)),
+        (Some(50.8), Some(-180.5)),
+        (None, Some(3.2)),
+        (Some(50.8), None),
+    ];
+    let countries = COUNTRY_SPELLINGS;
+    let cells_to = usize::from(mix.cells);
+    let repeated_to = cells_to + usize::from(mix.repeated);
+    let bad_to = repeated_to + usize::from(mix.bad_positions);
+    (0..rows)
+        .map(|_| {
+            let mut ping = Ping {
+                subscriber: Some(format!("2060100{:08}", rng.below(subscribers))),
+                ts: Some(T0 - 86_400 + 300 * rng.below(3 * 288) as i64),
+                ..Ping::default()
+            };
+            let kind = rng.below(100);
+            if kind < cells_to {
+                ping.cell = Some(rng.pick(&cells));
+            } else if kind < repeated_to {
+                let (lat, lon) = rng.pick(&palette);
+                (ping.lat, ping.lon) = (Some(lat), Some(lon));
+            } else if kind < bad_to {
+                (ping.lat, ping.lon) = rng.pick(&bad_points);
+            } else {
+                let (lat, lon) = rng.point();
+                (ping.lat, ping.lon) = (Some(lat), Some(lon));
+            }
+            if rng.below(100) < usize::from(mix.bad_other) {
+                match rng.below(3) {
+                    0 => ping.subscriber = None,
+                    1 => ping.ts = None,
+                    _ => ping.ts = ping.ts.map(|t| t * 1_000),
+                }
+            }
+            ping.country = rng.pick(&countries).map(str::to_owned);
+            ping
+        })
+        .collect()
+}
+
+/// Country values as operators spell them: missing, empty, lower case, padded.
+pub const COUNTRY_SPELLINGS: [Option<&str>; 6] = [
+    None,
+    Some(""),
+    Some("be"),
+    Some("NL"),
+    Some(" fr "),
+    Some("nl"),
+];
+
+/// Splits rows into batches at the given cut points (clamped to the rows, in any order).
+#[must_use]
+pub fn batches(rows: &[Ping], cuts: &[usize]) -> Vec<RecordBatch> {
+    let mut cuts: Vec<usize> = cuts.iter().map(|&c| c.min(rows.len())).collect();
+    cuts.sort_unstable();
+    let mut batches = Vec::new();
+    let mut start = 0;
+    for cut in cuts.into_iter().chain([rows.len()]) {
+        batches.push(batch(&rows[start..cut]));
+        start = cut;
+    }
+    batches
+}

@@ -548,6 +548,62 @@ impl Geography {
     pub fn zone_set(&self, index: ZoneSetIndex) -> &[u32] {
         &self.zone_sets[index as usize]
     }
+
+    /// The four tables this geography is made of, in canonical order (regions as given,
+    /// cells sorted): [`Geography::from_tables`] of them, with the same resolution and
+    /// study area, gives this geography back. Polygons given as GeoJSON come back as
+    /// their cells; inner regions' populations as the sums of their leaves.
+    #[must_use]
+    pub fn to_tables(&self) -> (RegionTable, RegionCellTable, ZoneTable, ZoneCellTable) {
+        let regions = &self.regions;
+        let region_table = RegionTable {
+            region_id: regions.ids.clone(),
+            level: regions.levels.clone(),
+            parent_id: regions
+                .parents
+                .iter()
+                .map(|p| p.map(|p| regions.ids[p as usize].clone()))
+                .collect(),
+            population: regions
+                .populations
+                .iter()
+                .map(|p| p.map(|p| i64::try_from(p).unwrap_or(i64::MAX)))
+                .collect(),
+        };
+        let mut leaf_cells: Vec<(u64, RegionIndex)> =
+            self.leaf_of_cell.iter().map(|(&c, &r)| (c, r)).collect();
+        leaf_cells.sort_unstable();
+        let region_cells = RegionCellTable {
+            cell: leaf_cells.iter().map(|&(c, _)| c).collect(),
+            region_id: leaf_cells
+                .iter()
+                .map(|&(_, r)| regions.ids[r as usize].clone())
+                .collect(),
+        };
+        let given: Vec<&Zone> = self.zones.iter().filter(|z| !z.is_category).collect();
+        let zones = ZoneTable {
+            zone_id: given.iter().map(|z| z.id.clone()).collect(),
+            name: given.iter().map(|z| Some(z.name.clone())).collect(),
+            category: given.iter().map(|z| z.category.clone()).collect(),
+        };
+        let mut zone_cells: Vec<(u32, u64)> = Vec::new();
+        for (&cell, &set) in &self.zone_set_of_cell {
+            for &zone in self.zone_set(set) {
+                if !self.zones[zone as usize].is_category {
+                    zone_cells.push((zone, cell));
+                }
+            }
+        }
+        zone_cells.sort_unstable();
+        let zone_cells = ZoneCellTable {
+            zone_id: zone_cells
+                .iter()
+                .map(|&(z, _)| self.zones[z as usize].id.clone())
+                .collect(),
+            cell: zone_cells.iter().map(|&(_, c)| c).collect(),
+        };
+        (region_table, region_cells, zones, zone_cells)
+    }
 }
 
 #[cfg(test)]

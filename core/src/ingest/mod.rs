@@ -12,8 +12,10 @@
 mod columns;
 mod located;
 mod memo;
+mod parquet;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::ArrowError;
@@ -29,6 +31,7 @@ use crate::report::{DropReason, QualityReport};
 
 pub use columns::PingColumns;
 pub use located::{LocatedPings, NO_COUNTRY};
+pub use parquet::{PARQUET_BATCH_ROWS, prepare_parquet};
 
 use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
 use memo::Memo;
@@ -84,7 +87,10 @@ impl Subscribers {
 
 /// Country codes seen, upper-cased; number 0 is "none".
 struct Countries {
+    /// Numbers of the spellings seen (before trimming and upper-casing).
     number_of: FxHashMap<String, u16>,
+    /// Numbers of the upper-cased codes, so that a new spelling costs one look-up.
+    number_of_code: FxHashMap<String, u16>,
     codes: Vec<String>,
 }
 
@@ -92,6 +98,7 @@ impl Default for Countries {
     fn default() -> Self {
         Self {
             number_of: FxHashMap::default(),
+            number_of_code: FxHashMap::default(),
             codes: vec![String::new()],
         }
     }
@@ -107,11 +114,12 @@ impl Countries {
             return Ok(n);
         }
         let upper = code.to_ascii_uppercase();
-        let n = if let Some(n) = self.codes.iter().position(|c| *c == upper) {
-            n as u16
+        let n = if let Some(&n) = self.number_of_code.get(&upper) {
+            n
         } else {
             let n = u16::try_from(self.codes.len())
                 .map_err(|_| Error::input(column, "has more than 65,535 distinct country codes"))?;
+            self.number_of_code.insert(upper.clone(), n);
             self.codes.push(upper);
             n
         };
@@ -124,7 +132,7 @@ impl Countries {
 ///
 /// `batches` may come from any Arrow source (a Parquet reader, an FFI stream, a `Vec`).
 /// Rows are dropped under the first reason of §2 that applies and counted in the
-/// report; nothing is dropped silently.
+/// report; nothing is dropped silently. Pings are located on every core.
 ///
 /// # Errors
 /// [`Error::Config`] for an invalid configuration or one whose `resolution` differs from
@@ -153,7 +161,7 @@ pub fn prepare<I>(
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
-    let mut ingester = Ingester::new(geography, config, columns)?;
+    let mut ingester = Ingester::new(geography, config, columns)?.with_threads(0)?;
     for batch in batches {
         ingester.push(&batch?)?;
     }
@@ -205,6 +213,8 @@ pub struct Ingester<'a> {
     report: QualityReport,
     /// Cells of recently seen lat/lon pairs: positions repeat (antennas, grid points).
     positions: Memo<(u64, u64), Option<u64>>,
+    /// Worker threads for locating pings; `None` locates on the calling thread.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for Ingester<'_> {
@@ -252,6 +262,7 @@ impl<'a> Ingester<'a> {
             countries: Countries::default(),
             decoded: Decoded::default(),
             positions: Memo::new(12),
+            pool: None,
             report: QualityReport {
                 version: crate::VERSION,
                 tz: config.tz.clone(),
@@ -259,6 +270,65 @@ impl<'a> Ingester<'a> {
                 ..QualityReport::default()
             },
         })
+    }
+
+    /// Locates pings on `threads` threads (0: one per core; 1: the calling thread only,
+    /// the default). Results do not depend on the number of threads.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `threads` if the thread pool cannot be started.
+    pub fn with_threads(mut self, threads: usize) -> Result<Self> {
+        let threads = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        } else {
+            threads
+        };
+        self.pool = if threads > 1 {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("crowdtally-{i}"))
+                .build()
+                .map_err(|e| {
+                    Error::config("threads", format!("cannot start {threads} threads: {e}"))
+                })?;
+            Some(Arc::new(pool))
+        } else {
+            None
+        };
+        Ok(self)
+    }
+
+    /// Each row's cell, leaf and zone set (`None` for a bad position), in parallel when
+    /// the ingester has threads and the batch is large enough to share out.
+    fn locate_rows(&mut self, positions: &PositionColumns, rows: usize) -> Vec<Option<Located>> {
+        const ROWS_PER_TASK: usize = 1 << 14;
+        let (resolution, geography) = (self.resolution, self.geography);
+        let place = move |cell: u64| {
+            let index = CellIndex::try_from(cell).expect("located cells are valid");
+            (cell, geography.leaf_of(index), geography.zone_set_of(index))
+        };
+        match &self.pool {
+            Some(pool) if rows > ROWS_PER_TASK => pool.install(|| {
+                use rayon::prelude::*;
+                (0..rows)
+                    .into_par_iter()
+                    .with_min_len(ROWS_PER_TASK)
+                    .map_init(
+                        || Memo::new(12),
+                        |memo, row| locate(positions.raw(row), resolution, memo).map(place),
+                    )
+                    .collect()
+            }),
+            _ => (0..rows)
+                .map(|row| locate(positions.raw(row), resolution, &mut self.positions).map(place))
+                .collect(),
+        }
+    }
+
+    /// The column names this ingester reads.
+    #[must_use]
+    pub fn columns(&self) -> &PingColumns {
+        &self.columns
     }
 
     /// Decodes, cleans and locates one batch of pings.
@@ -309,6 +379,7 @@ impl<'a> Ingester<'a> {
         subscribers.for_each(|_, bytes| {
             numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
         });
+        let located = self.locate_rows(&positions, rows);
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
         let mut dropped = [0_u64; 4];
@@ -318,7 +389,6 @@ impl<'a> Ingester<'a> {
         decoded.cell.reserve(rows);
         decoded.country.reserve(rows);
         decoded.place.reserve(rows);
-        let geography = self.geography;
         for (row, &number) in numbers.iter().enumerate() {
             if number == u32::MAX {
                 dropped[1] += 1;
@@ -328,8 +398,7 @@ impl<'a> Ingester<'a> {
                 dropped[0] += 1;
                 continue;
             }
-            let Some(cell) = locate(positions.raw(row), self.resolution, &mut self.positions)
-            else {
+            let Some((cell, leaf, zone_set)) = located[row] else {
                 dropped[2] += 1;
                 continue;
             };
@@ -348,14 +417,11 @@ impl<'a> Ingester<'a> {
                 }
                 _ => NO_COUNTRY,
             };
-            let index = CellIndex::try_from(cell).expect("located cells are valid");
             decoded.subscriber.push(number);
             decoded.ts.push(instant);
             decoded.cell.push(cell);
             decoded.country.push(country);
-            decoded
-                .place
-                .push((geography.leaf_of(index), geography.zone_set_of(index)));
+            decoded.place.push((leaf, zone_set));
         }
         for (reason, count) in [
             DropReason::OptOut,
@@ -542,6 +608,9 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
 }
 
 /// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
+/// A located ping: its cell at the analysis resolution, leaf region and zone set.
+type Located = (u64, RegionIndex, ZoneSetIndex);
+
 fn locate(
     position: RawPosition,
     resolution: Resolution,

@@ -36,6 +36,7 @@ class _ArrowArray(Protocol):
 
 _Column = _ArrowArray | _ArrowStream | npt.NDArray[Any] | Sequence[Any]
 _Table = _ArrowStream | _ArrowArray | Mapping[str, _Column] | Any
+_Pings = _Table | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 _Duration = int | str | datetime.timedelta
 _Date = datetime.date | str
 
@@ -146,6 +147,10 @@ class Geography:
     @property
     def study_area(self) -> list[str]:
         """The study area as given."""
+    def to_tables(self) -> dict[str, Table]:
+        """The four tables of the geography (`regions`, `region_cells`, `zones`,
+        `zone_cells`), cells as uint64: `Geography.from_tables(**g.to_tables(),
+        resolution=g.resolution, study_area=g.study_area)` gives it back."""
 
 @final
 class Prepared:
@@ -169,10 +174,12 @@ class Prepared:
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 def prepare(
-    pings: _Table,
+    pings: _Pings,
     geography: Geography,
     config: Config,
     columns: Mapping[str, str] | None = None,
+    *,
+    threads: int | None = None,
 ) -> Prepared:
     """Cleans, pseudonymizes and locates raw pings (method §1-3)."""
 
@@ -206,26 +213,30 @@ class Table:
     def __reduce__(self) -> tuple[Any, ...]: ...
 
 def profile(
-    pings: Prepared | _Table,
+    pings: Prepared | _Pings,
     geography: Geography,
     config: Config,
     columns: Mapping[str, str] | None = None,
+    *,
+    threads: int | None = None,
 ) -> Table:
     """Per-device microdata (method §4): device pseudonym, class, origin, home, presence
     days, nights in the study area, country and roamer flag. Pseudonymous, not
     anonymous: never publish it."""
 
 def visits(
-    pings: Prepared | _Table,
+    pings: Prepared | _Pings,
     geography: Geography,
     config: Config,
     columns: Mapping[str, str] | None = None,
+    *,
+    threads: int | None = None,
 ) -> Table:
     """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
     visit qualifies. Pseudonymous, not anonymous: never publish it."""
 
 def analyze(
-    pings: Prepared | _Table,
+    pings: Prepared | _Pings,
     geography: Geography,
     config: Config,
     bucket: str = "period",
@@ -235,6 +246,7 @@ def analyze(
     roaming_factors: Mapping[str, float] | None = None,
     roll_up: bool = True,
     columns: Mapping[str, str] | None = None,
+    threads: int | None = None,
 ) -> tuple[Table, dict[str, Any]]:
     """Runs the whole method: returns the release table and the report."""
 

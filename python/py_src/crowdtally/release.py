@@ -925,11 +925,14 @@ def analyze(
     *,
     roll_up: bool = True,
     columns: Mapping[str, str] | None = None,
+    threads: int | None = None,
 ) -> Release:
     """Runs the whole method (§2-9) on pings and returns the protected release.
 
-    ``pings`` is anything :func:`crowdtally.prepare` takes (pyarrow, pandas, polars,
-    DuckDB, Arrow streams, dicts of columns) or a :class:`crowdtally.Prepared`.
+    ``pings`` is anything :func:`crowdtally.prepare` takes: a Parquet path, a glob pattern
+    or a list of them (read by the core, no pyarrow needed), an Arrow stream (pulled batch
+    by batch), a pyarrow, pandas, polars or DuckDB table, a dict of columns; or a
+    :class:`crowdtally.Prepared`.
 
     - ``bucket``: ``hour``, ``day``, ``week``, ``month``, ``quarter`` or ``period``
       (local calendar intervals, DST-correct).
@@ -943,6 +946,7 @@ def analyze(
     - ``roll_up``: pool origin rows below k up the region tree before the residual.
     - ``columns``: your column names for the roles ``subscriber``, ``ts``, ``lat``,
       ``lon``, ``cell``, ``country``.
+    - ``threads``: threads that locate pings (None or 0: one per core).
 
     Raises :class:`crowdtally.ConfigError` (with ``.field``) for an invalid parameter
     before any work, and :class:`crowdtally.InputError` for unreadable pings.
@@ -958,5 +962,6 @@ def analyze(
         roaming_factors=_as_dict(roaming_factors),
         roll_up=roll_up,
         columns=columns,
+        threads=threads,
     )
     return Release(table, report)

@@ -1,0 +1,1350 @@
+"""The visitor release through crowdtally, polars and DuckDB: same input, same table?
+
+Generates the synthetic ``kortrijk`` scenario (seed 2026, 92 days from 2026-07-01) at a
+scale giving about ``--pings`` pings, writes its pings to Parquet once per position form
+(lat/lon, and H3 cells), then runs each engine in its own subprocess, reading the Parquet
+file and writing its release table to Parquet:
+
+- ``crowdtally``: ``crowdtally.analyze`` on the Parquet file (read by its own reader);
+- ``polars``: the method (shared METHOD.md §2-8, with crowdtally's readings in
+  docs/METHOD.md) written with polars lazy frames and expressions;
+- ``duckdb``: the same written in DuckDB SQL with window functions.
+
+The release: bucket ``day``, origin level ``municipality``, class ``visitor``, k = 30,
+roll-up on, detected subscribers, roaming factors 1/0.3 for FR, NL and DE. The parent
+checks that the three tables are identical (integer measures exactly, estimates to a
+relative 1e-9) and prints wall time, CPU time, peak resident memory and throughput per
+engine, with ratios to crowdtally. It exits non-zero when the tables differ.
+
+    python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--workdir DIR]
+                              [--only crowdtally,polars,duckdb] [--k 30]
+
+The peers use h3-py (``h3.api.numpy_int.latlng_to_cell``, one call per ping, as h3-py 4
+has no vectorised form) and Python's ``hmac`` (one call per distinct subscriber) for the
+two per-value functions neither polars nor DuckDB has; everything else is theirs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import importlib
+import json
+import math
+import re
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+if TYPE_CHECKING:
+    from crowdtally import Config
+    from crowdtally.synth import SyntheticCity
+
+# About 1.0e9 pings per unit of scale over 92 days (measured on the scenario).
+PINGS_PER_SCALE = 1.0e9
+DAYS = 92
+START = "2026-07-01"
+SEED = 2026
+# The scenario's own key is never shown (Config hides it), so every engine gets this one.
+KEY = b"crowdtally benches/compare.py key"
+LEVEL = "municipality"
+ROAMING_FACTORS = {code: 1 / 0.3 for code in ("FR", "NL", "DE")}
+ENGINE_NAMES = ("crowdtally", "polars", "duckdb")
+FORMS = ("latlon", "cell")
+
+KEYS = ("zone", "bucket_start", "class", "origin")
+BANDS = ("band_0_1h", "band_1_2h", "band_2_4h", "band_4_8h", "band_8h_plus")
+MEASURES = ("devices", "visits", "dwell_s", *BANDS)
+ESTIMATES = ("est_devices", "est_visits", "est_low", "est_high")
+COLUMNS = (*KEYS, *MEASURES, "suppressed", *ESTIMATES)
+# Lower bounds of the dwell bands, seconds (§6).
+BAND_FROM = (0, 3_600, 2 * 3_600, 4 * 3_600, 8 * 3_600)
+Z_95 = 1.96
+RELATIVE_TOLERANCE = 1e-9
+
+GEOGRAPHY_FILES = ("regions", "region_cells", "zones", "zone_cells")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What one engine run reads and writes: file paths and the run's parameters."""
+
+    pings: str
+    geography: str
+    out: str
+    key_hex: str
+    period: tuple[str, str]
+    tz: str
+    period_label: str | None
+    home_country: str
+    k: int
+    max_gap: int
+    min_dwell: int
+    min_nights: int
+    usual_env_min_days: int | None
+    study_area: list[str]
+    resolution: int
+    region_resolution: int
+    level: str
+    roaming_factors: dict[str, float]
+
+    @property
+    def key(self) -> bytes:
+        return bytes.fromhex(self.key_hex)
+
+    @property
+    def dates(self) -> tuple[dt.date, dt.date]:
+        return dt.date.fromisoformat(self.period[0]), dt.date.fromisoformat(self.period[1])
+
+    def geography_file(self, name: str) -> str:
+        return str(Path(self.geography) / f"{name}.parquet")
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Job:
+        fields = json.loads(path.read_text())
+        fields["period"] = tuple(fields["period"])
+        return cls(**fields)
+
+
+# -- the engines ----------------------------------------------------------------------
+
+
+def crowdtally_release(job: Job) -> None:
+    """The release by ``crowdtally.analyze``, reading the Parquet file itself."""
+    import pyarrow.parquet as pq
+
+    import crowdtally as ct
+
+    geography = ct.Geography.from_tables(
+        **{name: pq.read_table(job.geography_file(name)) for name in GEOGRAPHY_FILES},
+        study_area=job.study_area,
+        resolution=job.resolution,
+    )
+    config = ct.Config(
+        key=job.key,
+        period=job.period,
+        tz=job.tz,
+        period_label=job.period_label,
+        home_country=job.home_country,
+        k=job.k,
+        max_gap=job.max_gap,
+        min_dwell=job.min_dwell,
+        min_nights=job.min_nights,
+        usual_env_min_days=job.usual_env_min_days,
+    )
+    release = ct.analyze(
+        job.pings,
+        geography,
+        config,
+        bucket="day",
+        level=job.level,
+        roaming_factors=job.roaming_factors,
+    )
+    release.write(job.out)
+
+
+def polars_release(job: Job) -> None:
+    """The release written with polars: §2 cleaning, §3 pseudonyms, location, §4 homes
+    and classes, §5 visits, §6 day buckets, §7 disclosure control with roll-up, §8
+    extrapolation. Lazy queries for the per-ping work, eager frames for the small
+    aggregates; Python only for the per-value HMAC and H3 calls and the loops over the
+    region tree's levels."""
+    import hmac
+    from itertools import repeat
+
+    import h3
+    import numpy as np
+    import polars as pl
+
+    h3i = h3.api.numpy_int  # h3-py's integer API: cells as ints, collections as uint64 arrays
+    k, gap, resolution = job.k, job.max_gap, job.resolution
+    first_day, end_day = job.dates
+    tz = ZoneInfo(job.tz)
+
+    # -- geography: the region tree as (region, ancestor, distance), itself included -----
+    regions = pl.read_parquet(job.geography_file("regions"))
+    parent_of = regions.select(ancestor=pl.col("region_id"), parent=pl.col("parent_id"))
+    step = regions.select(
+        region=pl.col("region_id"), ancestor=pl.col("region_id"), distance=pl.lit(0)
+    )
+    chain = [step]
+    while step.height:
+        step = (
+            step.join(parent_of, on="ancestor")
+            .filter(pl.col("parent").is_not_null())
+            .select("region", ancestor=pl.col("parent"), distance=pl.col("distance") + 1)
+        )
+        chain.append(step)
+    ancestors = pl.concat(chain)
+    inner = regions["parent_id"].drop_nulls().unique().to_list()
+    leaves = regions.filter(~pl.col("region_id").is_in(inner))["region_id"].to_list()
+    study_leaves = (
+        ancestors.filter(pl.col("region").is_in(leaves), pl.col("ancestor").is_in(job.study_area))
+        .get_column("region")
+        .unique()
+        .to_list()
+    )
+    tree = regions.select(
+        region=pl.col("region_id"), parent=pl.col("parent_id"), population=pl.col("population")
+    ).join(ancestors.group_by("region").agg(depth=pl.col("distance").max()), on="region")
+    # Origins at the release level: a leaf's ancestor at that level, or the leaf itself.
+    level_of = (
+        ancestors.join(
+            regions.select(ancestor=pl.col("region_id"), level=pl.col("level")), on="ancestor"
+        )
+        .filter(pl.col("region").is_in(leaves), pl.col("level") == job.level)
+        .select(origin=pl.col("region"), level_origin=pl.col("ancestor"))
+    )
+    region_cells = pl.read_parquet(job.geography_file("region_cells")).select(
+        region_cell=pl.col("cell").cast(pl.UInt64), leaf=pl.col("region_id")
+    )
+    zones = pl.read_parquet(job.geography_file("zones"))
+    zone_cells = pl.read_parquet(job.geography_file("zone_cells")).select(
+        zone=pl.col("zone_id"), cell=pl.col("cell").cast(pl.UInt64)
+    )
+    # A category is one more zone: the union of its zones' cells.
+    category_cells = (
+        zone_cells.join(
+            zones.select(zone=pl.col("zone_id"), category=pl.col("category")), on="zone"
+        )
+        .filter(pl.col("category").is_not_null())
+        .select(zone=pl.lit("category:") + pl.col("category"), cell=pl.col("cell"))
+        .unique()
+    )
+    zone_cells = pl.concat([zone_cells, category_cells])
+    zone_ids = pl.concat(
+        [
+            zones.select(zone=pl.col("zone_id")),
+            zones.filter(pl.col("category").is_not_null())
+            .select(zone=pl.lit("category:") + pl.col("category"))
+            .unique(),
+        ]
+    )
+
+    # -- §2 cleaning (row rules), in the method's order --------------------------------
+    def local_midnight(day: dt.date) -> int:
+        # zoneinfo's fold=0 is §1.4's compatible rule (earlier of a fold, forward in a gap).
+        return int(dt.datetime.combine(day, dt.time(), tzinfo=tz).timestamp())
+
+    scan = pl.scan_parquet(job.pings)
+    by_cell = "cell" in scan.collect_schema().names()  # the scenario writes one form or the other
+    lat, lon = pl.col("lat"), pl.col("lon")
+    position_given = (
+        pl.col("cell").is_not_null()
+        if by_cell
+        else lat.is_finite() & lon.is_finite() & (lat.abs() <= 90) & (lon.abs() <= 180)
+    )
+    country = pl.col("country").str.strip_chars().str.to_uppercase()
+    rows = (
+        scan.filter(
+            pl.col("subscriber").is_not_null(),  # bad_subscriber (text ids)
+            position_given,  # bad_position (an invalid cell is found below)
+            pl.col("ts").is_not_null(),  # bad_ts
+            pl.col("ts").is_between(local_midnight(first_day), local_midnight(end_day), "left"),
+        )
+        .with_columns(country=pl.when(country != "").then(country))  # empty is no country
+        .collect()
+    )
+
+    # -- location: the cell at the analysis resolution (h3-py, one call per value) -------
+    if by_cell:
+        raw = rows["cell"].unique()
+
+        def at_resolution(cell: int) -> int:
+            if not h3i.is_valid_cell(cell) or h3i.get_resolution(cell) < resolution:
+                return 0  # bad_position: not a cell, or coarser than the analysis resolution
+            return int(h3i.cell_to_parent(cell, resolution))
+
+        located = pl.DataFrame(
+            {"cell": raw, "cell9": np.fromiter(map(at_resolution, raw.to_list()), np.uint64)}
+        )
+        rows = (
+            rows.join(located, on="cell")
+            .filter(pl.col("cell9") != 0)
+            .drop("cell")
+            .rename({"cell9": "cell"})
+        )
+    else:
+        located_cells = map(
+            h3i.latlng_to_cell, rows["lat"].to_list(), rows["lon"].to_list(), repeat(resolution)
+        )
+        rows = rows.with_columns(
+            cell=pl.Series(np.fromiter(located_cells, np.uint64, count=rows.height))
+        )
+
+    # -- §3 pseudonyms: one HMAC-SHA-256 per distinct subscriber with Python's hmac (polars
+    # has none). The release depends on pseudonym values only through collisions. --------
+    label = job.period_label or f"{first_day.year}Q{(first_day.month - 1) // 3 + 1}"
+    prefix = b"crowdtally/v1\x00" + label.encode() + b"\x00"
+    key = job.key
+
+    def pseudonym(subscriber: str) -> int:
+        digest = hmac.digest(key, prefix + subscriber.encode(), "sha256")
+        return int.from_bytes(digest[:8], "big")
+
+    subscribers = rows["subscriber"].unique()
+    pseudonyms = pl.DataFrame(
+        {
+            "subscriber": subscribers,
+            "device": pl.Series(map(pseudonym, subscribers.to_list()), dtype=pl.UInt64),
+        }
+    )
+
+    # -- places: each distinct cell's leaf (through its parent at the region resolution) -
+    distinct = rows["cell"].unique()
+    places = pl.DataFrame(
+        {
+            "cell": distinct,
+            "region_cell": np.fromiter(
+                map(h3i.cell_to_parent, distinct.to_list(), repeat(job.region_resolution)),
+                np.uint64,
+            ),
+        }
+    ).join(region_cells, on="region_cell", how="left")
+
+    # -- §2 duplicates: one row per (device, second), the smallest cell, then the smaller
+    # country with none last; then the parts of day in local time (§4) --------------------
+    local = (
+        pl.from_epoch("ts", time_unit="s").dt.replace_time_zone("UTC").dt.convert_time_zone(job.tz)
+    )
+    hour = pl.col("hour")
+    pings = (
+        rows.lazy()
+        .join(pseudonyms.lazy(), on="subscriber")
+        .sort("device", "ts", "cell", "country", nulls_last=True)
+        .unique(["device", "ts"], keep="first", maintain_order=True)
+        .join(places.lazy().select("cell", "leaf"), on="cell", how="left", maintain_order="left")
+        .select(
+            "device", "ts", "cell", "leaf", "country", hour=local.dt.hour(), date=local.dt.date()
+        )
+        # Night of D: [D 22:00, D+1 06:00); daytime of D: [D 06:00, D 22:00). Local hours
+        # are exact here: 06:00 and 22:00 are never in a DST change in Europe/Brussels.
+        .with_columns(
+            night=(hour >= 22) | (hour < 6),
+            part_date=pl.when(hour < 6)
+            .then(pl.col("date").dt.offset_by("-1d"))
+            .otherwise(pl.col("date")),
+            prev_ts=pl.col("ts").shift(1).over("device"),
+            next_ts=pl.col("ts").shift(-1).over("device"),
+        )
+        .collect()
+        .lazy()
+    )
+
+    # -- §4 home, country, presence days, nights in the study area, class, origin --------
+    home = (
+        pings.filter(pl.col("night"), pl.col("leaf").is_not_null())
+        .group_by("device", "leaf")
+        .agg(nights=pl.col("part_date").n_unique(), night_pings=pl.len())
+        .sort(["device", "nights", "night_pings", "leaf"], descending=[False, True, True, False])
+        .group_by("device", maintain_order=True)
+        .first()
+        .filter(pl.col("nights") >= job.min_nights)
+        .select("device", home=pl.col("leaf"))
+    )
+    device_country = (
+        pings.filter(pl.col("country").is_not_null())
+        .group_by("device", "country")
+        .agg(n=pl.len())
+        .sort(["device", "n", "country"], descending=[False, True, False])
+        .group_by("device", maintain_order=True)
+        .first()
+        .select("device", "country")
+    )
+    in_study = pl.col("leaf").is_in(study_leaves)
+    parts_in_study = (
+        pings.filter(pl.col("leaf").is_not_null())
+        .group_by("device", "night", "part_date", "leaf")
+        .agg(n=pl.len())
+        .group_by("device", "night", "part_date")
+        .agg(
+            study=pl.col("n").filter(in_study).sum(),
+            elsewhere=pl.col("n").filter(~in_study).max().fill_null(0),
+        )
+        # Pings in the study area, together, at least as many as in any other one leaf.
+        .filter(pl.col("study") >= 1, pl.col("study") >= pl.col("elsewhere"))
+        .group_by("device")
+        .agg(presence_days=(~pl.col("night")).sum(), study_nights=pl.col("night").sum())
+    )
+    usual_env = job.usual_env_min_days or max(5, math.ceil((end_day - first_day).days / 4))
+    roamer = pl.col("country").is_not_null() & (pl.col("country") != job.home_country)
+    devices = (
+        pings.select("device")
+        .unique()
+        .join(home, on="device", how="left")
+        .join(device_country, on="device", how="left")
+        .join(parts_in_study, on="device", how="left")
+        .with_columns(roamer=roamer, home=pl.when(~roamer).then(pl.col("home")))
+        .with_columns(
+            class_=pl.when(pl.col("home").is_in(study_leaves))
+            .then(pl.lit("resident"))
+            .when(pl.col("presence_days").fill_null(0) >= usual_env)
+            .then(pl.lit("regular"))
+            .when(pl.col("study_nights").fill_null(0) >= 1)
+            .then(pl.lit("overnight_visitor"))
+            .otherwise(pl.lit("day_visitor")),
+            origin=pl.when(pl.col("roamer"))
+            .then(pl.lit("country:") + pl.col("country"))
+            .otherwise(pl.col("home").fill_null("unknown")),
+        )
+        .collect()
+    )
+
+    # -- §5 visits: runs of consecutive pings in a zone with gaps <= max_gap; start and end
+    # split the time to the neighbouring pings at the (floored) midpoint ------------------
+    ts, prev_ts, next_ts = pl.col("ts"), pl.col("prev_ts"), pl.col("next_ts")
+    visits = (
+        pings.with_columns(
+            enter=pl.when(ts - prev_ts <= gap).then(prev_ts + (ts - prev_ts) // 2).otherwise(ts),
+            leave=pl.when(next_ts - ts <= gap).then(ts + (next_ts - ts) // 2).otherwise(ts),
+        )
+        .join(zone_cells.lazy(), on="cell")
+        .sort("device", "zone", "ts")
+        # A run goes on when the previous ping in the zone is the device's previous ping.
+        .with_columns(
+            goes_on=(ts.shift(1).over("device", "zone") == prev_ts) & (ts - prev_ts <= gap)
+        )
+        .with_columns(run=(~pl.col("goes_on").fill_null(False)).cum_sum())
+        .group_by("run")
+        .agg(
+            pl.col("device").first(),
+            pl.col("zone").first(),
+            start=pl.col("enter").first(),
+            end=pl.col("leave").last(),
+        )
+        .filter(pl.col("end") - pl.col("start") >= job.min_dwell)  # qualifying visits
+        .join(devices.lazy().select("device", "class_", "origin"), on="device")
+        .filter(pl.col("class_").is_in(["day_visitor", "overnight_visitor"]))
+    )
+
+    # -- §6 day buckets (local days) and the measures per (zone, bucket, leaf origin) ----
+    days = pl.date_range(first_day, end_day, closed="left", eager=True)
+    midnights = days.cast(pl.Datetime("us")).dt.replace_time_zone(job.tz)
+    next_midnights = days.dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(job.tz)
+    buckets = pl.DataFrame(
+        {
+            "bucket_start": midnights.dt.strftime("%Y-%m-%dT%H:%M:%S%:z"),
+            "b0": midnights.dt.epoch("s"),
+            "b1": next_midnights.dt.epoch("s"),
+        }
+    )
+    start, end = pl.col("start"), pl.col("end")
+    dwell = end - start
+    starts_here = start >= pl.col("b0")  # start < b1 holds for every bucket joined
+    band = pl.sum_horizontal((dwell >= lower).cast(pl.Int32) for lower in BAND_FROM[1:])
+    cells = (
+        # Overlap: start < b1 and end > b0, or b0 <= start < b1 for a zero-length visit.
+        visits.with_columns(last=pl.max_horizontal(end - 1, start))
+        .join_where(buckets.lazy(), pl.col("b0") <= pl.col("last"), pl.col("b1") > start)
+        .group_by("zone", "bucket_start", "origin")
+        .agg(
+            devices=pl.col("device").n_unique(),
+            visits=starts_here.sum(),
+            dwell_s=(pl.min_horizontal(end, "b1") - pl.max_horizontal(start, "b0")).sum(),
+            **{name: (starts_here & (band == i)).sum() for i, name in enumerate(BANDS)},
+        )
+        .collect()
+    )
+
+    # -- §8 factors: population / detected subscribers, pooled up the tree where zero ----
+    detected = (
+        devices.filter(~pl.col("roamer"), pl.col("home").is_not_null())
+        .group_by(leaf=pl.col("home"))
+        .agg(subscribers=pl.len())
+    )
+    pooled = (
+        tree.filter(pl.col("region").is_in(leaves), pl.col("population").is_not_null())
+        .select(leaf=pl.col("region"), population=pl.col("population"))
+        .join(detected, on="leaf", how="left")
+        .join(ancestors.rename({"region": "leaf"}), on="leaf")
+        .group_by("ancestor")
+        .agg(pl.col("population").sum(), pl.col("subscribers").fill_null(0).sum())
+        .filter(pl.col("subscribers") > 0)
+        .with_columns(factor=pl.max_horizontal(pl.col("population") / pl.col("subscribers"), 1.0))
+    )
+    root = tree.filter(pl.col("parent").is_null())["region"].item()
+    national = pooled.filter(pl.col("ancestor") == root).select(
+        origin=pl.lit("unknown"), factor="factor"
+    )
+    factors = pl.concat(
+        [
+            ancestors.filter(pl.col("region").is_in(leaves))
+            .join(pooled, on="ancestor")
+            .sort("region", "distance")
+            .group_by("region", maintain_order=True)
+            .first()
+            .select(origin=pl.col("region"), factor=pl.col("factor")),
+            national,
+            pl.DataFrame(
+                {
+                    "origin": [f"country:{code.upper()}" for code in job.roaming_factors],
+                    "factor": [max(f, 1.0) for f in job.roaming_factors.values()],
+                }
+            ),
+        ]
+    )
+    f = pl.col("factor")
+    sums = [pl.col(name).sum() for name in (*MEASURES, "est_d", "est_v", "var")]
+    sums.append(pl.col("missing").any())
+    group = ["zone", "bucket_start"]
+    # Leaf rows with their estimate sums, rolled to the release level.
+    level_rows = (
+        cells.join(factors, on="origin", how="left")
+        .with_columns(
+            est_d=(pl.col("devices") * f).fill_null(0.0),
+            est_v=(pl.col("visits") * f).fill_null(0.0),
+            var=(pl.col("devices") * f * (f - 1)).fill_null(0.0),
+            missing=f.is_null(),
+        )
+        .join(level_of, on="origin", how="left")
+        .with_columns(origin=pl.coalesce("level_origin", "origin"))
+        .group_by(*group, "origin")
+        .agg(sums)
+    )
+
+    # -- §7 disclosure control --------------------------------------------------------
+    totals = level_rows.group_by(group).agg(sums)
+    grid = zone_ids.join(buckets.select("bucket_start"), how="cross")
+    shown = totals.filter(pl.col("devices") >= k)
+    rows_in = level_rows.join(shown.select(group), on=group)
+    released = [rows_in.filter(pl.col("devices") >= k)]
+    small = rows_in.filter(pl.col("devices") < k)
+    residual = [small.filter(pl.col("origin") == "unknown")]
+    # Roll-up: region rows below k pool into other:<parent>, deepest level first.
+    pools = (
+        small.join(tree.select("region", "parent"), left_on="origin", right_on="region")
+        .drop("origin")
+        .rename({"parent": "pool"})
+    )
+    residual.append(pools.filter(pl.col("pool").is_null()).drop("pool"))
+    pools = pools.filter(pl.col("pool").is_not_null()).join(
+        tree.select(pool=pl.col("region"), depth=pl.col("depth")), on="pool"
+    )
+    for depth in range(tree.select(pl.col("depth").max()).item(), -1, -1):
+        level_pools = pools.filter(pl.col("depth") == depth).group_by(*group, "pool").agg(sums)
+        released.append(
+            level_pools.filter(pl.col("devices") >= k)
+            .with_columns(origin=pl.lit("other:") + pl.col("pool"))
+            .drop("pool")
+        )
+        up = (
+            level_pools.filter(pl.col("devices") < k)
+            .join(tree.select(pool=pl.col("region"), parent=pl.col("parent")), on="pool")
+            .drop("pool")
+        )
+        residual.append(up.filter(pl.col("parent").is_null()).drop("parent"))
+        pools = pl.concat(
+            [
+                pools.filter(pl.col("depth") != depth),
+                up.filter(pl.col("parent").is_not_null())
+                .rename({"parent": "pool"})
+                .join(tree.select(pool=pl.col("region"), depth=pl.col("depth")), on="pool"),
+            ],
+            how="diagonal",
+        )
+    # country:XX rows below k pool into other:abroad, their own top.
+    abroad = small.filter(pl.col("origin").str.starts_with("country:")).group_by(group).agg(sums)
+    released.append(
+        abroad.filter(pl.col("devices") >= k).with_columns(origin=pl.lit("other:abroad"))
+    )
+    residual.append(abroad.filter(pl.col("devices") < k))
+    out_rows = pl.concat(released, how="diagonal")
+    rest = pl.concat(residual, how="diagonal").group_by(group).agg(sums)
+    # Residual: below k, the smallest released rows (ties by origin) move in until k.
+    moved = (
+        out_rows.join(
+            rest.filter(pl.col("devices").is_between(1, k - 1)).select(
+                *group, short=k - pl.col("devices")
+            ),
+            on=group,
+        )
+        .sort(*group, "devices", "origin")
+        .filter(pl.col("devices").cum_sum().over(group) - pl.col("devices") < pl.col("short"))
+        .drop("short")
+    )
+    out_rows = out_rows.join(moved.select(*group, "origin"), on=[*group, "origin"], how="anti")
+    rest = pl.concat([rest, moved.drop("origin")], how="diagonal").group_by(group).agg(sums)
+    out_rows = pl.concat(
+        [
+            shown.with_columns(origin=pl.lit("*")),
+            out_rows,
+            rest.filter(pl.col("devices") > 0).with_columns(origin=pl.lit("other")),
+        ],
+        how="diagonal",
+    )
+
+    # -- §8 estimates and the interval; suppressed groups keep their total row alone ---
+    half = Z_95 * pl.col("var").clip(lower_bound=0.0).sqrt()
+    kept = pl.when(~pl.col("missing"))
+    table = pl.concat(
+        [
+            out_rows.with_columns(
+                suppressed=pl.lit(False),
+                est_devices=kept.then(pl.col("est_d")),
+                est_visits=kept.then(pl.col("est_v")),
+                est_low=kept.then(pl.max_horizontal(pl.col("devices"), pl.col("est_d") - half)),
+                est_high=kept.then(pl.col("est_d") + half),
+            ),
+            grid.join(shown.select(group), on=group, how="anti").with_columns(
+                origin=pl.lit("*"), suppressed=pl.lit(True)
+            ),
+        ],
+        how="diagonal_relaxed",
+    )
+    table.with_columns(**{"class": pl.lit("visitor")}).select(COLUMNS).sort(KEYS).write_parquet(
+        job.out
+    )
+
+
+def duckdb_release(job: Job) -> None:
+    """The release written in DuckDB SQL: the same steps as the polars version, as
+    temporary tables built with joins, aggregates and window functions. Python registers
+    the per-value HMAC and H3 functions (vectorised Arrow UDFs) and runs the loop over the
+    region tree's levels."""
+    import hmac
+    from itertools import repeat
+
+    import duckdb
+    import duckdb.func
+    import h3
+    import numpy as np
+    import pyarrow as pa
+
+    h3i = h3.api.numpy_int  # h3-py's integer API: cells as ints, collections as uint64 arrays
+    k, gap, resolution = job.k, job.max_gap, job.resolution
+    first_day, end_day = job.dates
+    con = duckdb.connect()
+
+    def run(script: str, **parameters: Any) -> None:
+        # DuckDB binds parameters in a script's last statement only: run them one by one.
+        for statement in re.split(r";\s*\n", script):
+            if statement.strip():
+                names = set(re.findall(r"\$(\w+)", statement))
+                con.execute(statement, {name: parameters[name] for name in names} or None)
+
+    # -- the per-value functions SQL lacks: HMAC-SHA-256 and H3 (Python, one call each) -
+    label = job.period_label or f"{first_day.year}Q{(first_day.month - 1) // 3 + 1}"
+    prefix = b"crowdtally/v1\x00" + label.encode() + b"\x00"
+    key = job.key
+
+    def pseudonym(subscribers: Any) -> Any:
+        # Called on distinct subscribers only. The release depends on pseudonym values only
+        # through collisions.
+        return pa.array(
+            [
+                int.from_bytes(hmac.digest(key, prefix + s.encode(), "sha256")[:8], "big")
+                for s in subscribers.to_pylist()
+            ],
+            pa.uint64(),
+        )
+
+    def latlng_to_cell(lat: Any, lon: Any) -> Any:
+        cells = map(h3i.latlng_to_cell, lat.to_pylist(), lon.to_pylist(), repeat(resolution))
+        return pa.array(np.fromiter(cells, np.uint64, count=len(lat)))
+
+    def at_resolution(cells: Any) -> Any:
+        def one(cell: int) -> int:
+            if not h3i.is_valid_cell(cell) or h3i.get_resolution(cell) < resolution:
+                return 0  # bad_position: not a cell, or coarser than the analysis resolution
+            return int(h3i.cell_to_parent(cell, resolution))
+
+        return pa.array(np.fromiter(map(one, cells.to_pylist()), np.uint64, count=len(cells)))
+
+    def region_cell(cells: Any) -> Any:
+        parents = map(h3i.cell_to_parent, cells.to_pylist(), repeat(job.region_resolution))
+        return pa.array(np.fromiter(parents, np.uint64, count=len(cells)))
+
+    functions: list[tuple[str, Callable[..., Any], list[Any]]] = [
+        ("pseudonym", pseudonym, ["varchar"]),
+        ("latlng_to_cell", latlng_to_cell, ["double", "double"]),
+        ("cell_at_resolution", at_resolution, ["ubigint"]),
+        ("region_cell", region_cell, ["ubigint"]),
+    ]
+    for name, function, parameters in functions:
+        con.create_function(name, function, parameters, "ubigint", type=duckdb.func.ARROW)
+
+    # -- geography: the tree as (region, ancestor, distance), leaves, zones ------------
+    files = {f"{name}_file": job.geography_file(name) for name in GEOGRAPHY_FILES}
+    run(
+        """
+        CREATE TEMP TABLE regions AS SELECT region_id, level, parent_id, population
+        FROM read_parquet($regions_file);
+        CREATE TEMP TABLE region_cells AS
+        SELECT cell::UBIGINT AS region_cell, region_id AS leaf
+        FROM read_parquet($region_cells_file);
+        CREATE TEMP TABLE zones AS SELECT zone_id, category FROM read_parquet($zones_file);
+        -- A category is one more zone: the union of its zones' cells.
+        CREATE TEMP TABLE zone_cells AS
+        SELECT zone_id AS zone, cell::UBIGINT AS cell FROM read_parquet($zone_cells_file)
+        UNION
+        SELECT 'category:' || z.category, c.cell::UBIGINT
+        FROM read_parquet($zone_cells_file) c JOIN zones z USING (zone_id)
+        WHERE z.category IS NOT NULL;
+        """,
+        **files,
+    )
+    run(
+        """
+        CREATE TEMP TABLE ancestors AS
+        WITH RECURSIVE up(region, ancestor, distance) AS (
+            SELECT region_id, region_id, 0 FROM regions
+            UNION ALL
+            SELECT up.region, r.parent_id, up.distance + 1
+            FROM up JOIN regions r ON r.region_id = up.ancestor
+            WHERE r.parent_id IS NOT NULL
+        )
+        SELECT * FROM up;
+        CREATE TEMP TABLE tree AS
+        SELECT r.region_id AS region, r.parent_id AS parent, r.population, d.depth,
+               r.region_id NOT IN (SELECT parent_id FROM regions WHERE parent_id IS NOT NULL)
+                   AS is_leaf
+        FROM regions r
+        JOIN (SELECT region, max(distance) AS depth FROM ancestors GROUP BY region) d
+            ON d.region = r.region_id;
+        CREATE TEMP TABLE study_leaves AS
+        SELECT DISTINCT a.region AS leaf FROM ancestors a JOIN tree t ON t.region = a.region
+        WHERE t.is_leaf AND list_contains($study_area, a.ancestor);
+        -- Origins at the release level: a leaf's ancestor at that level, or the leaf itself.
+        CREATE TEMP TABLE level_of AS
+        SELECT a.region AS origin, a.ancestor AS level_origin
+        FROM ancestors a JOIN tree t ON t.region = a.region
+        JOIN regions r ON r.region_id = a.ancestor
+        WHERE t.is_leaf AND r.level = $level;
+        """,
+        study_area=job.study_area,
+        level=job.level,
+    )
+
+    # -- §2 cleaning (row rules in the method's order), location, §3 pseudonyms --------
+    def local_midnight(day: dt.date) -> int:
+        # zoneinfo's fold=0 is §1.4's compatible rule (earlier of a fold, forward in a gap).
+        return int(dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(job.tz)).timestamp())
+
+    schema = con.execute("SELECT * FROM read_parquet($p) LIMIT 0", {"p": job.pings}).description
+    columns = {column[0] for column in schema}
+    by_cell = "cell" in columns  # the scenario writes one form or the other
+    position = (
+        "cell IS NOT NULL"
+        if by_cell
+        else "isfinite(lat) AND isfinite(lon) AND abs(lat) <= 90 AND abs(lon) <= 180"
+    )
+    run(
+        f"""
+        CREATE TEMP TABLE kept AS
+        SELECT subscriber, ts, {"cell" if by_cell else "lat, lon"},
+               nullif(upper(trim(country)), '') AS country  -- empty is no country
+        FROM read_parquet($pings)
+        WHERE subscriber IS NOT NULL         -- bad_subscriber (text ids)
+          AND {position}                     -- bad_position (an invalid cell: below)
+          AND ts IS NOT NULL                 -- bad_ts
+          AND ts >= $since AND ts < $until   -- outside_period
+        """,
+        pings=job.pings,
+        since=local_midnight(first_day),
+        until=local_midnight(end_day),
+    )
+    if by_cell:
+        located = """
+            SELECT k.subscriber, k.ts, c.cell, k.country FROM kept k
+            JOIN (SELECT cell AS raw, cell_at_resolution(cell) AS cell
+                  FROM (SELECT DISTINCT cell FROM kept)) c ON c.raw = k.cell
+            WHERE c.cell <> 0
+        """
+    else:
+        located = "SELECT subscriber, ts, latlng_to_cell(lat, lon) AS cell, country FROM kept"
+    run(
+        f"""
+        CREATE TEMP TABLE deduplicated AS
+        WITH located AS ({located}),
+        pseudonyms AS (
+            SELECT subscriber, pseudonym(subscriber) AS device
+            FROM (SELECT DISTINCT subscriber FROM kept)
+        )
+        SELECT device, ts, cell, country FROM located JOIN pseudonyms USING (subscriber)
+        -- Duplicates of (device, second): the smallest cell, then the smaller country,
+        -- none last.
+        QUALIFY row_number() OVER (PARTITION BY device, ts ORDER BY cell, country NULLS LAST) = 1
+        """
+    )
+    run(
+        """
+        CREATE TEMP TABLE places AS
+        SELECT p.cell, rc.leaf
+        FROM (SELECT cell, region_cell(cell) AS region_cell
+              FROM (SELECT DISTINCT cell FROM deduplicated)) p
+        LEFT JOIN region_cells rc USING (region_cell);
+        -- Night of D: [D 22:00, D+1 06:00); daytime of D: [D 06:00, D 22:00). Local hours
+        -- are exact here: 06:00 and 22:00 are never in a DST change in Europe/Brussels.
+        CREATE TEMP TABLE pings AS
+        SELECT device, ts, cell, leaf, country,
+               hour(local) >= 22 OR hour(local) < 6 AS night,
+               CASE WHEN hour(local) < 6 THEN local::DATE - 1 ELSE local::DATE END AS part_date,
+               lag(ts) OVER w AS prev_ts, lead(ts) OVER w AS next_ts
+        FROM (SELECT d.*, p.leaf, timezone($tz, to_timestamp(d.ts)) AS local
+              FROM deduplicated d LEFT JOIN places p USING (cell))
+        WINDOW w AS (PARTITION BY device ORDER BY ts);
+        """,
+        tz=job.tz,
+    )
+
+    # -- §4 home, country, presence days, nights in the study area, class, origin --------
+    usual_env = job.usual_env_min_days or max(5, math.ceil((end_day - first_day).days / 4))
+    run(
+        """
+        CREATE TEMP TABLE devices AS
+        WITH night_leaves AS (
+            SELECT device, leaf, count(DISTINCT part_date) AS nights, count(*) AS night_pings
+            FROM pings WHERE night AND leaf IS NOT NULL GROUP BY ALL
+        ),
+        homes AS (
+            SELECT device, leaf AS home FROM night_leaves
+            QUALIFY row_number() OVER (
+                PARTITION BY device ORDER BY nights DESC, night_pings DESC, leaf) = 1
+                AND nights >= $min_nights
+        ),
+        countries AS (
+            SELECT device, country FROM (
+                SELECT device, country, count(*) AS n FROM pings
+                WHERE country IS NOT NULL GROUP BY ALL)
+            QUALIFY row_number() OVER (PARTITION BY device ORDER BY n DESC, country) = 1
+        ),
+        parts AS (
+            SELECT device, night, part_date,
+                   coalesce(sum(n) FILTER (WHERE in_study), 0) AS study,
+                   coalesce(max(n) FILTER (WHERE NOT in_study), 0) AS elsewhere
+            FROM (SELECT device, night, part_date, leaf, count(*) AS n,
+                         leaf IN (SELECT leaf FROM study_leaves) AS in_study
+                  FROM pings WHERE leaf IS NOT NULL GROUP BY ALL)
+            GROUP BY ALL
+        ),
+        presence AS (
+            -- Pings in the study area, together, at least as many as in any other one leaf.
+            SELECT device, count(*) FILTER (WHERE NOT night) AS presence_days,
+                   count(*) FILTER (WHERE night) AS study_nights
+            FROM parts WHERE study >= 1 AND study >= elsewhere GROUP BY device
+        ),
+        profiles AS (
+            SELECT d.device, c.country,
+                   coalesce(c.country <> $home_country, false) AS roamer,
+                   h.home, coalesce(p.presence_days, 0) AS presence_days,
+                   coalesce(p.study_nights, 0) AS study_nights
+            FROM (SELECT DISTINCT device FROM pings) d
+            LEFT JOIN homes h USING (device) LEFT JOIN countries c USING (device)
+            LEFT JOIN presence p USING (device)
+        )
+        SELECT device, roamer, CASE WHEN roamer THEN NULL ELSE home END AS home,
+               CASE WHEN NOT roamer AND home IN (SELECT leaf FROM study_leaves) THEN 'resident'
+                    WHEN presence_days >= $usual_env THEN 'regular'
+                    WHEN study_nights >= 1 THEN 'overnight_visitor'
+                    ELSE 'day_visitor' END AS class,
+               CASE WHEN roamer THEN 'country:' || country ELSE coalesce(home, 'unknown') END
+                   AS origin
+        FROM profiles
+        """,
+        min_nights=job.min_nights,
+        home_country=job.home_country,
+        usual_env=usual_env,
+    )
+
+    # -- §5 visits: runs of consecutive pings in a zone with gaps <= max_gap; start and end
+    # split the time to the neighbouring pings at the (floored) midpoint ------------------
+    run(
+        f"""
+        CREATE TEMP TABLE visits AS
+        WITH in_zone AS (
+            SELECT z.zone, p.device, p.ts, p.prev_ts,
+                   CASE WHEN p.ts - p.prev_ts <= {gap}
+                        THEN p.prev_ts + (p.ts - p.prev_ts) // 2 ELSE p.ts END AS enter,
+                   CASE WHEN p.next_ts - p.ts <= {gap}
+                        THEN p.ts + (p.next_ts - p.ts) // 2 ELSE p.ts END AS leave,
+                   lag(p.ts) OVER (PARTITION BY p.device, z.zone ORDER BY p.ts) AS prev_in_zone
+            FROM pings p JOIN zone_cells z USING (cell)
+        ),
+        runs AS (
+            -- A run goes on when the previous ping in the zone is the device's previous ping.
+            SELECT *, sum(CASE WHEN prev_in_zone = prev_ts AND ts - prev_ts <= {gap}
+                               THEN 0 ELSE 1 END)
+                          OVER (PARTITION BY device, zone ORDER BY ts) AS run
+            FROM in_zone
+        )
+        SELECT v.zone, v.device, v.start, v."end", d.origin
+        FROM (SELECT zone, device, arg_min(enter, ts) AS start, arg_max(leave, ts) AS "end"
+              FROM runs GROUP BY zone, device, run) v
+        JOIN devices d USING (device)
+        WHERE v."end" - v.start >= {job.min_dwell}  -- qualifying visits
+          AND d.class IN ('day_visitor', 'overnight_visitor')
+        """
+    )
+
+    # -- §6 day buckets (local days) and the measures per (zone, bucket, leaf origin) ----
+    bands = ",\n".join(
+        f"count(*) FILTER (WHERE starts_here AND band = {i}) AS {name}"
+        for i, name in enumerate(BANDS)
+    )
+    band = " + ".join(f'("end" - start >= {lower})::INT' for lower in BAND_FROM[1:])
+    run(
+        f"""
+        CREATE TEMP TABLE buckets AS
+        SELECT b0, b1,
+               strftime(timezone($tz, to_timestamp(b0)), '%Y-%m-%dT%H:%M:%S')
+               || CASE WHEN offset_s < 0 THEN '-' ELSE '+' END
+               || printf('%02d:%02d', abs(offset_s) // 3600, abs(offset_s) % 3600 // 60)
+                   AS bucket_start
+        FROM (
+            SELECT b0, b1,
+                   epoch(timezone($tz, to_timestamp(b0)))::BIGINT - b0 AS offset_s
+            FROM (
+                SELECT epoch(timezone($tz, day))::BIGINT AS b0,
+                       epoch(timezone($tz, day + INTERVAL 1 DAY))::BIGINT AS b1
+                FROM generate_series($first::TIMESTAMP, $end::TIMESTAMP - INTERVAL 1 DAY,
+                                     INTERVAL 1 DAY) AS days(day)
+            )
+        );
+        CREATE TEMP TABLE cells AS
+        SELECT zone, bucket_start, origin,
+               count(DISTINCT device) AS devices,
+               count(*) FILTER (WHERE starts_here) AS visits,
+               sum(least("end", b1) - greatest(start, b0)) AS dwell_s,
+               {bands}
+        FROM (
+            SELECT v.*, b.bucket_start, b.b0, b.b1, v.start >= b.b0 AS starts_here,
+                   {band} AS band
+            FROM visits v JOIN buckets b
+            -- Overlap: start < b1 and end > b0, or b0 <= start < b1 for a zero-length visit.
+            ON b.b0 <= greatest(v."end" - 1, v.start) AND b.b1 > v.start
+        )
+        GROUP BY zone, bucket_start, origin
+        """,
+        first=first_day.isoformat(),
+        end=end_day.isoformat(),
+        tz=job.tz,
+    )
+
+    # -- §8 factors: population / detected subscribers, pooled up the tree where zero ----
+    codes = [code.upper() for code in job.roaming_factors]
+    run(
+        """
+        CREATE TEMP TABLE pooled AS
+        SELECT a.ancestor, sum(t.population) AS population,
+               sum(coalesce(s.subscribers, 0)) AS subscribers
+        FROM tree t
+        JOIN ancestors a ON a.region = t.region
+        LEFT JOIN (SELECT home AS region, count(*) AS subscribers FROM devices
+                   WHERE NOT roamer AND home IS NOT NULL GROUP BY home) s ON s.region = t.region
+        WHERE t.is_leaf AND t.population IS NOT NULL
+        GROUP BY a.ancestor
+        HAVING sum(coalesce(s.subscribers, 0)) > 0;
+        CREATE TEMP TABLE factors AS
+        SELECT a.region AS origin,
+               greatest(arg_min(p.population / p.subscribers, a.distance), 1.0) AS factor
+        FROM ancestors a JOIN tree t ON t.region = a.region
+        JOIN pooled p ON p.ancestor = a.ancestor
+        WHERE t.is_leaf GROUP BY a.region
+        UNION ALL
+        SELECT 'unknown', greatest(p.population / p.subscribers, 1.0)
+        FROM pooled p JOIN tree t ON t.region = p.ancestor WHERE t.parent IS NULL
+        UNION ALL
+        SELECT 'country:' || code, greatest(factor, 1.0)
+        FROM (SELECT unnest($codes) AS code, unnest($factors) AS factor);
+        """,
+        codes=codes,
+        factors=list(job.roaming_factors.values()),
+    )
+    sums = ", ".join(
+        [f"sum({name})::BIGINT AS {name}" for name in MEASURES]
+        + [f"sum({name}) AS {name}" for name in ("est_d", "est_v", "var")]
+        + ["bool_or(missing) AS missing"]
+    )
+    measures = ", ".join([*MEASURES, "est_d", "est_v", "var", "missing"])
+    run(
+        f"""
+        -- Leaf rows with their estimate sums, rolled to the release level.
+        CREATE TEMP TABLE level_rows AS
+        SELECT zone, bucket_start, coalesce(l.level_origin, c.origin) AS origin, {sums}
+        FROM (SELECT c.*, coalesce(c.devices * f.factor, 0) AS est_d,
+                     coalesce(c.visits * f.factor, 0) AS est_v,
+                     coalesce(c.devices * f.factor * (f.factor - 1), 0) AS var,
+                     f.factor IS NULL AS missing
+              FROM cells c LEFT JOIN factors f USING (origin)) c
+        LEFT JOIN level_of l USING (origin)
+        GROUP BY ALL;
+
+        -- §7 disclosure control
+        CREATE TEMP TABLE shown AS
+        SELECT zone, bucket_start, {sums} FROM level_rows GROUP BY ALL HAVING sum(devices) >= {k};
+        CREATE TEMP TABLE small AS
+        SELECT r.* FROM level_rows r JOIN shown USING (zone, bucket_start) WHERE r.devices < {k};
+        CREATE TEMP TABLE released AS
+        SELECT r.* FROM level_rows r JOIN shown USING (zone, bucket_start) WHERE r.devices >= {k};
+        -- Roll-up: region rows below k pool into other:<parent>, deepest level first.
+        CREATE TEMP TABLE pools AS
+        SELECT zone, bucket_start, t.parent AS pool, {measures}
+        FROM small s JOIN tree t ON t.region = s.origin WHERE t.parent IS NOT NULL;
+        CREATE TEMP TABLE residual AS
+        SELECT zone, bucket_start, {measures} FROM small WHERE origin = 'unknown'
+        UNION ALL
+        SELECT zone, bucket_start, {measures}
+        FROM small s JOIN tree t ON t.region = s.origin WHERE t.parent IS NULL;
+        """
+    )
+    (max_depth,) = con.execute("SELECT max(depth) FROM tree").fetchone() or (0,)
+    for depth in range(max_depth, -1, -1):
+        run(
+            f"""
+            CREATE OR REPLACE TEMP TABLE level_pools AS
+            SELECT zone, bucket_start, pool, t.parent, {sums}
+            FROM pools JOIN tree t ON t.region = pool WHERE t.depth = {depth}
+            GROUP BY ALL;
+            DELETE FROM pools WHERE pool IN (SELECT region FROM tree WHERE depth = {depth});
+            INSERT INTO released BY NAME
+            SELECT * EXCLUDE (pool, parent), 'other:' || pool AS origin
+            FROM level_pools WHERE devices >= {k};
+            INSERT INTO pools BY NAME
+            SELECT * EXCLUDE (pool, parent), parent AS pool
+            FROM level_pools WHERE devices < {k} AND parent IS NOT NULL;
+            INSERT INTO residual BY NAME
+            SELECT * EXCLUDE (pool, parent) FROM level_pools
+            WHERE devices < {k} AND parent IS NULL;
+            """
+        )
+    run(
+        f"""
+        -- country:XX rows below k pool into other:abroad, their own top.
+        CREATE TEMP TABLE abroad AS
+        SELECT zone, bucket_start, {sums} FROM small
+        WHERE starts_with(origin, 'country:') GROUP BY ALL;
+        INSERT INTO released BY NAME
+        SELECT *, 'other:abroad' AS origin FROM abroad WHERE devices >= {k};
+        INSERT INTO residual BY NAME SELECT * FROM abroad WHERE devices < {k};
+        -- Residual: below k, the smallest released rows (ties by origin) move in until k.
+        CREATE TEMP TABLE moved AS
+        SELECT * EXCLUDE (short, before) FROM (
+            SELECT r.*, {k} - o.devices AS short,
+                   coalesce(sum(r.devices) OVER (
+                       PARTITION BY zone, bucket_start ORDER BY r.devices, r.origin
+                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS before
+            FROM released r
+            JOIN (SELECT zone, bucket_start, sum(devices) AS devices FROM residual GROUP BY ALL
+                  HAVING sum(devices) BETWEEN 1 AND {k - 1}) o USING (zone, bucket_start)
+        ) WHERE before < short;
+        DELETE FROM released r USING moved m
+        WHERE r.zone = m.zone AND r.bucket_start = m.bucket_start AND r.origin = m.origin;
+        INSERT INTO residual BY NAME SELECT * EXCLUDE (origin) FROM moved;
+        INSERT INTO released BY NAME
+        SELECT zone, bucket_start, 'other' AS origin, {sums} FROM residual
+        GROUP BY ALL HAVING sum(devices) > 0;
+        INSERT INTO released BY NAME SELECT *, '*' AS origin FROM shown;
+        """
+    )
+
+    # -- §8 estimates and the interval; suppressed groups keep their total row alone ---
+    half = f"{Z_95} * sqrt(greatest(var, 0))"
+    release_columns = ", ".join(f'"{name}"' for name in COLUMNS)
+    run(
+        f"""
+        CREATE TEMP TABLE release AS
+        SELECT {release_columns} FROM (
+            SELECT zone, bucket_start, 'visitor' AS class, origin, {", ".join(MEASURES)},
+                   false AS suppressed,
+                   CASE WHEN NOT missing THEN est_d END AS est_devices,
+                   CASE WHEN NOT missing THEN est_v END AS est_visits,
+                   CASE WHEN NOT missing THEN greatest(devices, est_d - {half}) END AS est_low,
+                   CASE WHEN NOT missing THEN est_d + {half} END AS est_high
+            FROM released
+            UNION ALL BY NAME
+            SELECT zone, bucket_start, 'visitor' AS class, '*' AS origin, true AS suppressed
+            FROM (SELECT zone_id AS zone FROM zones
+                  UNION SELECT 'category:' || category FROM zones WHERE category IS NOT NULL)
+            CROSS JOIN buckets
+            ANTI JOIN shown USING (zone, bucket_start)
+        )
+        ORDER BY zone, bucket_start, class, origin
+        """
+    )
+    con.table("release").write_parquet(job.out)
+
+
+ENGINES: dict[str, Callable[[Job], None]] = {
+    "crowdtally": crowdtally_release,
+    "polars": polars_release,
+    "duckdb": duckdb_release,
+}
+# Imported before the clock starts, so that each engine's time is its work.
+ENGINE_IMPORTS = {
+    "crowdtally": ("crowdtally", "pyarrow.parquet"),
+    "polars": ("polars", "h3", "numpy"),
+    "duckdb": ("duckdb", "h3", "numpy", "pyarrow"),
+}
+
+
+# -- inputs: pings and geography in the workdir ---------------------------------------
+
+
+def write_pings(directory: Path, target: int, form: str) -> Path:
+    """Writes the scenario's pings once per (size, form); later runs reuse the file."""
+    from crowdtally import synth
+
+    pings = directory / "pings.parquet"
+    stamp = directory / "scenario.json"
+    scale = target / PINGS_PER_SCALE
+    wanted = {"scale": scale, "days": DAYS, "start": START, "seed": SEED, "cells": form == "cell"}
+    if pings.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
+        return pings
+    city = synth.scenario(scale=scale, days=DAYS, start=START, seed=SEED, cells=form == "cell")
+    print(f"writing {city!r} ({form}) to {directory}", flush=True)
+    city.write_parquet(directory)
+    stamp.write_text(json.dumps(wanted) + "\n")
+    return pings
+
+
+@dataclasses.dataclass(frozen=True)
+class GeographyTables:
+    """The four tables of ``Geography.from_tables`` (pyarrow tables) and its arguments."""
+
+    tables: dict[str, Any]
+    study_area: list[str]
+    resolution: int
+    region_resolution: int
+
+    def write(self, directory: Path) -> Path:
+        import pyarrow.parquet as pq
+
+        directory.mkdir(parents=True, exist_ok=True)
+        for name in GEOGRAPHY_FILES:
+            pq.write_table(self.tables[name], directory / f"{name}.parquet")
+        return directory
+
+
+def scenario_geography(city: SyntheticCity) -> GeographyTables:
+    """The scenario's own geography, through ``Geography.to_tables()``."""
+    import pyarrow as pa
+
+    geography = city.geography
+    return GeographyTables(
+        tables={name: pa.table(table) for name, table in geography.to_tables().items()},
+        study_area=geography.study_area,
+        resolution=geography.resolution,
+        region_resolution=geography.region_resolution or geography.resolution,
+    )
+
+
+def write_jobs(
+    directory: Path, pings: Path, geography: Path, tables: GeographyTables, config: Config, k: int
+) -> dict[str, Path]:
+    """Writes one job file per engine; returns their paths."""
+    assert config.period is not None, "the scenario's configuration names its period"
+    jobs = {}
+    for engine in ENGINE_NAMES:
+        job = Job(
+            pings=str(pings),
+            geography=str(geography),
+            out=str(directory / f"release-{engine}.parquet"),
+            key_hex=KEY.hex(),
+            period=config.period,
+            tz=config.tz,
+            period_label=config.period_label,
+            home_country=config.home_country,
+            k=k,
+            max_gap=config.max_gap,
+            min_dwell=config.min_dwell,
+            min_nights=config.min_nights,
+            usual_env_min_days=config.usual_env_min_days,
+            study_area=tables.study_area,
+            resolution=tables.resolution,
+            region_resolution=tables.region_resolution,
+            level=LEVEL,
+            roaming_factors=ROAMING_FACTORS,
+        )
+        jobs[engine] = directory / f"job-{engine}.json"
+        job.save(jobs[engine])
+    return jobs
+
+
+# -- one engine per subprocess --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    engine: str
+    form: str
+    pings: int
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+
+
+def child(engine: str, job_file: Path) -> int:
+    """Runs one engine (``--engine``): prints wall time, CPU time (all threads) and the
+    process's peak resident memory as JSON."""
+    job = Job.load(job_file)
+    for module in ENGINE_IMPORTS[engine]:
+        importlib.import_module(module)
+    wall, cpu = time.perf_counter(), time.process_time()
+    ENGINES[engine](job)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss}))
+    return 0
+
+
+def run_engine(engine: str, form: str, job_file: Path, pings: int) -> Measurement:
+    command = [sys.executable, __file__, "--engine", engine, "--job", str(job_file)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{engine} ({form}) failed with exit status {done.returncode}")
+    numbers = json.loads(done.stdout.strip().splitlines()[-1])
+    return Measurement(engine=engine, form=form, pings=pings, **numbers)
+
+
+# -- comparison -----------------------------------------------------------------------
+
+
+def differences(tables: dict[str, Path], shown: int = 10) -> list[str]:
+    """Compares each engine's release with the first one's: the same columns and keys,
+    integer measures and flags exactly, estimates to a relative 1e-9. Returns messages
+    (empty when identical), with the first differing rows."""
+    import polars as pl
+
+    def read(path: Path) -> pl.DataFrame:
+        frame = pl.read_parquet(path)
+        if tuple(frame.columns) != COLUMNS:
+            raise ValueError(f"{path} has columns {frame.columns}, expected {COLUMNS}")
+        return frame.with_columns(
+            *(pl.col(name).cast(pl.String) for name in KEYS),
+            *(pl.col(name).cast(pl.Int64) for name in MEASURES),
+            pl.col("suppressed").cast(pl.Boolean),
+            *(pl.col(name).cast(pl.Float64) for name in ESTIMATES),
+        ).sort(KEYS)
+
+    (base_name, base_path), *others = tables.items()
+    base = read(base_path)
+    messages = []
+    for name, path in others:
+        other = read(path)
+        joined = base.join(
+            other, on=KEYS, how="full", coalesce=True, suffix=f"_{name}", nulls_equal=True
+        ).with_columns(
+            base_row=pl.col("suppressed").is_not_null(),
+            other_row=pl.col(f"suppressed_{name}").is_not_null(),
+        )
+        same = pl.col("base_row") & pl.col("other_row")
+        for column in (*MEASURES, "suppressed"):
+            same = same & pl.col(column).eq_missing(pl.col(f"{column}_{name}"))
+        for column in ESTIMATES:
+            a, b = pl.col(column), pl.col(f"{column}_{name}")
+            close = (a - b).abs() <= RELATIVE_TOLERANCE * pl.max_horizontal(a.abs(), b.abs())
+            same = same & ((a.is_null() & b.is_null()) | close.fill_null(False))
+        differing = joined.filter(~same)
+        if not differing.height:
+            continue
+        messages.append(
+            f"{name} differs from {base_name} in {differing.height} of {joined.height} rows "
+            f"({base.height} and {other.height} rows); the first ones:"
+        )
+        for row in differing.head(shown).iter_rows(named=True):
+            key = " ".join(str(row[column]) for column in KEYS)
+            if not row["other_row"]:
+                messages.append(f"  {key}: only in {base_name}")
+            elif not row["base_row"]:
+                messages.append(f"  {key}: only in {name}")
+            else:
+                values = [
+                    f"{column} {row[column]!r} vs {row[f'{column}_{name}']!r}"
+                    for column in (*MEASURES, "suppressed", *ESTIMATES)
+                    if row[column] != row[f"{column}_{name}"]
+                ]
+                messages.append(f"  {key}: {', '.join(values)}")
+    return messages
+
+
+def print_table(measurements: Sequence[Measurement]) -> None:
+    base = {m.form: m for m in measurements if m.engine == "crowdtally"}
+    print(
+        f"{'engine':<11} {'form':<7} {'pings':>11} {'wall s':>8} {'CPU s':>8} {'peak MiB':>9} "
+        f"{'M pings/s':>10} {'wall x':>7} {'CPU x':>7} {'RSS x':>7}"
+    )
+    for m in measurements:
+        line = (
+            f"{m.engine:<11} {m.form:<7} {m.pings:>11,} {m.wall_s:>8.2f} {m.cpu_s:>8.2f} "
+            f"{m.peak_rss_mib:>9,.0f} {m.pings / m.wall_s / 1e6:>10.2f}"
+        )
+        ref = base.get(m.form)
+        if ref is not None:
+            line += (
+                f" {m.wall_s / ref.wall_s:>7.2f} {m.cpu_s / ref.cpu_s:>7.2f}"
+                f" {m.peak_rss_mib / ref.peak_rss_mib:>7.2f}"
+            )
+        print(line)
+    print(
+        "ratios: engine / crowdtally (above 1 is slower or larger). Times are the engine's "
+        "work, from reading Parquet to writing the release (imports done before); CPU counts "
+        "every thread; peak RSS is the engine's whole process (interpreter and imports too)"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--pings", type=float, default=1e7, help="about this many pings")
+    parser.add_argument("--form", choices=(*FORMS, "both"), default="both")
+    parser.add_argument(
+        "--workdir", type=Path, default=Path("/tmp/crowdtally-compare"), help="data and results"
+    )
+    parser.add_argument("--only", default=",".join(ENGINE_NAMES), help="engines to run")
+    parser.add_argument("--k", type=int, default=30, help="the disclosure threshold")
+    parser.add_argument("--engine", choices=ENGINE_NAMES, help=argparse.SUPPRESS)
+    parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.engine is not None:
+        return child(args.engine, args.job)
+
+    engines = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(engines) - set(ENGINE_NAMES))
+    if unknown or not engines:
+        parser.error(f"--only takes engines among {', '.join(ENGINE_NAMES)}")
+    import pyarrow.parquet as pq
+
+    from crowdtally import synth
+
+    target = int(args.pings)
+    # Generating a scenario's people is quick; its pings are generated only when written.
+    city = synth.scenario(scale=target / PINGS_PER_SCALE, days=DAYS, start=START, seed=SEED)
+    tables = scenario_geography(city)
+    geography = tables.write(args.workdir / f"geography-{target}")
+    forms = FORMS if args.form == "both" else (args.form,)
+    measurements: list[Measurement] = []
+    failed = False
+    for form in forms:
+        directory = args.workdir / f"{form}-{target}"
+        directory.mkdir(parents=True, exist_ok=True)
+        pings = write_pings(directory, target, form)
+        jobs = write_jobs(directory, pings, geography, tables, city.config(), args.k)
+        rows = pq.read_metadata(pings).num_rows
+        outputs = {}
+        for engine in engines:
+            print(f"running {engine} on {rows:,} pings ({form})", flush=True)
+            measurements.append(run_engine(engine, form, jobs[engine], rows))
+            outputs[engine] = Path(Job.load(jobs[engine]).out)
+        if len(outputs) > 1:
+            messages = differences(outputs)
+            if messages:
+                failed = True
+                print("\n".join(messages))
+            else:
+                print(f"{form}: the {len(outputs)} release tables are identical")
+    print()
+    print_table(measurements)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

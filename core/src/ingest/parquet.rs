@@ -1,0 +1,97 @@
+//! Reading pings from Parquet files, without Python or pyarrow: only the columns the run
+//! uses are decoded (projection), a batch of rows at a time.
+
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::{RecordBatch, RecordBatchReader};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::{Ingester, PingColumns};
+use crate::error::{Error, Result};
+
+/// Rows decoded at a time: large enough to amortise per-batch work, small enough that a
+/// batch stays a few megabytes.
+pub const PARQUET_BATCH_ROWS: usize = 1 << 16;
+
+impl Ingester<'_> {
+    /// Reads one Parquet file and pushes its pings, batch by batch.
+    ///
+    /// # Errors
+    /// [`Error::File`] naming the file (and the column, when one is at fault) for a file
+    /// that is missing, not Parquet or truncated, lacks a column, or holds a column of
+    /// an unsupported type. Rows pushed from the file before the error stay pushed.
+    pub fn push_parquet(&mut self, path: &Path) -> Result<()> {
+        let file_error = |message: String| Error::File {
+            path: path.display().to_string(),
+            column: None,
+            message,
+        };
+        let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(|e| file_error(format!("is not a readable Parquet file: {e}")))?;
+        let columns = self.columns().clone();
+        let mask = projection(&builder, &columns);
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(PARQUET_BATCH_ROWS)
+            .build()
+            .map_err(|e| file_error(e.to_string()))?;
+        let schema = reader.schema();
+        let mut batches = 0_usize;
+        for batch in reader {
+            let batch = batch.map_err(|e| file_error(format!("cannot be decoded: {e}")))?;
+            self.push(&batch).map_err(|e| e.in_file(path))?;
+            batches += 1;
+        }
+        if batches == 0 {
+            // A file without rows still has columns to check.
+            self.push(&RecordBatch::new_empty(schema))
+                .map_err(|e| e.in_file(path))?;
+        }
+        Ok(())
+    }
+}
+
+/// The top-level columns of the file that the run reads; missing ones are reported by
+/// the ingester with their role's name.
+fn projection(
+    builder: &ParquetRecordBatchReaderBuilder<File>,
+    columns: &PingColumns,
+) -> ProjectionMask {
+    let wanted = [
+        &columns.subscriber,
+        &columns.ts,
+        &columns.lat,
+        &columns.lon,
+        &columns.cell,
+        &columns.country,
+    ];
+    let roots: Vec<usize> = builder
+        .schema()
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, field)| wanted.contains(&field.name()))
+        .map(|(i, _)| i)
+        .collect();
+    ProjectionMask::roots(builder.parquet_schema(), roots)
+}
+
+/// Cleans, pseudonymizes and locates the pings of Parquet files, read in order.
+///
+/// # Errors
+/// As [`prepare`](super::prepare), and [`Error::File`] naming the file at fault.
+pub fn prepare_parquet<P: AsRef<Path>>(
+    paths: &[P],
+    geography: &crate::Geography,
+    config: &crate::Config,
+    columns: &PingColumns,
+) -> Result<super::Prepared> {
+    let mut ingester = Ingester::new(geography, config, columns)?.with_threads(0)?;
+    for path in paths {
+        ingester.push_parquet(path.as_ref())?;
+    }
+    ingester.finish()
+}
