@@ -81,7 +81,9 @@ pub use geo::Geography;
 pub use ingest::{LocatedPings, PingColumns, Prepared, prepare, prepare_parquet};
 pub use profile::{DeviceClass, Profiles, profile};
 pub use pseudonym::{Key, Pseudonymizer};
-pub use release::{Release, ReleaseOptions, ReleaseReport, ReleaseRow, analyze, release};
+pub use release::{
+    Release, ReleaseOptions, ReleaseReport, ReleaseRow, analyze, analyze_prepared, release,
+};
 pub use report::{DropReason, QualityReport};
 
 /// The library version, as reported in every quality report.

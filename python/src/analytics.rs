@@ -13,7 +13,7 @@ use crate::prepare::{PyPrepared, prepare};
 use crate::table::PyResultTable;
 
 /// The prepared pings: the given `Prepared`, or raw pings run through `prepare`.
-fn prepared_of(
+pub(crate) fn prepared_of(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,
@@ -27,7 +27,7 @@ fn prepared_of(
     Ok(prepare(py, pings, geography, config, columns, threads)?.prepared)
 }
 
-pub(crate) fn profiles_of(
+fn profiles_of(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
     geography: &Bound<'_, PyGeography>,

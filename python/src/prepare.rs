@@ -250,18 +250,7 @@ pub fn prepare(
                     ingester.push_parquet(path)?;
                 }
             }
-            PingSource::Stream(reader) => {
-                let schema = reader.schema();
-                let mut pushed = false;
-                for batch in reader {
-                    ingester.push(&batch?)?;
-                    pushed = true;
-                }
-                if !pushed {
-                    // A stream without rows still has columns to check.
-                    ingester.push(&RecordBatch::new_empty(schema))?;
-                }
-            }
+            PingSource::Stream(reader) => ingester.push_reader(reader)?,
             PingSource::Batches(batches) => {
                 for batch in &batches {
                     ingester.push(batch)?;

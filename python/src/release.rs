@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crowdtally::{Aggregate, BucketKind, ReleaseClass, ReleaseOptions};
+use crowdtally::{BucketKind, ReleaseClass, ReleaseOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::analytics::profiles_of;
+use crate::analytics::prepared_of;
 use crate::config::PyConfig;
 use crate::errors::{CoreError, config_error, detach};
 use crate::geography::PyGeography;
@@ -94,24 +94,9 @@ pub fn analyze<'py>(
     let core_config = config.get().inner.clone();
     // Check the options before the (long) run, so a typo fails at once.
     options.validate(&shared_geography).map_err(CoreError)?;
-    let (prepared, shared_geography, profiles) =
-        profiles_of(py, pings, geography, config, columns, threads)?;
+    let prepared = prepared_of(py, pings, geography, config, columns, threads)?;
     let release = detach(py, move || {
-        let aggregate = Aggregate::new(
-            &profiles,
-            &prepared.pings,
-            &shared_geography,
-            &core_config,
-            options.bucket,
-            &options.classes,
-        )?;
-        crowdtally::release(
-            aggregate.as_ref(),
-            &shared_geography,
-            &core_config,
-            &options,
-            &prepared.report,
-        )
+        crowdtally::analyze_prepared(&prepared, &shared_geography, &core_config, &options)
     })?;
     let report = crate::json_to_py(py, &release.report.to_json())?;
     let batch = detach(py, move || release.to_record_batch())?;

@@ -269,6 +269,8 @@ impl Aggregate {
         let mut origins = Vec::new();
         let mut cells: FxHashMap<RowKey, Measures> = FxHashMap::default();
         let mut overlapped: Vec<(u32, u32)> = Vec::new();
+        // Detected subscribers by leaf index, named once at the end.
+        let mut subscribers = vec![0_u64; geography.regions().len()];
         let mut visit = 0;
         for i in 0..devices.len() {
             let class = devices.class[i];
@@ -277,12 +279,7 @@ impl Aggregate {
             match origin {
                 Origin::Country(_) => counts.roamers += 1,
                 Origin::Unknown => counts.domestic_unknown_home += 1,
-                Origin::Leaf(leaf) => {
-                    *counts
-                        .subscribers
-                        .entry(geography.regions().id(leaf).to_owned())
-                        .or_default() += 1;
-                }
+                Origin::Leaf(leaf) => subscribers[leaf as usize] += 1,
             }
             let first_visit = visit;
             while visit < visits.len() && visits.device[visit] as usize == i {
@@ -321,7 +318,7 @@ impl Aggregate {
                 if let Some(b) = buckets.bucket_of(start) {
                     let row = cells.entry(key(zone, b)).or_default();
                     row.visits += 1;
-                    row.bands[band_of(end - start)] += 1;
+                    row.bands[band_of(visits.dwell(v))] += 1;
                 }
             }
             overlapped.sort_unstable();
@@ -330,6 +327,12 @@ impl Aggregate {
                 cells.entry(key(zone, b as usize)).or_default().devices += 1;
             }
         }
+        counts.subscribers = subscribers
+            .iter()
+            .enumerate()
+            .filter(|&(_, &n)| n > 0)
+            .map(|(leaf, &n)| (geography.regions().id(leaf as u32).to_owned(), n))
+            .collect();
         let mut rows: Vec<(RowKey, Measures)> = cells.into_iter().collect();
         rows.sort_unstable_by_key(|&(key, _)| key);
         let mut aggregate = Self {

@@ -213,8 +213,18 @@ pub struct Ingester<'a> {
     report: QualityReport,
     /// Cells of recently seen lat/lon pairs: positions repeat (antennas, grid points).
     positions: Memo<(u64, u64), Option<u64>>,
-    /// Worker threads for locating pings; `None` locates on the calling thread.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Where pings are located.
+    threads: Threads,
+}
+
+/// The threads an ingester locates pings on.
+enum Threads {
+    /// The calling thread only.
+    Calling,
+    /// rayon's global pool (one thread per core).
+    Global,
+    /// A pool of the ingester's own.
+    Own(Arc<rayon::ThreadPool>),
 }
 
 impl std::fmt::Debug for Ingester<'_> {
@@ -262,7 +272,7 @@ impl<'a> Ingester<'a> {
             countries: Countries::default(),
             decoded: Decoded::default(),
             positions: Memo::new(12),
-            pool: None,
+            threads: Threads::Calling,
             report: QualityReport {
                 version: crate::VERSION,
                 tz: config.tz.clone(),
@@ -278,49 +288,57 @@ impl<'a> Ingester<'a> {
     /// # Errors
     /// [`Error::Config`] naming `threads` if the thread pool cannot be started.
     pub fn with_threads(mut self, threads: usize) -> Result<Self> {
-        let threads = if threads == 0 {
-            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-        } else {
-            threads
-        };
-        self.pool = if threads > 1 {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(|i| format!("crowdtally-{i}"))
-                .build()
-                .map_err(|e| {
-                    Error::config("threads", format!("cannot start {threads} threads: {e}"))
-                })?;
-            Some(Arc::new(pool))
-        } else {
-            None
+        self.threads = match threads {
+            // rayon's global pool has one thread per core and is started once per process.
+            0 => Threads::Global,
+            1 => Threads::Calling,
+            n => Threads::Own(Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .thread_name(|i| format!("crowdtally-{i}"))
+                    .build()
+                    .map_err(|e| {
+                        Error::config("threads", format!("cannot start {n} threads: {e}"))
+                    })?,
+            )),
         };
         Ok(self)
     }
 
-    /// Each row's cell, leaf and zone set (`None` for a bad position), in parallel when
-    /// the ingester has threads and the batch is large enough to share out.
-    fn locate_rows(&mut self, positions: &PositionColumns, rows: usize) -> Vec<Option<Located>> {
+    /// Each row's cell, leaf and zone set; `None` for a bad position and for rows that
+    /// are dropped before their position is looked at (`numbers[row]` is `u32::MAX` for
+    /// a bad subscriber; opted-out subscribers are flagged in `opted_out`). In parallel
+    /// when the ingester has threads and the batch is large enough to share out.
+    fn locate_rows(
+        &mut self,
+        positions: &PositionColumns,
+        numbers: &[u32],
+    ) -> Vec<Option<Located>> {
         const ROWS_PER_TASK: usize = 1 << 14;
         let (resolution, geography) = (self.resolution, self.geography);
-        let place = move |cell: u64| {
+        let opted_out = &self.subscribers.opted_out;
+        let locate_row = move |row: usize, memo: &mut Memo<(u64, u64), Option<u64>>| {
+            let number = numbers[row];
+            if number == u32::MAX || opted_out[number as usize] {
+                return None;
+            }
+            let cell = locate(positions.raw(row), resolution, memo)?;
             let index = CellIndex::try_from(cell).expect("located cells are valid");
-            (cell, geography.leaf_of(index), geography.zone_set_of(index))
+            Some((cell, geography.leaf_of(index), geography.zone_set_of(index)))
         };
-        match &self.pool {
-            Some(pool) if rows > ROWS_PER_TASK => pool.install(|| {
-                use rayon::prelude::*;
-                (0..rows)
-                    .into_par_iter()
-                    .with_min_len(ROWS_PER_TASK)
-                    .map_init(
-                        || Memo::new(12),
-                        |memo, row| locate(positions.raw(row), resolution, memo).map(place),
-                    )
-                    .collect()
-            }),
-            _ => (0..rows)
-                .map(|row| locate(positions.raw(row), resolution, &mut self.positions).map(place))
+        let parallel = || {
+            use rayon::prelude::*;
+            (0..numbers.len())
+                .into_par_iter()
+                .with_min_len(ROWS_PER_TASK)
+                .map_init(|| Memo::new(12), |memo, row| locate_row(row, memo))
+                .collect()
+        };
+        match &self.threads {
+            Threads::Own(pool) if numbers.len() > ROWS_PER_TASK => pool.install(parallel),
+            Threads::Global if numbers.len() > ROWS_PER_TASK => parallel(),
+            _ => (0..numbers.len())
+                .map(|row| locate_row(row, &mut self.positions))
                 .collect(),
         }
     }
@@ -379,7 +397,7 @@ impl<'a> Ingester<'a> {
         subscribers.for_each(|_, bytes| {
             numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
         });
-        let located = self.locate_rows(&positions, rows);
+        let located = self.locate_rows(&positions, &numbers);
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
         let mut dropped = [0_u64; 4];
@@ -607,10 +625,10 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
     rank
 }
 
-/// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
 /// A located ping: its cell at the analysis resolution, leaf region and zone set.
 type Located = (u64, RegionIndex, ZoneSetIndex);
 
+/// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
 fn locate(
     position: RawPosition,
     resolution: Resolution,

@@ -38,17 +38,23 @@ impl Ingester<'_> {
             .with_batch_size(PARQUET_BATCH_ROWS)
             .build()
             .map_err(|e| file_error(e.to_string()))?;
+        self.push_reader(reader).map_err(|e| e.in_file(path))
+    }
+
+    /// Pushes every batch of an Arrow batch reader (an FFI stream, a file reader). A
+    /// reader without rows still has its columns checked.
+    ///
+    /// # Errors
+    /// As [`Ingester::push`], and the reader's own errors.
+    pub fn push_reader(&mut self, reader: impl RecordBatchReader) -> Result<()> {
         let schema = reader.schema();
-        let mut batches = 0_usize;
+        let mut pushed = false;
         for batch in reader {
-            let batch = batch.map_err(|e| file_error(format!("cannot be decoded: {e}")))?;
-            self.push(&batch).map_err(|e| e.in_file(path))?;
-            batches += 1;
+            self.push(&batch?)?;
+            pushed = true;
         }
-        if batches == 0 {
-            // A file without rows still has columns to check.
-            self.push(&RecordBatch::new_empty(schema))
-                .map_err(|e| e.in_file(path))?;
+        if !pushed {
+            self.push(&RecordBatch::new_empty(schema))?;
         }
         Ok(())
     }

@@ -24,7 +24,7 @@ use crate::extrapolate::{
     Estimate, Factors, SubscriberSource, normalise_roaming_factors, validate_subscribers,
 };
 use crate::geo::{Geography, RegionIndex};
-use crate::ingest::{PingColumns, prepare};
+use crate::ingest::{PingColumns, Prepared, prepare};
 use crate::profile::profile;
 use crate::report::QualityReport;
 use disclosure::{Cell, Disclosure, Group, LevelOrigin};
@@ -62,11 +62,12 @@ impl Default for ReleaseOptions {
 }
 
 impl ReleaseOptions {
-    /// Checks the options against a geography.
+    /// Checks the options against a geography, and returns the roaming factors by
+    /// upper-cased country code.
     ///
     /// # Errors
     /// [`Error::Config`] naming `classes`, `level`, `subscribers` or `roaming_factors`.
-    pub fn validate(&self, geography: &Geography) -> Result<()> {
+    pub fn validate(&self, geography: &Geography) -> Result<BTreeMap<String, f64>> {
         ReleaseClass::validate_list(&self.classes)?;
         if let Some(level) = &self.level {
             let regions = geography.regions();
@@ -81,8 +82,7 @@ impl ReleaseOptions {
         if let Some(subscribers) = &self.subscribers {
             validate_subscribers(subscribers, geography)?;
         }
-        normalise_roaming_factors(&self.roaming_factors)?;
-        Ok(())
+        normalise_roaming_factors(&self.roaming_factors)
     }
 }
 
@@ -151,6 +151,21 @@ where
     config.validate()?;
     options.validate(geography)?;
     let prepared = prepare(batches, geography, config, columns)?;
+    analyze_prepared(&prepared, geography, config, options)
+}
+
+/// The release of pings already prepared: per-device analytics, aggregation, disclosure
+/// control, extrapolation and the report.
+///
+/// # Errors
+/// [`Error::Config`] for an invalid configuration or options.
+pub fn analyze_prepared(
+    prepared: &Prepared,
+    geography: &Geography,
+    config: &Config,
+    options: &ReleaseOptions,
+) -> Result<Release> {
+    options.validate(geography)?;
     let profiles = profile(&prepared.pings, geography, config)?;
     let aggregate = Aggregate::new(
         &profiles,
@@ -183,8 +198,7 @@ pub fn release(
     quality: &QualityReport,
 ) -> Result<Release> {
     config.validate()?;
-    options.validate(geography)?;
-    let roaming = normalise_roaming_factors(&options.roaming_factors)?;
+    let roaming = options.validate(geography)?;
     let Some(aggregate) = aggregate else {
         let report = ReleaseReport::new(
             config,
@@ -224,32 +238,35 @@ pub fn release(
     }
     let regions = geography.regions();
     let (subscribers, source) = match &options.subscribers {
-        Some(given) => (given.clone(), SubscriberSource::Given),
-        None => (
-            aggregate.devices().subscribers.clone(),
-            SubscriberSource::Detected,
-        ),
+        Some(given) => (given, SubscriberSource::Given),
+        None => (&aggregate.devices().subscribers, SubscriberSource::Detected),
     };
-    let factors = Factors::new(aggregate.origins(), geography, &subscribers, &roaming);
     // Each leaf origin's origin at the release level.
     let level_origin: Vec<LevelOrigin> = aggregate
         .origins()
         .iter()
         .map(|name| {
             if name == "unknown" {
-                LevelOrigin::Unknown
-            } else if name.starts_with("country:") {
-                LevelOrigin::Country(name.clone())
-            } else {
-                let leaf = regions.index_of(name).unwrap_or_else(|| regions.root());
-                let at_level = options
-                    .level
-                    .as_deref()
-                    .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
-                LevelOrigin::Region(at_level.unwrap_or(leaf))
+                return Ok(LevelOrigin::Unknown);
             }
+            if name.starts_with("country:") {
+                return Ok(LevelOrigin::Country(name.clone()));
+            }
+            // Merged partials from another geography would pool silently: refuse them.
+            let leaf = regions.index_of(name).ok_or_else(|| {
+                Error::config(
+                    "aggregate",
+                    "names origins that are not regions of this geography",
+                )
+            })?;
+            let at_level = options
+                .level
+                .as_deref()
+                .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
+            Ok(LevelOrigin::Region(at_level.unwrap_or(leaf)))
         })
-        .collect();
+        .collect::<Result<_>>()?;
+    let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
     let calendar = Calendar::new(&config.tz)?;
     let zones: Vec<Arc<str>> = spec.zones.iter().map(|z| Arc::from(z.as_str())).collect();
     let buckets = spec.bounds.len().saturating_sub(1);

@@ -11,7 +11,7 @@ use crate::config::{Config, Period};
 use crate::extrapolate::{Factors, SubscriberSource};
 use crate::geo::Geography;
 use crate::profile::DeviceClass;
-use crate::report::{DropReason, QualityReport};
+use crate::report::QualityReport;
 
 /// What every release says about the method's limits.
 pub const CAVEATS: [&str; 4] = [
@@ -89,6 +89,9 @@ impl ReleaseReport {
         geography: &Geography,
     ) -> Self {
         let period: Option<Period> = aggregate.map(|a| a.spec().period).or(config.period);
+        // The factors as used: codes upper-cased (the options were validated before).
+        let roaming = crate::extrapolate::normalise_roaming_factors(&options.roaming_factors)
+            .unwrap_or_default();
         let usual_env_min_days = period.map(|p| config.usual_env_min_days_for(p.days()));
         let label = config
             .period_label
@@ -110,16 +113,12 @@ impl ReleaseReport {
             "level": options.level,
             "classes": options.classes.iter().map(|c| c.name()).collect::<Vec<_>>(),
             "subscribers": if options.subscribers.is_some() { "given" } else { "detected" },
-            "roaming_factors": options.roaming_factors,
+            "roaming_factors": roaming,
         });
-        let dropped: serde_json::Map<String, Value> = DropReason::ALL
-            .iter()
-            .map(|&reason| (reason.name().to_owned(), json!(quality.dropped.get(reason))))
-            .collect();
         let pings = json!({
             "read": quality.pings_read,
             "kept": quality.pings_kept,
-            "dropped": dropped,
+            "dropped": quality.dropped,
         });
         let mut devices = DeviceReport::default();
         if let Some(aggregate) = aggregate {

@@ -45,7 +45,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BANDS",
     "COLUMNS",
-    "FIXED_CAVEATS",
     "ArrowStreamTable",
     "Release",
     "ReleasePlot",
@@ -82,14 +81,6 @@ BANDS: tuple[tuple[str, str], ...] = (
 )
 """The dwell-band columns and their labels."""
 
-FIXED_CAVEATS: tuple[str, ...] = (
-    "The k-anonymity threshold protects one table only.",
-    "Differencing between releases (overlapping periods, other bucket kinds or classes) "
-    "or between nested zones (a zone inside another) is not prevented.",
-    "The interval [est_low, est_high] covers customer sampling only, not position error "
-    "or misclassification.",
-)
-"""Caveats every HTML report states, besides the report's own (method §7-8)."""
 
 TOTAL = "*"
 """The origin of a group's total row."""
@@ -460,7 +451,7 @@ class Release:
             "<h2>Warnings</h2>",
             _list_html(_strings(report.get("warnings")), "none"),
             "<h2>Caveats</h2>",
-            _list_html(_caveats(report), "none"),
+            _list_html(_strings(report.get("caveats")), "none"),
             "<h2>Release table</h2>",
         ]
         shown = min(max_rows, len(self))
@@ -757,11 +748,6 @@ def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
     return [str(item) for item in value]
-
-
-def _caveats(report: Mapping[str, Any]) -> list[str]:
-    caveats = _strings(report.get("caveats"))
-    return caveats + [caveat for caveat in FIXED_CAVEATS if caveat not in caveats]
 
 
 def _join(values: Any) -> str:
