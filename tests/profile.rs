@@ -10,11 +10,11 @@ use arrow_array::types::{TimestampSecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
 use crowdtally::profile::{Origin, Profiles, origin_name};
-use crowdtally::{Config, DeviceClass, Geography, Key, Period, Prepared, Pseudonymizer, profile};
+use crowdtally::{Config, DeviceClass, Geography, Key, Prepared, Pseudonymizer, profile};
 use crowdtally_harness::{
     GeographyBuilder, KEY, MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STREET_CELL,
-    assert_consistent, batch, brussels, brussels_period, config, fixture_builder,
-    free_neighbours_of_kortrijk, prepare, quiet_menen_cell,
+    assert_consistent, batch, brussels, config, fixture_builder, free_neighbours_of_kortrijk,
+    local_period, prepare, quiet_menen_cell,
 };
 use h3o::{CellIndex, Resolution};
 
@@ -27,18 +27,10 @@ fn t(text: &str) -> i64 {
     brussels(text)
 }
 
-/// The period of local dates `[start, end)`, written `YYYY-MM-DD`.
-fn period(start: &str, end: &str) -> Period {
-    brussels_period(
-        t(&format!("{start} 00:00:00")),
-        t(&format!("{end} 00:00:00")),
-    )
-}
-
 /// The defaults with the given period.
 fn config_for(start: &str, end: &str) -> Config {
     let mut config = config();
-    config.period = Some(period(start, end));
+    config.period = Some(local_period(start, end));
     config
 }
 

@@ -18,13 +18,12 @@ use crowdtally::extrapolate::{Estimate, SubscriberSource};
 use crowdtally::release::DisclosureCounts;
 use crowdtally::release::disclosure::{Cell, Disclosure, Group, LevelOrigin};
 use crowdtally::{
-    Aggregate, BucketKind, Config, DeviceClass, Geography, OptOut, Period, PingColumns, Release,
+    Aggregate, BucketKind, Config, DeviceClass, Geography, OptOut, PingColumns, Release,
     ReleaseClass, ReleaseOptions, ReleaseRow, SubscriberId, profile,
 };
 use crowdtally_harness::{
-    GeographyBuilder, KEY, KORTRIJK_CELL, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL,
-    RESOLUTION, STATION_CELL, STREET_CELL, batch, brussels, brussels_period, config,
-    free_neighbours_of_kortrijk, prepare, quiet_menen_cell,
+    KEY, MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, batch, brussels,
+    config, four_level_tree, free_neighbours_of_kortrijk, local_period, prepare, quiet_menen_cell,
 };
 use h3o::{CellIndex, Resolution};
 
@@ -37,19 +36,11 @@ fn t(text: &str) -> i64 {
     brussels(text)
 }
 
-/// The period of local dates `[start, end)`, written `YYYY-MM-DD`.
-fn period(start: &str, end: &str) -> Period {
-    brussels_period(
-        t(&format!("{start} 00:00:00")),
-        t(&format!("{end} 00:00:00")),
-    )
-}
-
 /// The defaults with the given period, threshold `k` and `min_nights = 1` (one night
 /// ping makes a home).
 fn config_for(start: &str, end: &str, k: u32) -> Config {
     let mut config = config();
-    config.period = Some(period(start, end));
+    config.period = Some(local_period(start, end));
     config.k = k;
     config.min_nights = 1;
     config
@@ -71,8 +62,6 @@ struct Homes {
     brugge: u64,
     brussel: u64,
     menen: u64,
-    /// The resolution-7 cells of gent, aalst, brugge and brussel.
-    leaves: [u64; 4],
 }
 
 fn homes() -> Homes {
@@ -90,51 +79,13 @@ fn homes() -> Homes {
         brugge: inner(ring[2]),
         brussel: inner(ring[3]),
         menen: quiet_menen_cell(),
-        leaves: [ring[0], ring[1], ring[2], ring[3]],
     }
 }
 
-/// The region tree of every test here (populations in brackets):
-///
-/// ```text
-/// BE (country)
-/// ├── ovl (province)
-/// │   └── arr-gent (arrondissement): gent [600], aalst [500]
-/// ├── wvl (province)
-/// │   ├── arr-kortrijk (arrondissement): kortrijk [300], menen [100]
-/// │   └── arr-brugge (arrondissement): brugge [400]
-/// └── brussel (municipality, directly under the country) [1000]
-/// ```
-///
-/// 2900 inhabitants in all. Regions are listed so that `gent` has a smaller index than
-/// `brugge` (index order and byte order disagree). The study area is `kortrijk`, with
-/// one zone `markt` on `MARKT_CELL` (no category).
-fn regions_builder() -> GeographyBuilder {
-    let homes = homes();
-    GeographyBuilder::new(RESOLUTION)
-        .region("BE", "country", None, None)
-        .region("ovl", "province", Some("BE"), None)
-        .region("wvl", "province", Some("BE"), None)
-        .region("arr-gent", "arrondissement", Some("ovl"), None)
-        .region("arr-kortrijk", "arrondissement", Some("wvl"), None)
-        .region("arr-brugge", "arrondissement", Some("wvl"), None)
-        .region("gent", "municipality", Some("arr-gent"), Some(600))
-        .region("aalst", "municipality", Some("arr-gent"), Some(500))
-        .region("kortrijk", "municipality", Some("arr-kortrijk"), Some(300))
-        .region("menen", "municipality", Some("arr-kortrijk"), Some(100))
-        .region("brugge", "municipality", Some("arr-brugge"), Some(400))
-        .region("brussel", "municipality", Some("BE"), Some(1_000))
-        .region_cells("kortrijk", &[KORTRIJK_CELL])
-        .region_cells("menen", &[MENEN_CELL])
-        .region_cells("gent", &[homes.leaves[0]])
-        .region_cells("aalst", &[homes.leaves[1]])
-        .region_cells("brugge", &[homes.leaves[2]])
-        .region_cells("brussel", &[homes.leaves[3]])
-        .study_area(&["kortrijk"])
-}
-
+/// The region tree of every test here, [`four_level_tree`] (2900 inhabitants in all;
+/// study area `kortrijk`), with one zone `markt` on `MARKT_CELL` (no category).
 fn geography() -> Geography {
-    regions_builder()
+    four_level_tree()
         .zone("markt", None, &[MARKT_CELL])
         .build()
         .unwrap()
@@ -1141,7 +1092,7 @@ fn fall_back_day_has_25_hour_buckets_two_labelled_two_oclock() {
 fn every_zone_category_bucket_and_class_has_its_total_row() {
     // Zones markt and street (category culture) and station (no category): the zones
     // are markt, street, station and category:culture, in that order.
-    let geography = regions_builder()
+    let geography = four_level_tree()
         .zone("markt", Some("culture"), &[MARKT_CELL])
         .zone("street", Some("culture"), &[STREET_CELL])
         .zone("station", None, &[STATION_CELL])

@@ -13,9 +13,9 @@ use crowdtally::{
     Release, ReleaseClass, ReleaseOptions, profile,
 };
 use crowdtally_harness::{
-    GeographyBuilder, KORTRIJK_CELL, MARKT_CELL, MENEN_CELL, OUTSIDE_CELL, Ping, QUIET_CELL,
-    RESOLUTION, STATION_CELL, STREET_CELL, batch, brussels, brussels_period, config,
-    free_neighbours_of_kortrijk, prepare, quiet_menen_cell,
+    MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, batch, brussels,
+    brussels_period, config, four_level_tree, free_neighbours_of_kortrijk, prepare,
+    quiet_menen_cell,
 };
 use h3o::{CellIndex, Resolution};
 use jiff::ToSpan;
@@ -191,28 +191,8 @@ impl Scenario {
     /// `BE` → provinces `ovl`, `wvl` → arrondissements → municipalities, with `brussel`
     /// directly under `BE`; study area `kortrijk`; zones `z0`..`z2` over the pool.
     fn geography(&self) -> Geography {
-        let ring = free_neighbours_of_kortrijk();
         let pool = cell_pool();
-        let mut builder = GeographyBuilder::new(RESOLUTION)
-            .region("BE", "country", None, None)
-            .region("ovl", "province", Some("BE"), None)
-            .region("wvl", "province", Some("BE"), None)
-            .region("arr-gent", "arrondissement", Some("ovl"), None)
-            .region("arr-kortrijk", "arrondissement", Some("wvl"), None)
-            .region("arr-brugge", "arrondissement", Some("wvl"), None)
-            .region("gent", "municipality", Some("arr-gent"), Some(600))
-            .region("aalst", "municipality", Some("arr-gent"), Some(500))
-            .region("kortrijk", "municipality", Some("arr-kortrijk"), Some(300))
-            .region("menen", "municipality", Some("arr-kortrijk"), Some(100))
-            .region("brugge", "municipality", Some("arr-brugge"), Some(400))
-            .region("brussel", "municipality", Some("BE"), Some(1_000))
-            .region_cells("kortrijk", &[KORTRIJK_CELL])
-            .region_cells("menen", &[MENEN_CELL])
-            .region_cells("gent", &[ring[0]])
-            .region_cells("aalst", &[ring[1]])
-            .region_cells("brugge", &[ring[2]])
-            .region_cells("brussel", &[ring[3]])
-            .study_area(&["kortrijk"]);
+        let mut builder = four_level_tree();
         for (z, &(mask, category)) in self.zones.iter().enumerate() {
             let cells: Vec<u64> = (0..6)
                 .filter(|bit| mask >> bit & 1 == 1)

@@ -574,3 +574,55 @@ pub fn batches(rows: &[Ping], cuts: &[usize]) -> Vec<RecordBatch> {
     }
     batches
 }
+
+/// The period of local dates `[start, end)` in Brussels, written `YYYY-MM-DD`.
+///
+/// # Panics
+/// When a date is malformed or `end` is not after `start`.
+#[must_use]
+pub fn local_period(start: &str, end: &str) -> Period {
+    brussels_period(
+        brussels(&format!("{start} 00:00:00")),
+        brussels(&format!("{end} 00:00:00")),
+    )
+}
+
+/// A four-level region tree (without zones) around [`KORTRIJK_CELL`]:
+///
+/// ```text
+/// BE (country)
+/// ├── ovl (province)
+/// │   └── arr-gent (arrondissement): gent [600], aalst [500]
+/// ├── wvl (province)
+/// │   ├── arr-kortrijk (arrondissement): kortrijk [300], menen [100]
+/// │   └── arr-brugge (arrondissement): brugge [400]
+/// └── brussel (municipality, directly under the country) [1000]
+/// ```
+///
+/// `gent`, `aalst`, `brugge` and `brussel` take the first four cells of
+/// [`free_neighbours_of_kortrijk`]; the study area is `kortrijk`. Regions are listed so
+/// that `gent` has a smaller index than `brugge` (index order and byte order disagree).
+#[must_use]
+pub fn four_level_tree() -> GeographyBuilder {
+    let ring = free_neighbours_of_kortrijk();
+    GeographyBuilder::new(RESOLUTION)
+        .region("BE", "country", None, None)
+        .region("ovl", "province", Some("BE"), None)
+        .region("wvl", "province", Some("BE"), None)
+        .region("arr-gent", "arrondissement", Some("ovl"), None)
+        .region("arr-kortrijk", "arrondissement", Some("wvl"), None)
+        .region("arr-brugge", "arrondissement", Some("wvl"), None)
+        .region("gent", "municipality", Some("arr-gent"), Some(600))
+        .region("aalst", "municipality", Some("arr-gent"), Some(500))
+        .region("kortrijk", "municipality", Some("arr-kortrijk"), Some(300))
+        .region("menen", "municipality", Some("arr-kortrijk"), Some(100))
+        .region("brugge", "municipality", Some("arr-brugge"), Some(400))
+        .region("brussel", "municipality", Some("BE"), Some(1_000))
+        .region_cells("kortrijk", &[KORTRIJK_CELL])
+        .region_cells("menen", &[MENEN_CELL])
+        .region_cells("gent", &[ring[0]])
+        .region_cells("aalst", &[ring[1]])
+        .region_cells("brugge", &[ring[2]])
+        .region_cells("brussel", &[ring[3]])
+        .study_area(&["kortrijk"])
+}
