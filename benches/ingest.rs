@@ -1,6 +1,8 @@
-//! Ingestion throughput: pseudonymization alone, and the whole of `prepare` (decoding,
-//! cleaning, pseudonymization, sorting, location) from H3 cells and from lat/lon, at
-//! 10^6 and 10^7 pings (hourly pings of one device per 1,000 pings).
+//! Ingestion throughput, stage by stage: pseudonymization alone; the per-ping pass
+//! (decoding, cleaning, location on every core) from H3 cells and from lat/lon; the
+//! grouping by device and sorting of `finish` alone; h3o's own conversion (the floor of
+//! the lat/lon path); and the whole of `prepare`; at 10^6 and 10^7 pings (hourly pings
+//! of one device per 1,000 pings).
 //!
 //! `cargo bench --bench ingest`; criterion reports time per iteration and throughput in
 //! pings per second.
@@ -13,7 +15,7 @@ use std::sync::Arc;
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crowdtally::ingest::Ingester;
 use crowdtally::{Config, Key, PingColumns, prepare};
 
@@ -64,23 +66,56 @@ fn bench_prepare(c: &mut Criterion) {
 }
 
 /// The per-ping part of ingestion alone: decoding, cleaning (opt-out included), numbering
-/// subscribers, and region and zone look-up, without the per-device grouping and sorting
-/// of `finish` (pseudonymization is once per distinct subscriber, benched above).
+/// subscribers, location and region and zone look-up on every core, without the
+/// per-device grouping and sorting of `finish` (pseudonymization is once per distinct
+/// subscriber, benched above).
 fn bench_push(c: &mut Criterion) {
     let geography = geography();
     let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
     let columns = PingColumns::default();
-    let mut group = c.benchmark_group("ingest_push_cells");
+    for (name, as_cells) in [("ingest_push_cells", true), ("ingest_push_lat_lon", false)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(10);
+        for n in SIZES {
+            let batch = pings(n, as_cells);
+            group.throughput(Throughput::Elements(n as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
+                b.iter(|| {
+                    let mut ingester = Ingester::new(&geography, &config, &columns)
+                        .and_then(|i| i.with_threads(0))
+                        .expect("valid");
+                    ingester.push(black_box(batch)).expect("pushes");
+                    ingester
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+/// `finish` alone: pseudonyms of the distinct subscribers, grouping by device, per-device
+/// sorting and duplicate resolution (the pushes are set up outside the timing).
+fn bench_finish(c: &mut Criterion) {
+    let geography = geography();
+    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
+    let columns = PingColumns::default();
+    let mut group = c.benchmark_group("ingest_finish");
     group.sample_size(10);
     for n in SIZES {
         let batch = pings(n, true);
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
-            b.iter(|| {
-                let mut ingester = Ingester::new(&geography, &config, &columns).expect("valid");
-                ingester.push(black_box(batch)).expect("pushes");
-                ingester
-            });
+            b.iter_batched(
+                || {
+                    let mut ingester = Ingester::new(&geography, &config, &columns)
+                        .and_then(|i| i.with_threads(0))
+                        .expect("valid");
+                    ingester.push(batch).expect("pushes");
+                    ingester
+                },
+                |ingester| ingester.finish().expect("finishes"),
+                BatchSize::PerIteration,
+            );
         });
     }
     group.finish();
@@ -121,6 +156,7 @@ criterion_group!(
     bench_pseudonymize,
     bench_prepare,
     bench_push,
+    bench_finish,
     bench_h3o_floor
 );
 criterion_main!(benches);

@@ -3,6 +3,8 @@
 //! 10^7 pings:
 //! - `analyze`: raw pings to the protected, extrapolated release table (cleaning,
 //!   pseudonymization, location, homes, classes, visits, aggregation, disclosure);
+//! - `analyze_spilled`: the same within a 64 MiB budget, spilled to disk and analysed
+//!   shard by shard;
 //! - `aggregate`: per-device visits to the partial aggregate (daily buckets);
 //! - `disclosure`: the partial aggregate to the release (roll-up, residual, estimates).
 //!
@@ -12,6 +14,7 @@ use std::hint::black_box;
 
 use arrow_array::RecordBatch;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use crowdtally::run::RunOptions;
 use crowdtally::synth::{Scenario, ScenarioConfig};
 use crowdtally::{
     Aggregate, BucketKind, PingColumns, ReleaseClass, ReleaseOptions, analyze, prepare, profile,
@@ -66,6 +69,26 @@ fn bench_release(c: &mut Criterion) {
                         &config,
                         &PingColumns::default(),
                         black_box(&options),
+                        &RunOptions::default(),
+                    )
+                    .expect("analyzes")
+                });
+            },
+        );
+        let mut budget = RunOptions::default();
+        budget.memory_limit = Some(64 << 20);
+        group.bench_with_input(
+            BenchmarkId::new("analyze_spilled", pings),
+            &batches,
+            |b, batches| {
+                b.iter(|| {
+                    analyze(
+                        batches.iter().cloned().map(Ok),
+                        geography,
+                        &config,
+                        &PingColumns::default(),
+                        black_box(&options),
+                        &budget,
                     )
                     .expect("analyzes")
                 });

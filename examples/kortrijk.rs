@@ -13,6 +13,7 @@
 
 use std::error::Error;
 
+use crowdtally::run::RunOptions;
 use crowdtally::synth::{Scenario, ScenarioConfig};
 use crowdtally::{PingColumns, ReleaseClass, ReleaseOptions, analyze};
 
@@ -38,6 +39,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         &run,
         &PingColumns::default(),
         &options,
+        &RunOptions::default(),
     )?;
     let truth = scenario.truth()?.visitors(&[ReleaseClass::Visitor]);
 

@@ -17,6 +17,7 @@ use crowdtally::aggregate::Measures;
 use crowdtally::extrapolate::{Estimate, SubscriberSource};
 use crowdtally::release::DisclosureCounts;
 use crowdtally::release::disclosure::{Cell, Disclosure, Group, LevelOrigin};
+use crowdtally::run::RunOptions;
 use crowdtally::{
     Aggregate, BucketKind, Config, DeviceClass, Geography, OptOut, PingColumns, Release,
     ReleaseClass, ReleaseOptions, ReleaseRow, SubscriberId, profile,
@@ -129,6 +130,7 @@ fn run(rows: &[Ping], geography: &Geography, config: &Config, options: &ReleaseO
         config,
         &PingColumns::default(),
         options,
+        &RunOptions::default(),
     )
     .expect("analyze");
     assert_groups(&release, u64::from(config.k));
@@ -1709,6 +1711,7 @@ fn bad_options_are_errors_naming_the_field_before_any_work() {
             &config,
             &PingColumns::default(),
             options,
+            &RunOptions::default(),
         )
         .unwrap_err();
         assert!(

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crowdtally::aggregate::Measures;
 use crowdtally::geo::UNKNOWN_REGION;
+use crowdtally::run::RunOptions;
 use crowdtally::{
     Aggregate, BucketKind, Config, DeviceClass, Geography, PingColumns, Prepared, Profiles,
     Release, ReleaseClass, ReleaseOptions, profile,
@@ -326,6 +327,7 @@ fn run(scenario: &Scenario, rows: &[Ping], geography: &Geography) -> Run {
         &config,
         &PingColumns::default(),
         &options,
+        &RunOptions::default(),
     )
     .expect("analyze");
     assert_eq!(analyzed.rows, release.rows);
@@ -593,6 +595,7 @@ proptest! {
             &scenario.config(),
             &PingColumns::default(),
             &scenario.options(),
+            &RunOptions::default(),
         )
         .expect("analyze");
         prop_assert_eq!(&release.rows, &whole.release.rows);

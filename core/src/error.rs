@@ -48,6 +48,10 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// The run was stopped before its end (by its progress callback, typically on a
+    /// user's interrupt); its spill files are removed.
+    #[error("the run was stopped {0}")]
+    Stopped(String),
     /// An error from the Arrow library while reading or building columns.
     #[error("arrow: {0}")]
     Arrow(arrow_schema::ArrowError),
@@ -121,7 +125,7 @@ impl Error {
             Self::Geography { field, .. } => Some(field),
             Self::Input { column, .. } => Some(column),
             Self::File { path, column, .. } => Some(column.as_deref().unwrap_or(path)),
-            Self::Arrow(_) => None,
+            Self::Arrow(_) | Self::Stopped(_) => None,
         }
     }
 }

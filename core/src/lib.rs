@@ -69,6 +69,7 @@ pub mod profile;
 pub mod pseudonym;
 pub mod release;
 pub mod report;
+pub mod run;
 pub mod synth;
 
 #[doc(hidden)]

@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyString};
 use pyo3_arrow::input::{AnyArray, AnyRecordBatch};
 
-use crate::errors::{input_error, type_error};
+use crate::errors::{input_error, type_error, type_name};
 
 /// The record batches of a table-like object.
 pub fn batches(argument: &str, table: &Bound<'_, PyAny>) -> PyResult<Vec<RecordBatch>> {
@@ -227,10 +227,7 @@ fn objects_column(name: &str, items: &[Bound<'_, PyAny>]) -> PyResult<ArrayRef> 
         {
             Kind::DateTime
         } else {
-            let found = item
-                .get_type()
-                .name()
-                .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+            let found = type_name(item);
             return Err(input_error(
                 name,
                 format!("row {row}: unsupported value type {found}"),

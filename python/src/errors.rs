@@ -76,12 +76,17 @@ pub fn input_error(column: impl Into<String>, message: impl std::fmt::Display) -
     .into()
 }
 
-/// A type error naming the argument, for objects of an unsupported Python type.
-pub fn type_error(argument: &str, expected: &str, found: &Bound<'_, PyAny>) -> PyErr {
-    let found = found
+/// The name of an object's Python type (never its value).
+pub fn type_name(found: &Bound<'_, PyAny>) -> String {
+    found
         .get_type()
         .name()
-        .map_or_else(|_| "?".to_owned(), |n| n.to_string());
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
+
+/// A type error naming the argument, for objects of an unsupported Python type.
+pub fn type_error(argument: &str, expected: &str, found: &Bound<'_, PyAny>) -> PyErr {
+    let found = type_name(found);
     PyTypeError::new_err(format!("`{argument}` must be {expected}, got {found}"))
 }
 

@@ -9,6 +9,7 @@ mod errors;
 mod geography;
 mod prepare;
 mod release;
+mod run;
 mod synth;
 mod table;
 
@@ -29,6 +30,8 @@ mod _crowdtally {
     use crate::prepare::{PyPrepared, prepare, pseudonymize};
     #[pymodule_export]
     use crate::release::analyze;
+    #[pymodule_export]
+    use crate::run::PyProgress;
     #[pymodule_export]
     use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]

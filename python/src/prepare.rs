@@ -20,8 +20,9 @@ use crate::config::PyConfig;
 use crate::convert::{batches, column};
 use crate::errors::{config_error, detach, input_error};
 use crate::geography::PyGeography;
+use crate::run::{BatchIterator, RunArgs};
 
-fn columns_of(columns: Option<&Bound<'_, PyDict>>) -> PyResult<PingColumns> {
+pub(crate) fn columns_of(columns: Option<&Bound<'_, PyDict>>) -> PyResult<PingColumns> {
     let mut names = PingColumns::default();
     let Some(columns) = columns else {
         return Ok(names);
@@ -147,10 +148,11 @@ impl PyPrepared {
 }
 
 /// Where pings come from: Parquet files read by the core, an Arrow stream pulled batch by
-/// batch, or batches already in memory.
-enum PingSource {
+/// batch, a Python iterator of Arrow batches, or batches already in memory.
+pub(crate) enum PingSource {
     Files(Vec<PathBuf>),
     Stream(Box<dyn RecordBatchReader + Send>),
+    Iterator(BatchIterator),
     Batches(Vec<RecordBatch>),
 }
 
@@ -163,16 +165,8 @@ fn parquet_paths(pings: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
     };
     let items: Vec<Bound<'_, PyAny>> = if is_path(pings)? {
         vec![pings.clone()]
-    } else if pings.is_instance_of::<PyList>() || pings.is_instance_of::<PyTuple>() {
-        let items: Vec<Bound<'_, PyAny>> = pings.try_iter()?.collect::<PyResult<_>>()?;
-        if items.is_empty()
-            || !items
-                .iter()
-                .map(is_path)
-                .collect::<PyResult<Vec<_>>>()?
-                .iter()
-                .all(|&p| p)
-        {
+    } else if let Some(items) = list_items(pings)? {
+        if items.is_empty() || !all(&items, is_path)? {
             return Ok(None);
         }
         items
@@ -202,16 +196,84 @@ fn parquet_paths(pings: &Bound<'_, PyAny>) -> PyResult<Option<Vec<PathBuf>>> {
     Ok(Some(paths))
 }
 
-fn source_of(pings: &Bound<'_, PyAny>) -> PyResult<PingSource> {
-    if let Some(paths) = parquet_paths(pings)? {
-        return Ok(PingSource::Files(paths));
+/// The items of a list or tuple; `None` for anything else.
+fn list_items<'py>(pings: &Bound<'py, PyAny>) -> PyResult<Option<Vec<Bound<'py, PyAny>>>> {
+    if pings.is_instance_of::<PyList>() || pings.is_instance_of::<PyTuple>() {
+        Ok(Some(pings.try_iter()?.collect::<PyResult<_>>()?))
+    } else {
+        Ok(None)
     }
-    if pings.hasattr(intern!(pings.py(), "__arrow_c_stream__"))? {
-        // Pulled batch by batch while the run goes on: the input need not fit in memory.
-        let reader = pings.extract::<AnyRecordBatch>()?.into_reader()?;
-        return Ok(PingSource::Stream(reader));
+}
+
+fn all(
+    items: &[Bound<'_, PyAny>],
+    test: impl Fn(&Bound<'_, PyAny>) -> PyResult<bool>,
+) -> PyResult<bool> {
+    for item in items {
+        if !test(item)? {
+            return Ok(false);
+        }
     }
-    Ok(PingSource::Batches(batches("pings", pings)?))
+    Ok(true)
+}
+
+impl PingSource {
+    pub(crate) fn of(pings: &Bound<'_, PyAny>, run: &RunArgs) -> PyResult<Self> {
+        let py = pings.py();
+        if let Some(paths) = parquet_paths(pings)? {
+            return Ok(Self::Files(paths));
+        }
+        if pings.hasattr(intern!(py, "__arrow_c_stream__"))? {
+            // Pulled batch by batch while the run goes on: the input need not fit in
+            // memory.
+            let reader = pings.extract::<AnyRecordBatch>()?.into_reader()?;
+            return Ok(Self::Stream(reader));
+        }
+        let is_arrow = |item: &Bound<'_, PyAny>| -> PyResult<bool> {
+            Ok(item.hasattr(intern!(py, "__arrow_c_array__"))?
+                || item.hasattr(intern!(py, "__arrow_c_stream__"))?)
+        };
+        let is_iterator = pings.hasattr(intern!(py, "__next__"))?;
+        let arrow_list = match list_items(pings)? {
+            Some(items) => !items.is_empty() && all(&items, is_arrow)?,
+            None => false,
+        };
+        if is_iterator || arrow_list {
+            return Ok(Self::Iterator(run.batch_iterator(pings)?));
+        }
+        Ok(Self::Batches(batches("pings", pings)?))
+    }
+
+    /// The input rows in all, when known without reading the pings.
+    pub(crate) fn rows_total(&self) -> Option<u64> {
+        match self {
+            Self::Files(paths) => paths
+                .iter()
+                .map(|p| crowdtally::ingest::parquet_rows(p).ok())
+                .sum(),
+            Self::Batches(batches) => Some(batches.iter().map(|b| b.num_rows() as u64).sum()),
+            Self::Stream(_) | Self::Iterator(_) => None,
+        }
+    }
+
+    pub(crate) fn push_into(self, ingester: &mut Ingester<'_>) -> crowdtally::Result<()> {
+        match self {
+            Self::Files(paths) => {
+                for path in &paths {
+                    ingester.push_parquet(path)?;
+                }
+                Ok(())
+            }
+            Self::Stream(reader) => ingester.push_reader(reader),
+            Self::Iterator(reader) => ingester.push_reader(reader),
+            Self::Batches(batches) => {
+                for batch in &batches {
+                    ingester.push(batch)?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The number of threads asked for: `None` or 0 is one per core.
@@ -225,9 +287,50 @@ pub(crate) fn threads_of(threads: Option<i64>) -> PyResult<usize> {
     })
 }
 
+/// Reads raw pings into an ingester with the run's options (and, with a budget, its
+/// memory budget and spill directory), then finishes it with `finish`, all with the GIL
+/// released; Ctrl-C and the progress callable are served between batches and shards.
+pub(crate) fn run_ingester<T, F>(
+    py: Python<'_>,
+    pings: &Bound<'_, PyAny>,
+    geography: &Arc<Geography>,
+    config: &crowdtally::Config,
+    columns: &PingColumns,
+    run: &mut RunArgs,
+    finish: F,
+) -> PyResult<T>
+where
+    T: Send,
+    F: for<'a> FnOnce(Ingester<'a>) -> crowdtally::Result<T> + Send,
+{
+    let source = PingSource::of(pings, run)?;
+    // Tables in memory (pyarrow, polars...) say how many rows they hold.
+    let in_memory = || {
+        pings
+            .getattr(pyo3::intern!(py, "num_rows"))
+            .ok()?
+            .extract()
+            .ok()
+    };
+    run.set_rows_total(source.rows_total().or_else(in_memory));
+    let callback = run.core_callback();
+    let (options, budget) = (&run.options, run.budget);
+    run.detach(py, move || {
+        let ingester = Ingester::new(geography, config, columns)?;
+        let mut ingester = if budget {
+            ingester.with_run(options)?
+        } else {
+            ingester.with_threads(options.threads)?
+        }
+        .with_progress(callback);
+        source.push_into(&mut ingester)?;
+        finish(ingester)
+    })
+}
+
 /// Cleans, pseudonymizes and locates raw pings (method §1–3).
 #[pyfunction]
-#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None))]
+#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None, progress=None))]
 pub fn prepare(
     py: Python<'_>,
     pings: &Bound<'_, PyAny>,
@@ -235,30 +338,22 @@ pub fn prepare(
     config: &Bound<'_, PyConfig>,
     columns: Option<&Bound<'_, PyDict>>,
     threads: Option<i64>,
+    progress: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<PyPrepared> {
-    let threads = threads_of(threads)?;
+    let mut run = RunArgs::new(py, threads, None, None, progress)?;
+    run.budget = false;
     let columns = columns_of(columns)?;
-    let source = source_of(pings)?;
     let geography = Arc::clone(&geography.get().inner);
     let config = config.get().inner.clone();
-    let shared = Arc::clone(&geography);
-    let prepared = detach(py, move || {
-        let mut ingester = Ingester::new(&shared, &config, &columns)?.with_threads(threads)?;
-        match source {
-            PingSource::Files(paths) => {
-                for path in &paths {
-                    ingester.push_parquet(path)?;
-                }
-            }
-            PingSource::Stream(reader) => ingester.push_reader(reader)?,
-            PingSource::Batches(batches) => {
-                for batch in &batches {
-                    ingester.push(batch)?;
-                }
-            }
-        }
-        ingester.finish()
-    })?;
+    let prepared = run_ingester(
+        py,
+        pings,
+        &geography,
+        &config,
+        &columns,
+        &mut run,
+        |ingester: Ingester<'_>| ingester.finish(),
+    )?;
     Ok(PyPrepared {
         prepared: Arc::new(prepared),
         geography,

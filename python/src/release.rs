@@ -3,14 +3,16 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crowdtally::ingest::Ingester;
 use crowdtally::{BucketKind, ReleaseClass, ReleaseOptions};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::analytics::prepared_of;
 use crate::config::PyConfig;
 use crate::errors::{CoreError, config_error, detach};
 use crate::geography::PyGeography;
+use crate::prepare::{PyPrepared, columns_of, run_ingester};
+use crate::run::RunArgs;
 use crate::table::PyResultTable;
 
 fn classes_of(classes: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<ReleaseClass>> {
@@ -65,7 +67,8 @@ fn mapping_of<T: for<'a, 'py> FromPyObject<'a, 'py>>(
 #[pyfunction]
 #[pyo3(signature = (
     pings, geography, config, bucket="period", level=None, classes=None, subscribers=None,
-    roaming_factors=None, roll_up=true, columns=None, threads=None,
+    roaming_factors=None, roll_up=true, columns=None, threads=None, memory_limit=None,
+    spill_dir=None, progress=None,
 ))]
 #[allow(clippy::too_many_arguments)] // Python keyword arguments.
 pub fn analyze<'py>(
@@ -81,6 +84,9 @@ pub fn analyze<'py>(
     roll_up: bool,
     columns: Option<&Bound<'py, PyDict>>,
     threads: Option<i64>,
+    memory_limit: Option<&Bound<'py, PyAny>>,
+    spill_dir: Option<&Bound<'py, PyAny>>,
+    progress: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(PyResultTable, Bound<'py, PyAny>)> {
     let mut options = ReleaseOptions::default();
     options.bucket = bucket.parse::<BucketKind>().map_err(CoreError)?;
@@ -90,14 +96,28 @@ pub fn analyze<'py>(
     options.roaming_factors =
         mapping_of::<f64>("roaming_factors", roaming_factors, "a number")?.unwrap_or_default();
     options.roll_up = roll_up;
-    let shared_geography = Arc::clone(&geography.get().inner);
+    let geography = Arc::clone(&geography.get().inner);
     let core_config = config.get().inner.clone();
     // Check the options before the (long) run, so a typo fails at once.
-    options.validate(&shared_geography).map_err(CoreError)?;
-    let prepared = prepared_of(py, pings, geography, config, columns, threads)?;
-    let release = detach(py, move || {
-        crowdtally::analyze_prepared(&prepared, &shared_geography, &core_config, &options)
-    })?;
+    options.validate(&geography).map_err(CoreError)?;
+    let mut run = RunArgs::new(py, threads, memory_limit, spill_dir, progress)?;
+    let release = if let Ok(prepared) = pings.cast::<PyPrepared>() {
+        let prepared = Arc::clone(&prepared.get().prepared);
+        detach(py, move || {
+            crowdtally::analyze_prepared(&prepared, &geography, &core_config, &options)
+        })?
+    } else {
+        let columns = columns_of(columns)?;
+        run_ingester(
+            py,
+            pings,
+            &geography,
+            &core_config,
+            &columns,
+            &mut run,
+            move |ingester: Ingester<'_>| ingester.release(&options),
+        )?
+    };
     let report = crate::json_to_py(py, &release.report.to_json())?;
     let batch = detach(py, move || release.to_record_batch())?;
     Ok((PyResultTable::new(py, "release", batch)?, report))

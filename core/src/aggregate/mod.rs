@@ -370,17 +370,33 @@ impl Aggregate {
     /// [`Error::Config`] naming `aggregate` when the two were computed for different
     /// buckets, classes, periods, time zones or zones.
     pub fn merge(&mut self, other: &Self) -> Result<()> {
-        if self.spec != other.spec {
+        let mine = self.clone();
+        if let Some(merged) = Self::merge_all([mine, other.clone()])? {
+            *self = merged;
+        }
+        Ok(())
+    }
+
+    /// Merges partial aggregates over disjoint sets of devices in one pass (the shards
+    /// of a run); `None` when there are none.
+    ///
+    /// # Errors
+    /// As [`Aggregate::merge`].
+    pub fn merge_all(parts: impl IntoIterator<Item = Self>) -> Result<Option<Self>> {
+        let parts: Vec<Self> = parts.into_iter().collect();
+        let Some(first) = parts.first() else {
+            return Ok(None);
+        };
+        if parts.iter().any(|p| p.spec != first.spec) {
             return Err(Error::config(
                 "aggregate",
                 "cannot merge partial aggregates of different buckets, classes, periods, \
                  time zones or zones",
             ));
         }
-        let names: BTreeSet<&str> = self
-            .origins
+        let names: BTreeSet<&str> = parts
             .iter()
-            .chain(&other.origins)
+            .flat_map(|p| &p.origins)
             .map(String::as_str)
             .collect();
         let merged: Vec<String> = names.into_iter().map(str::to_owned).collect();
@@ -389,23 +405,34 @@ impl Aggregate {
                 .binary_search_by(|m| m.as_str().cmp(name))
                 .unwrap_or(0) as u32
         };
-        let renumber =
-            |aggregate: &Self| -> Vec<u32> { aggregate.origins.iter().map(|n| index(n)).collect() };
-        let (mine, theirs) = (renumber(self), renumber(other));
-        let mut rows: BTreeMap<RowKey, Measures> = BTreeMap::new();
-        for (rows_of, numbers) in [(&self.rows, &mine), (&other.rows, &theirs)] {
-            for &(key, measures) in rows_of {
+        let mut rows: Vec<(RowKey, Measures)> =
+            Vec::with_capacity(parts.iter().map(|p| p.rows.len()).sum());
+        let mut devices = DeviceCounts::default();
+        for part in &parts {
+            let numbers: Vec<u32> = part.origins.iter().map(|n| index(n)).collect();
+            rows.extend(part.rows.iter().map(|&(key, measures)| {
                 let key = RowKey {
                     origin: numbers[key.origin as usize],
                     ..key
                 };
-                *rows.entry(key).or_default() += measures;
+                (key, measures)
+            }));
+            devices.merge(&part.devices);
+        }
+        rows.sort_unstable_by_key(|&(key, _)| key);
+        let mut folded: Vec<(RowKey, Measures)> = Vec::with_capacity(rows.len());
+        for (key, measures) in rows {
+            match folded.last_mut() {
+                Some((last, sum)) if *last == key => *sum += measures,
+                _ => folded.push((key, measures)),
             }
         }
-        self.rows = rows.into_iter().collect();
-        self.origins = merged;
-        self.devices.merge(&other.devices);
-        Ok(())
+        Ok(Some(Self {
+            spec: first.spec.clone(),
+            origins: merged,
+            rows: folded,
+            devices,
+        }))
     }
 
     /// What the aggregate was computed for.

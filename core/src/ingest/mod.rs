@@ -13,6 +13,8 @@ mod columns;
 mod located;
 mod memo;
 mod parquet;
+mod shards;
+mod spill;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use h3o::{CellIndex, LatLng, Resolution};
 use rustc_hash::FxHashMap;
 
 use crate::calendar::Calendar;
-use crate::config::{Config, Period, SubscriberKind};
+use crate::config::{Config, SubscriberKind};
 use crate::error::{Error, Result};
 use crate::geo::{Geography, RegionIndex, ZoneSetIndex};
 use crate::pseudonym::Pseudonymizer;
@@ -31,12 +33,12 @@ use crate::report::{DropReason, QualityReport};
 
 pub use columns::PingColumns;
 pub use located::{LocatedPings, NO_COUNTRY};
-pub use parquet::{PARQUET_BATCH_ROWS, prepare_parquet};
+pub use parquet::{PARQUET_BATCH_ROWS, parquet_rows, prepare_parquet};
 
 use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
 use memo::Memo;
 
-/// Pings that survived the per-row rules, before period filtering and de-duplication.
+/// Pings that survived the per-row rules, before de-duplication.
 #[derive(Default)]
 struct Decoded {
     subscriber: Vec<u32>,
@@ -47,11 +49,37 @@ struct Decoded {
     place: Vec<(RegionIndex, ZoneSetIndex)>,
 }
 
+impl Decoded {
+    fn with_capacity(rows: usize) -> Self {
+        Self {
+            subscriber: Vec::with_capacity(rows),
+            ts: Vec::with_capacity(rows),
+            cell: Vec::with_capacity(rows),
+            country: Vec::with_capacity(rows),
+            place: Vec::with_capacity(rows),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn push_row(&mut self, from: &Self, row: usize) {
+        self.subscriber.push(from.subscriber[row]);
+        self.ts.push(from.ts[row]);
+        self.cell.push(from.cell[row]);
+        self.country.push(from.country[row]);
+        self.place.push(from.place[row]);
+    }
+}
+
 /// Distinct subscribers seen, as their §3 bytes, numbered in order of appearance.
 #[derive(Default)]
 struct Subscribers {
     number_of: FxHashMap<Box<[u8]>, u32>,
     opted_out: Vec<bool>,
+    /// Whether the subscriber has a ping that passed every per-row rule.
+    has_row: Vec<bool>,
     last: Option<(Box<[u8]>, u32)>,
 }
 
@@ -80,6 +108,7 @@ impl Subscribers {
         }
         let number = self.opted_out.len() as u32;
         self.opted_out.push(opt_out.contains(bytes));
+        self.has_row.push(false);
         self.number_of.insert(bytes.into(), number);
         number
     }
@@ -215,6 +244,19 @@ pub struct Ingester<'a> {
     positions: Memo<(u64, u64), Option<u64>>,
     /// Where pings are located.
     threads: Threads,
+    /// The given period's bounds in epoch seconds, `[from, until)`.
+    window: Option<(i64, i64)>,
+    /// The first and last instant of the decoded pings.
+    span: Option<(i64, i64)>,
+    /// The memory budget; `None` never spills.
+    memory_limit: Option<u64>,
+    /// Where the spill directory is made.
+    spill_dir: std::path::PathBuf,
+    /// The spill files, once pings did not fit the budget.
+    spill: Option<spill::Spill>,
+    /// Compressed bytes written to spill files so far.
+    bytes_spilled: u64,
+    progress: Option<crate::run::ProgressCallback<'a>>,
 }
 
 /// The threads an ingester locates pings on.
@@ -260,12 +302,23 @@ impl<'a> Ingester<'a> {
                 ),
             ));
         }
+        let calendar = Calendar::new(&config.tz)?;
+        let window = config
+            .period
+            .map(|p| (calendar.start_of(p.start), calendar.start_of(p.end)));
         Ok(Self {
             geography,
             config,
             columns: columns.clone(),
             resolution: geography.resolution(),
-            calendar: Calendar::new(&config.tz)?,
+            calendar,
+            window,
+            span: None,
+            memory_limit: None,
+            spill_dir: std::env::temp_dir(),
+            spill: None,
+            bytes_spilled: 0,
+            progress: None,
             kind: None,
             opt_out: HashSet::new(),
             subscribers: Subscribers::default(),
@@ -303,6 +356,29 @@ impl<'a> Ingester<'a> {
             )),
         };
         Ok(self)
+    }
+
+    /// Applies a run's options: its threads, and its memory budget, beyond which decoded
+    /// pings are spilled to disk in `spill_dir` (see [`Ingester::finish_shards`]).
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `threads` or `memory_limit`.
+    pub fn with_run(self, options: &crate::run::RunOptions) -> Result<Self> {
+        let limit = options.memory_limit()?;
+        let mut ingester = self.with_threads(options.threads)?;
+        ingester.memory_limit = Some(limit);
+        if let Some(dir) = &options.spill_dir {
+            ingester.spill_dir.clone_from(dir);
+        }
+        Ok(ingester)
+    }
+
+    /// Sends progress events to `callback` after every batch and while shards are
+    /// processed; an error from it stops the run with that error.
+    #[must_use]
+    pub fn with_progress(mut self, callback: crate::run::ProgressCallback<'a>) -> Self {
+        self.progress = Some(callback);
+        self
     }
 
     /// Each row's cell, leaf and zone set; `None` for a bad position and for rows that
@@ -343,6 +419,18 @@ impl<'a> Ingester<'a> {
         }
     }
 
+    /// The geography pings are located in.
+    #[must_use]
+    pub fn geography(&self) -> &'a Geography {
+        self.geography
+    }
+
+    /// The run's configuration.
+    #[must_use]
+    pub fn config(&self) -> &'a Config {
+        self.config
+    }
+
     /// The column names this ingester reads.
     #[must_use]
     pub fn columns(&self) -> &PingColumns {
@@ -360,7 +448,9 @@ impl<'a> Ingester<'a> {
         let columns = std::mem::take(&mut self.columns);
         let result = self.batch(batch, &columns);
         self.columns = columns;
-        result
+        result?;
+        self.spill_if_over_budget()?;
+        self.notify(crate::run::Stage::Read, 0, 0)
     }
 
     fn batch(&mut self, batch: &RecordBatch, columns: &PingColumns) -> Result<()> {
@@ -400,7 +490,9 @@ impl<'a> Ingester<'a> {
         let located = self.locate_rows(&positions, &numbers);
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
-        let mut dropped = [0_u64; 4];
+        let mut dropped = [0_u64; 5];
+        let window = self.window;
+        let mut span = self.span;
         let decoded = &mut self.decoded;
         decoded.subscriber.reserve(rows);
         decoded.ts.reserve(rows);
@@ -429,6 +521,16 @@ impl<'a> Ingester<'a> {
                 dropped[3] += 1;
                 continue;
             };
+            if let Some((from, until)) = window
+                && !(from..until).contains(&instant)
+            {
+                dropped[4] += 1;
+                continue;
+            }
+            span = Some(span.map_or((instant, instant), |(first, last)| {
+                (first.min(instant), last.max(instant))
+            }));
+            self.subscribers.has_row[number as usize] = true;
             let country = match country {
                 Some(array) if !array.is_null(row) => {
                     self.countries.number(array.value(row), &columns.country)?
@@ -446,162 +548,15 @@ impl<'a> Ingester<'a> {
             DropReason::BadSubscriber,
             DropReason::BadPosition,
             DropReason::BadTs,
+            DropReason::OutsidePeriod,
         ]
         .into_iter()
         .zip(dropped)
         {
             self.report.dropped.add(reason, count);
         }
+        self.span = span;
         Ok(())
-    }
-
-    /// Pseudonymizes, cuts to the period, groups by device, resolves duplicates and
-    /// returns the located pings with the quality report.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming `key` or `period_label` if they cannot be used.
-    pub fn finish(mut self) -> Result<Prepared> {
-        let config = self.config;
-        let calendar = &self.calendar.clone();
-        let decoded = std::mem::take(&mut self.decoded);
-        self.report.opt_out.pings = self.report.dropped.opt_out;
-        self.report.opt_out.subscribers =
-            self.subscribers.opted_out.iter().filter(|&&o| o).count() as u64;
-        let period = config.period.or_else(|| {
-            let first = decoded.ts.iter().min()?;
-            let last = decoded.ts.iter().max()?;
-            let start = calendar.date_of(*first);
-            let end = calendar.date_of(*last).tomorrow().ok()?;
-            Some(Period { start, end })
-        });
-        let Some(period) = period else {
-            // No period given and no valid ping: an empty result.
-            return Ok(Prepared {
-                pings: LocatedPings::empty(self.countries.codes),
-                report: self.report,
-            });
-        };
-        let label = config
-            .period_label
-            .clone()
-            .unwrap_or_else(|| period.default_label());
-        let from = calendar.start_of(period.start);
-        let until = calendar.start_of(period.end);
-
-        // Pseudonymize each distinct subscriber once; the raw ids are dropped right after.
-        let pseudonymizer = Pseudonymizer::new(&config.key, &label)?;
-        let mut device_of = vec![0_u64; self.subscribers.opted_out.len()];
-        for (bytes, &number) in &self.subscribers.number_of {
-            if !self.subscribers.opted_out[number as usize] {
-                device_of[number as usize] = pseudonymizer.device(bytes);
-            }
-        }
-        drop(std::mem::take(&mut self.subscribers.number_of));
-        self.subscribers.last = None;
-
-        // One pass: which rows are in the period, and which subscribers keep a row.
-        let mut used = vec![false; device_of.len()];
-        let in_period: Vec<bool> = decoded
-            .ts
-            .iter()
-            .zip(&decoded.subscriber)
-            .map(|(&t, &number)| {
-                let keep = t >= from && t < until;
-                used[number as usize] |= keep;
-                keep
-            })
-            .collect();
-        let outside = in_period.iter().filter(|&&keep| !keep).count() as u64;
-        self.report.dropped.add(DropReason::OutsidePeriod, outside);
-
-        // Rank devices by pseudonym so that the output order does not depend on input
-        // order; subscribers whose pseudonyms collide share a rank.
-        let mut by_device: Vec<(u64, u32)> = (0..device_of.len() as u32)
-            .filter(|&n| used[n as usize])
-            .map(|n| (device_of[n as usize], n))
-            .collect();
-        by_device.sort_unstable();
-        let mut rank_of = vec![u32::MAX; device_of.len()];
-        let mut devices: Vec<u64> = Vec::with_capacity(by_device.len());
-        for &(device, number) in &by_device {
-            if devices.last() == Some(&device) {
-                self.report.pseudonym_collisions += 1;
-            } else {
-                devices.push(device);
-            }
-            rank_of[number as usize] = (devices.len() - 1) as u32;
-        }
-
-        // Output country numbers follow the codes' byte order (none is 0), so that they
-        // do not depend on the order in which codes were first seen; the sort below
-        // orders "none" last by giving it the largest rank.
-        let country_rank = country_ranks(&self.countries.codes);
-        let mut sorted_codes = vec![String::new(); self.countries.codes.len()];
-        for (number, code) in self.countries.codes.iter().enumerate() {
-            sorted_codes[output_country(country_rank[number]) as usize].clone_from(code);
-        }
-
-        // Counting sort of the rows by device rank, gathering each row's sort key
-        // (second, cell, country rank) so that the per-device sorts read contiguous memory.
-        let mut offsets = vec![0_usize; devices.len() + 1];
-        for (&number, &keep) in decoded.subscriber.iter().zip(&in_period) {
-            if keep {
-                offsets[rank_of[number as usize] as usize + 1] += 1;
-            }
-        }
-        for i in 1..offsets.len() {
-            offsets[i] += offsets[i - 1];
-        }
-        let mut rows = vec![(0_i64, 0_u64, 0_u16, (0, 0)); offsets[devices.len()]];
-        let mut next = offsets.clone();
-        for (row, (&number, &keep)) in decoded.subscriber.iter().zip(&in_period).enumerate() {
-            if keep {
-                let slot = &mut next[rank_of[number as usize] as usize];
-                rows[*slot] = (
-                    decoded.ts[row],
-                    decoded.cell[row],
-                    country_rank[decoded.country[row] as usize],
-                    decoded.place[row],
-                );
-                *slot += 1;
-            }
-        }
-        drop(decoded);
-
-        // Within each device: by time, then the duplicate tie rules (smaller cell, then
-        // smaller country with none last), keeping the first row of each second.
-        let mut pings = LocatedPings::with_capacity(rows.len(), sorted_codes);
-        let mut device_offsets = Vec::with_capacity(devices.len() + 1);
-        device_offsets.push(0);
-        for (rank, &device) in devices.iter().enumerate() {
-            let device_rows = &mut rows[offsets[rank]..offsets[rank + 1]];
-            device_rows.sort_unstable();
-            let mut last_ts = None;
-            for &(ts, cell, country_rank, place) in device_rows.iter() {
-                if last_ts == Some(ts) {
-                    self.report.dropped.add(DropReason::Duplicate, 1);
-                    continue;
-                }
-                last_ts = Some(ts);
-                pings.push(device, ts, cell, place, output_country(country_rank));
-            }
-            device_offsets.push(pings.len());
-        }
-        pings.set_devices(devices, device_offsets);
-        pings.period = Some(period);
-        pings.period_label = Some(label.clone());
-        self.report.pings_kept = pings.len() as u64;
-        self.report.devices = pings.devices().len() as u64;
-        self.report.period = Some(period);
-        self.report.period_label = Some(label);
-        debug_assert_eq!(
-            self.report.pings_read,
-            self.report.pings_kept + self.report.dropped.total()
-        );
-        Ok(Prepared {
-            pings,
-            report: self.report,
-        })
     }
 }
 

@@ -85,6 +85,24 @@ fn projection(
     ProjectionMask::roots(builder.parquet_schema(), roots)
 }
 
+/// The number of rows of a Parquet file, from its footer (the pings are not read).
+///
+/// # Errors
+/// [`Error::File`] naming the file if it is missing or not Parquet.
+pub fn parquet_rows(path: &Path) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        column: None,
+        message: e.to_string(),
+    })?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::File {
+        path: path.display().to_string(),
+        column: None,
+        message: format!("is not a readable Parquet file: {e}"),
+    })?;
+    Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
 /// Cleans, pseudonymizes and locates the pings of Parquet files, read in order.
 ///
 /// # Errors

@@ -24,9 +24,10 @@ use crate::extrapolate::{
     Estimate, Factors, SubscriberSource, normalise_roaming_factors, validate_subscribers,
 };
 use crate::geo::{Geography, RegionIndex};
-use crate::ingest::{PingColumns, Prepared, prepare};
+use crate::ingest::{Ingester, PingColumns, Prepared};
 use crate::profile::profile;
 use crate::report::QualityReport;
+use crate::run::RunOptions;
 use disclosure::{Cell, Disclosure, Group, LevelOrigin};
 
 /// The shape of a release: bucket kind, origin level, classes, and the inputs of
@@ -119,6 +120,8 @@ pub struct Release {
 
 /// Runs the whole method on raw pings: cleaning, pseudonymization and location,
 /// per-device analytics, aggregation, disclosure control, extrapolation and the report.
+/// `run` sets the threads and the memory budget: pings beyond it are spilled to disk by
+/// device and analysed shard by shard, with the same result.
 ///
 /// # Errors
 /// [`Error::Config`] for an invalid configuration or options, [`Error::Input`] for
@@ -128,10 +131,16 @@ pub struct Release {
 /// ```
 /// # use crowdtally::doc_example::{geography, pings};
 /// use crowdtally::{analyze, Config, Key, PingColumns, ReleaseOptions};
+/// use crowdtally::run::RunOptions;
 ///
 /// let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
 /// let release = analyze(
-///     [Ok(pings())], &geography(), &config, &PingColumns::default(), &ReleaseOptions::default(),
+///     [Ok(pings())],
+///     &geography(),
+///     &config,
+///     &PingColumns::default(),
+///     &ReleaseOptions::default(),
+///     &RunOptions::default(),
 /// )?;
 /// // One device is far below k = 30: every group is suppressed.
 /// assert!(release.rows.iter().all(|row| row.suppressed && row.measures.is_none()));
@@ -144,14 +153,44 @@ pub fn analyze<I>(
     config: &Config,
     columns: &PingColumns,
     options: &ReleaseOptions,
+    run: &RunOptions,
 ) -> Result<Release>
 where
     I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
 {
     config.validate()?;
     options.validate(geography)?;
-    let prepared = prepare(batches, geography, config, columns)?;
-    analyze_prepared(&prepared, geography, config, options)
+    let mut ingester = Ingester::new(geography, config, columns)?.with_run(run)?;
+    for batch in batches {
+        ingester.push(&batch?)?;
+    }
+    ingester.release(options)
+}
+
+impl Ingester<'_> {
+    /// Finishes ingestion and releases: per-device analytics and partial aggregates
+    /// shard by shard in parallel within the memory budget, merged into one aggregate,
+    /// then disclosure control, extrapolation and the report.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for invalid options; the errors of [`Ingester::finish_shards`].
+    pub fn release(self, options: &ReleaseOptions) -> Result<Release> {
+        let (geography, config) = (self.geography(), self.config());
+        options.validate(geography)?;
+        let (parts, quality) = self.finish_shards(|pings| {
+            let profiles = profile(pings, geography, config)?;
+            Aggregate::new(
+                &profiles,
+                pings,
+                geography,
+                config,
+                options.bucket,
+                &options.classes,
+            )
+        })?;
+        let aggregate = Aggregate::merge_all(parts.into_iter().flatten())?;
+        release(aggregate.as_ref(), geography, config, options, &quality)
+    }
 }
 
 /// The release of pings already prepared: per-device analytics, aggregation, disclosure

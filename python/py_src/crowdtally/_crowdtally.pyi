@@ -2,7 +2,7 @@
 
 import datetime
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, final
 
 import numpy as np
@@ -18,6 +18,7 @@ __all__ = [
     "InputError",
     "PingBatches",
     "Prepared",
+    "Progress",
     "Scenario",
     "Table",
     "__version__",
@@ -36,7 +37,43 @@ class _ArrowArray(Protocol):
 
 _Column = _ArrowArray | _ArrowStream | npt.NDArray[Any] | Sequence[Any]
 _Table = _ArrowStream | _ArrowArray | Mapping[str, _Column] | Any
-_Pings = _Table | str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
+_Pings = (
+    _Table
+    | str
+    | os.PathLike[str]
+    | Sequence[str | os.PathLike[str]]
+    | Iterable[_ArrowArray | _ArrowStream]
+)
+_Bytes = int | str
+_ProgressArg = bool | Callable[[Progress], object] | None
+
+@final
+class Progress:
+    """A progress event of a long run, passed to the ``progress=`` callable.
+
+    ``stage`` is ``read`` (after every input batch) or ``analyze`` (as shards finish, and
+    at least every 200 ms).
+    """
+
+    @property
+    def stage(self) -> str:
+        """`read` or `analyze`."""
+    @property
+    def rows_read(self) -> int:
+        """Input rows read so far."""
+    @property
+    def rows_total(self) -> int | None:
+        """Input rows in all, when known (Parquet files, tables in memory)."""
+    @property
+    def bytes_spilled(self) -> int:
+        """Bytes written to spill files so far (compressed)."""
+    @property
+    def shards_done(self) -> int:
+        """Shards done."""
+    @property
+    def shards_total(self) -> int:
+        """Shards in all (0 while reading)."""
+
 _Duration = int | str | datetime.timedelta
 _Date = datetime.date | str
 
@@ -180,6 +217,7 @@ def prepare(
     columns: Mapping[str, str] | None = None,
     *,
     threads: int | None = None,
+    progress: _ProgressArg = None,
 ) -> Prepared:
     """Cleans, pseudonymizes and locates raw pings (method §1-3)."""
 
@@ -219,6 +257,9 @@ def profile(
     columns: Mapping[str, str] | None = None,
     *,
     threads: int | None = None,
+    memory_limit: _Bytes | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _ProgressArg = None,
 ) -> Table:
     """Per-device microdata (method §4): device pseudonym, class, origin, home, presence
     days, nights in the study area, country and roamer flag. Pseudonymous, not
@@ -231,6 +272,9 @@ def visits(
     columns: Mapping[str, str] | None = None,
     *,
     threads: int | None = None,
+    memory_limit: _Bytes | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _ProgressArg = None,
 ) -> Table:
     """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
     visit qualifies. Pseudonymous, not anonymous: never publish it."""
@@ -247,6 +291,9 @@ def analyze(
     roll_up: bool = True,
     columns: Mapping[str, str] | None = None,
     threads: int | None = None,
+    memory_limit: _Bytes | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: _ProgressArg = None,
 ) -> tuple[Table, dict[str, Any]]:
     """Runs the whole method: returns the release table and the report."""
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from crowdtally._crowdtally import Config, Geography
+from crowdtally._crowdtally import Config, Geography, Progress
 from crowdtally._crowdtally import analyze as _native_analyze
 
 if TYPE_CHECKING:
@@ -912,13 +912,16 @@ def analyze(
     roll_up: bool = True,
     columns: Mapping[str, str] | None = None,
     threads: int | None = None,
+    memory_limit: int | str | None = None,
+    spill_dir: str | os.PathLike[str] | None = None,
+    progress: bool | Callable[[Progress], object] | None = None,
 ) -> Release:
     """Runs the whole method (§2-9) on pings and returns the protected release.
 
     ``pings`` is anything :func:`crowdtally.prepare` takes: a Parquet path, a glob pattern
     or a list of them (read by the core, no pyarrow needed), an Arrow stream (pulled batch
-    by batch), a pyarrow, pandas, polars or DuckDB table, a dict of columns; or a
-    :class:`crowdtally.Prepared`.
+    by batch), an iterator of Arrow record batches (pulled one by one), a pyarrow, pandas,
+    polars or DuckDB table, a dict of columns; or a :class:`crowdtally.Prepared`.
 
     - ``bucket``: ``hour``, ``day``, ``week``, ``month``, ``quarter`` or ``period``
       (local calendar intervals, DST-correct).
@@ -932,7 +935,16 @@ def analyze(
     - ``roll_up``: pool origin rows below k up the region tree before the residual.
     - ``columns``: your column names for the roles ``subscriber``, ``ts``, ``lat``,
       ``lon``, ``cell``, ``country``.
-    - ``threads``: threads that locate pings (None or 0: one per core).
+    - ``threads``: threads (None or 0: one per core).
+    - ``memory_limit``: the memory budget, in bytes or as a size (``"4GiB"``); default half
+      of the machine's memory. Pings beyond it are spilled to disk by device and analysed
+      shard by shard, with the same result.
+    - ``spill_dir``: where spill files go (default: the system's temporary directory).
+      They are removed when the run ends, also on an error or Ctrl-C.
+    - ``progress``: ``True`` shows a progress bar (needs tqdm; in Jupyter and in a
+      terminal), or a callable receives every :class:`crowdtally.Progress` event. An
+      exception it raises stops the run and is raised from here. Ctrl-C stops a run
+      within about a second in any case.
 
     Raises :class:`crowdtally.ConfigError` (with ``.field``) for an invalid parameter
     before any work, and :class:`crowdtally.InputError` for unreadable pings.
@@ -949,5 +961,8 @@ def analyze(
         roll_up=roll_up,
         columns=columns,
         threads=threads,
+        memory_limit=memory_limit,
+        spill_dir=spill_dir,
+        progress=progress,
     )
     return Release(table, report)

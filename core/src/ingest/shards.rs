@@ -1,0 +1,540 @@
+//! Finishing ingestion: pseudonyms, grouping by device and duplicates, over all pings
+//! at once ([`Ingester::finish`]) or shard by shard ([`Ingester::finish_shards`]).
+//!
+//! Everything that spans subscribers (the period and its label, each subscriber's
+//! pseudonym, pseudonym collisions, country numbers) is settled once, after the whole
+//! input is read; every shard then finishes its own pings with it. A shard holds whole
+//! subscribers, and subscribers whose pseudonyms collide are put in the same shard, so
+//! every device is finished in exactly one shard and any split gives the same devices.
+
+use std::path::PathBuf;
+
+use super::spill::{self, DECODED_BYTES, PARTITIONS, PartitionedFiles, partition_of};
+use super::{Decoded, Ingester, LocatedPings, Prepared, Threads, output_country};
+use crate::config::Period;
+use crate::error::Result;
+use crate::report::{DropReason, QualityReport};
+use crate::run::{Cancel, Progress, Stage, run_shards};
+
+/// Working bytes per ping while a shard is finished and analysed: its decoded rows, the
+/// sort rows, the located pings and the per-device results, with room to spare.
+const SHARD_BYTES: u64 = 128;
+
+/// What every shard needs to finish its pings, known once all input is read.
+pub(crate) struct Finishing {
+    pub(crate) period: Period,
+    pub(crate) label: String,
+    /// The pseudonym of each subscriber number (0 for subscribers without a kept ping).
+    pub(crate) device_of: Vec<u64>,
+    /// Pairs of subscriber numbers that share a pseudonym.
+    pub(crate) colliding: Vec<(u32, u32)>,
+    /// The rank of each country number in byte order of the codes ("none" last).
+    pub(crate) country_rank: Vec<u16>,
+    /// The codes by output country number.
+    pub(crate) sorted_codes: Vec<String>,
+}
+
+/// The pings of one shard, as they are counted into the report.
+struct ShardCounts {
+    kept: u64,
+    devices: u64,
+    duplicates: u64,
+}
+
+/// What a worker is given: pings in memory, or the spill files of whole partitions.
+enum ShardInput {
+    Memory(Decoded),
+    Files(Vec<(PathBuf, u64)>),
+}
+
+/// Groups decoded pings by device (in increasing pseudonym), sorts each device's pings
+/// by time and keeps the first ping of each second (ties: smaller cell, then smaller
+/// country, none last). Returns the located pings and the number of duplicates dropped.
+pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u64) {
+    // The subscribers present, ranked by pseudonym; colliding ones share a rank.
+    let mut rank_of = vec![u32::MAX; fin.device_of.len()];
+    let mut present: Vec<(u64, u32)> = Vec::new();
+    for &number in &decoded.subscriber {
+        let slot = &mut rank_of[number as usize];
+        if *slot == u32::MAX {
+            *slot = 0;
+            present.push((fin.device_of[number as usize], number));
+        }
+    }
+    present.sort_unstable();
+    let mut devices: Vec<u64> = Vec::with_capacity(present.len());
+    for &(device, number) in &present {
+        if devices.last() != Some(&device) {
+            devices.push(device);
+        }
+        rank_of[number as usize] = (devices.len() - 1) as u32;
+    }
+    drop(present);
+
+    // Counting sort of the rows by device rank, gathering each row's sort key
+    // (second, cell, country rank) so that the per-device sorts read contiguous memory.
+    let mut offsets = vec![0_usize; devices.len() + 1];
+    for &number in &decoded.subscriber {
+        offsets[rank_of[number as usize] as usize + 1] += 1;
+    }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut rows = vec![(0_i64, 0_u64, 0_u16, (0, 0)); decoded.len()];
+    let mut next = offsets.clone();
+    for (row, &number) in decoded.subscriber.iter().enumerate() {
+        let slot = &mut next[rank_of[number as usize] as usize];
+        rows[*slot] = (
+            decoded.ts[row],
+            decoded.cell[row],
+            fin.country_rank[decoded.country[row] as usize],
+            decoded.place[row],
+        );
+        *slot += 1;
+    }
+    drop(decoded);
+    drop(rank_of);
+
+    let mut duplicates = 0;
+    let mut pings = LocatedPings::with_capacity(rows.len(), fin.sorted_codes.clone());
+    let mut device_offsets = Vec::with_capacity(devices.len() + 1);
+    device_offsets.push(0);
+    for (rank, &device) in devices.iter().enumerate() {
+        let device_rows = &mut rows[offsets[rank]..offsets[rank + 1]];
+        device_rows.sort_unstable();
+        let mut last_ts = None;
+        for &(ts, cell, country_rank, place) in device_rows.iter() {
+            if last_ts == Some(ts) {
+                duplicates += 1;
+                continue;
+            }
+            last_ts = Some(ts);
+            pings.push(device, ts, cell, place, output_country(country_rank));
+        }
+        device_offsets.push(pings.len());
+    }
+    pings.set_devices(devices, device_offsets);
+    pings.period = Some(fin.period);
+    pings.period_label = Some(fin.label.clone());
+    (pings, duplicates)
+}
+
+/// The groups of partitions that must be finished together: partitions holding
+/// subscribers that share a pseudonym are joined. Each group is sorted; groups are in
+/// order of their first partition.
+pub(crate) fn partition_groups(
+    partitions: usize,
+    colliding: &[(u32, u32)],
+    partition_of_number: impl Fn(u32) -> usize,
+) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..partitions).collect();
+    for &(a, b) in colliding {
+        let (ra, rb) = (
+            root(&mut parent, partition_of_number(a)),
+            root(&mut parent, partition_of_number(b)),
+        );
+        parent[ra.max(rb)] = ra.min(rb);
+    }
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); partitions];
+    for p in 0..partitions {
+        let r = root(&mut parent, p);
+        groups[r].push(p);
+    }
+    groups.retain(|g| !g.is_empty());
+    groups
+}
+
+/// The root of a partition in a union-find forest, halving the path on the way.
+fn root(parent: &mut [usize], mut p: usize) -> usize {
+    while parent[p] != p {
+        parent[p] = parent[parent[p]];
+        p = parent[p];
+    }
+    p
+}
+
+/// The rows that a shard may hold within the memory budget: half of it is shared by the
+/// shards being processed at once, one per thread.
+fn shard_rows(limit: u64, threads: usize) -> u64 {
+    (limit / 2 / threads.max(1) as u64 / SHARD_BYTES).max(64)
+}
+
+impl Ingester<'_> {
+    /// Sends a progress event; an error from the callback stops the run.
+    pub(super) fn notify(&mut self, stage: Stage, done: usize, total: usize) -> Result<()> {
+        let event = Progress {
+            stage,
+            rows_read: self.report.pings_read,
+            bytes_spilled: self.bytes_spilled,
+            shards_done: done,
+            shards_total: total,
+        };
+        match &mut self.progress {
+            Some(callback) => callback(&event),
+            None => Ok(()),
+        }
+    }
+
+    /// Spills the decoded pings when they exceed a quarter of the memory budget.
+    pub(super) fn spill_if_over_budget(&mut self) -> Result<()> {
+        let Some(limit) = self.memory_limit else {
+            return Ok(());
+        };
+        let rows = (limit / 4 / DECODED_BYTES).max(64);
+        if (self.decoded.len() as u64) < rows {
+            return Ok(());
+        }
+        if self.spill.is_none() {
+            self.spill = Some(spill::Spill::new(&self.spill_dir)?);
+        }
+        if let Some(spill) = &mut self.spill {
+            spill.write(&self.decoded)?;
+            self.bytes_spilled = spill.bytes;
+        }
+        // Released, not kept: the next batches start a buffer of their own size.
+        self.decoded = Decoded::default();
+        Ok(())
+    }
+
+    /// Settles what spans subscribers: the period and its label, pseudonyms, collisions
+    /// and country numbers; fills the report's run-wide fields. `None` when there is no
+    /// period (none given and no valid ping).
+    pub(super) fn finishing(&mut self) -> Result<Option<Finishing>> {
+        let config = self.config;
+        self.report.opt_out.pings = self.report.dropped.opt_out;
+        self.report.opt_out.subscribers =
+            self.subscribers.opted_out.iter().filter(|&&o| o).count() as u64;
+        let calendar = &self.calendar;
+        let period = config.period.or_else(|| {
+            let (first, last) = self.span?;
+            let start = calendar.date_of(first);
+            let end = calendar.date_of(last).tomorrow().ok()?;
+            Some(Period { start, end })
+        });
+        let Some(period) = period else {
+            return Ok(None);
+        };
+        let label = config
+            .period_label
+            .clone()
+            .unwrap_or_else(|| period.default_label());
+
+        // Pseudonymize each subscriber with a kept ping once; the raw ids are dropped
+        // right after.
+        let pseudonymizer = crate::pseudonym::Pseudonymizer::new(&config.key, &label)?;
+        let has_row = &self.subscribers.has_row;
+        let mut device_of = vec![0_u64; has_row.len()];
+        for (bytes, &number) in &self.subscribers.number_of {
+            if has_row[number as usize] {
+                device_of[number as usize] = pseudonymizer.device(bytes);
+            }
+        }
+        drop(std::mem::take(&mut self.subscribers.number_of));
+        self.subscribers.last = None;
+
+        let mut by_device: Vec<(u64, u32)> = (0..has_row.len() as u32)
+            .filter(|&n| has_row[n as usize])
+            .map(|n| (device_of[n as usize], n))
+            .collect();
+        by_device.sort_unstable();
+        let mut colliding = Vec::new();
+        for pair in by_device.windows(2) {
+            if pair[0].0 == pair[1].0 {
+                colliding.push((pair[0].1, pair[1].1));
+            }
+        }
+        self.report.pseudonym_collisions = colliding.len() as u64;
+
+        // Output country numbers follow the codes' byte order (none is 0), so that they
+        // do not depend on the order in which codes were first seen.
+        let codes = &self.countries.codes;
+        let country_rank = super::country_ranks(codes);
+        let mut sorted_codes = vec![String::new(); codes.len()];
+        for (number, code) in codes.iter().enumerate() {
+            sorted_codes[output_country(country_rank[number]) as usize].clone_from(code);
+        }
+        self.report.period = Some(period);
+        self.report.period_label = Some(label.clone());
+        Ok(Some(Finishing {
+            period,
+            label,
+            device_of,
+            colliding,
+            country_rank,
+            sorted_codes,
+        }))
+    }
+
+    /// Pseudonymizes, cuts to the period, groups by device, resolves duplicates and
+    /// returns all the located pings with the quality report. Pings spilled to disk are
+    /// read back: the result is in memory whatever the budget.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming `key` or `period_label` if they
+    /// cannot be used, or `spill_dir` if spill files cannot be read.
+    pub fn finish(mut self) -> Result<Prepared> {
+        let Some(fin) = self.finishing()? else {
+            return Ok(Prepared {
+                pings: LocatedPings::empty(std::mem::take(&mut self.countries.codes)),
+                report: self.report,
+            });
+        };
+        let mut decoded = std::mem::take(&mut self.decoded);
+        if let Some(spill) = &mut self.spill {
+            spill.write(&decoded)?;
+            decoded = Decoded::default();
+            for (path, _) in spill.partitions.close() {
+                spill::read(&path, &mut decoded)?;
+            }
+        }
+        let (pings, duplicates) = finish_rows(decoded, &fin);
+        self.report.dropped.add(DropReason::Duplicate, duplicates);
+        self.report.pings_kept = pings.len() as u64;
+        self.report.devices = pings.devices().len() as u64;
+        debug_assert_eq!(
+            self.report.pings_read,
+            self.report.pings_kept + self.report.dropped.total()
+        );
+        Ok(Prepared {
+            pings,
+            report: self.report,
+        })
+    }
+
+    /// Finishes the pings shard by shard and runs `work` on each shard's located pings,
+    /// in parallel, within the memory budget: the run's per-device analytics and partial
+    /// aggregates. A shard holds whole devices, so per-device results do not depend on
+    /// the split. Returns the results (one per shard, at least one) and the report.
+    ///
+    /// Without a memory budget, or when the pings fit in it, the shards are cut in
+    /// memory; otherwise they are read back from the spill files, partition by
+    /// partition, and a partition too large for the budget is split again by device.
+    ///
+    /// # Errors
+    /// As [`Ingester::finish`], the errors of `work`, and the progress callback's error
+    /// ([`Error::Stopped`](crate::Error::Stopped) on an interrupt).
+    pub fn finish_shards<T, W>(mut self, work: W) -> Result<(Vec<T>, QualityReport)>
+    where
+        T: Send,
+        W: Fn(&LocatedPings) -> Result<T> + Sync,
+    {
+        let Some(fin) = self.finishing()? else {
+            let empty = LocatedPings::empty(std::mem::take(&mut self.countries.codes));
+            return Ok((vec![work(&empty)?], self.report));
+        };
+        let pool: Option<std::sync::Arc<rayon::ThreadPool>> = match &self.threads {
+            Threads::Own(pool) => Some(std::sync::Arc::clone(pool)),
+            Threads::Global => None,
+            Threads::Calling => Some(std::sync::Arc::new(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(1)
+                    .build()
+                    .map_err(|e| crate::Error::config("threads", e))?,
+            )),
+        };
+        let threads = pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads());
+        let shard_rows = self
+            .memory_limit
+            .map_or(u64::MAX, |limit| shard_rows(limit, threads));
+        let decoded = std::mem::take(&mut self.decoded);
+
+        // Keeps the spill directory alive until the end of the run, however it ends.
+        let mut spill = self.spill.take();
+        let inputs: Vec<ShardInput> = if let Some(spill) = &mut spill {
+            spill.write(&decoded)?;
+            self.bytes_spilled = spill.bytes;
+            drop(decoded);
+            let mut files: Vec<Option<(PathBuf, u64)>> = vec![None; PARTITIONS];
+            for (path, rows) in spill.partitions.close() {
+                let partition = spill_partition(&path);
+                files[partition] = Some((path, rows));
+            }
+            partition_groups(PARTITIONS, &fin.colliding, |n| {
+                partition_of(u64::from(n), PARTITIONS)
+            })
+            .into_iter()
+            .map(|group| {
+                group
+                    .iter()
+                    .filter_map(|&p| files[p].take())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|files| !files.is_empty())
+            .map(ShardInput::Files)
+            .collect()
+        } else {
+            let count = (decoded.len() as u64)
+                .div_ceil(shard_rows)
+                .max(4 * threads as u64)
+                .min(PARTITIONS as u64 * 16) as usize;
+            let groups =
+                partition_groups(count, &fin.colliding, |n| partition_of(u64::from(n), count));
+            split_in_memory(decoded, &groups, |n| partition_of(u64::from(n), count))
+                .into_iter()
+                .map(ShardInput::Memory)
+                .collect()
+        };
+        let spill_dir = spill.as_ref().map(|s| s.dir().to_owned());
+        let total = inputs.len();
+        self.notify(Stage::Analyze, 0, total)?;
+
+        let fin = &fin;
+        let work = &work;
+        let finish_one = |decoded: Decoded, cancel: &Cancel| -> Result<(T, ShardCounts)> {
+            let (pings, duplicates) = finish_rows(decoded, fin);
+            cancel.check()?;
+            let counts = ShardCounts {
+                kept: pings.len() as u64,
+                devices: pings.devices().len() as u64,
+                duplicates,
+            };
+            Ok((work(&pings)?, counts))
+        };
+        let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
+            let files = match input {
+                ShardInput::Memory(decoded) => return Ok(vec![finish_one(decoded, cancel)?]),
+                ShardInput::Files(files) => files,
+            };
+            let rows: u64 = files.iter().map(|(_, rows)| rows).sum();
+            let (Some(dir), true) = (&spill_dir, rows > shard_rows) else {
+                let mut decoded = Decoded::default();
+                for (path, _) in &files {
+                    spill::read(path, &mut decoded)?;
+                    let _ = std::fs::remove_file(path);
+                    cancel.check()?;
+                }
+                return Ok(vec![finish_one(decoded, cancel)?]);
+            };
+            // Too large for one shard: split again by device, which keeps colliding
+            // subscribers together (they share the pseudonym).
+            let pieces = rows.div_ceil(shard_rows) as usize;
+            let prefix = format!("split-{}", spill_partition(&files[0].0));
+            let mut split = PartitionedFiles::new(dir, &prefix, pieces);
+            for (path, _) in &files {
+                let mut decoded = Decoded::default();
+                spill::read(path, &mut decoded)?;
+                let subscriber = &decoded.subscriber;
+                split.write(&decoded, |row| {
+                    partition_of(fin.device_of[subscriber[row] as usize], pieces)
+                })?;
+                let _ = std::fs::remove_file(path);
+                cancel.check()?;
+            }
+            let mut out = Vec::with_capacity(pieces);
+            for (path, _) in split.close() {
+                let mut decoded = Decoded::default();
+                spill::read(&path, &mut decoded)?;
+                let _ = std::fs::remove_file(&path);
+                cancel.check()?;
+                out.push(finish_one(decoded, cancel)?);
+            }
+            Ok(out)
+        };
+        let results = run_shards(pool.as_deref(), inputs, process, |done| {
+            self.notify(Stage::Analyze, done, total)
+        })?;
+        drop(spill);
+
+        let mut parts = Vec::new();
+        for (part, counts) in results.into_iter().flatten() {
+            self.report.pings_kept += counts.kept;
+            self.report.devices += counts.devices;
+            self.report
+                .dropped
+                .add(DropReason::Duplicate, counts.duplicates);
+            parts.push(part);
+        }
+        if parts.is_empty() {
+            // Every row was spilled and none kept: one empty shard, as without spilling.
+            let mut empty = LocatedPings::empty(fin.sorted_codes.clone());
+            empty.period = Some(fin.period);
+            empty.period_label = Some(fin.label.clone());
+            parts.push(work(&empty)?);
+        }
+        debug_assert_eq!(
+            self.report.pings_read,
+            self.report.pings_kept + self.report.dropped.total()
+        );
+        Ok((parts, self.report))
+    }
+}
+
+/// The partition number in a spill file's name (`part-0042.bin`).
+fn spill_partition(path: &std::path::Path) -> usize {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit('-').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Splits decoded pings into one set per group of partitions, by subscriber.
+fn split_in_memory(
+    decoded: Decoded,
+    groups: &[Vec<usize>],
+    partition_of_number: impl Fn(u32) -> usize,
+) -> Vec<Decoded> {
+    let partitions = groups.iter().map(Vec::len).sum::<usize>();
+    let mut group_of = vec![0_u32; partitions];
+    for (g, group) in groups.iter().enumerate() {
+        for &p in group {
+            group_of[p] = g as u32;
+        }
+    }
+    let target: Vec<u32> = decoded
+        .subscriber
+        .iter()
+        .map(|&n| group_of[partition_of_number(n)])
+        .collect();
+    let mut sizes = vec![0_usize; groups.len()];
+    for &g in &target {
+        sizes[g as usize] += 1;
+    }
+    let mut out: Vec<Decoded> = sizes.iter().map(|&n| Decoded::with_capacity(n)).collect();
+    for (row, &g) in target.iter().enumerate() {
+        out[g as usize].push_row(&decoded, row);
+    }
+    // Freed before the shards are processed.
+    drop(decoded);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colliding_subscribers_join_their_partitions() {
+        // Numbers 0..8 in partition n % 4; 1 and 6 collide, and 6 and 3.
+        let groups = partition_groups(4, &[(1, 6), (6, 3)], |n| n as usize % 4);
+        assert_eq!(groups, vec![vec![0], vec![1, 2, 3]]);
+        let alone = partition_groups(3, &[], |n| n as usize % 3);
+        assert_eq!(alone, vec![vec![0], vec![1], vec![2]]);
+    }
+
+    #[test]
+    fn an_in_memory_split_keeps_every_row_once_and_subscribers_whole() {
+        let mut decoded = Decoded::default();
+        for i in 0..1000_u32 {
+            decoded.subscriber.push(i % 41);
+            decoded.ts.push(i64::from(i));
+            decoded.cell.push(u64::from(i));
+            decoded.country.push(0);
+            decoded.place.push((0, 0));
+        }
+        let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
+        let parts = split_in_memory(decoded, &groups, |n| n as usize % 8);
+        assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);
+        let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.clone()).collect();
+        ts.sort_unstable();
+        assert_eq!(ts, (0..1000).collect::<Vec<_>>());
+        let holder = |n: u32| parts.iter().position(|p| p.subscriber.contains(&n));
+        assert_eq!(holder(3), holder(4), "colliding subscribers share a shard");
+        for n in 0..41 {
+            let holding = parts.iter().filter(|p| p.subscriber.contains(&n)).count();
+            assert_eq!(holding, 1);
+        }
+    }
+}
