@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYO3_PYTHON := $(BIN)/python
 export CARGO_TERM_COLOR := never
 
-.PHONY: test demo venv develop rust-checks python-checks bench fmt clean
+.PHONY: test demo venv develop rust-checks python-checks bench compare fmt clean
 
 test: rust-checks python-checks
 
@@ -54,6 +54,17 @@ bench: venv
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python benches/ingest.py
 	$(BIN)/python benches/release.py
+
+# crowdtally against polars and DuckDB on the same Parquet input (PINGS=1e7 by default),
+# then the large run from Parquet within a 4 GiB budget (LARGE=1e9 pings; needs about
+# 20 GB of disk in /tmp).
+PINGS ?= 1e7
+LARGE ?= 1e9
+compare: venv
+	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
+	$(BIN)/python benches/compare.py --pings $(PINGS)
+	cargo run --release --example scale -- write /tmp/crowdtally-large $(LARGE) cell
+	cargo run --release --example scale -- run /tmp/crowdtally-large 4GiB
 
 fmt:
 	cargo fmt --all

@@ -17,7 +17,10 @@ relative 1e-9) and prints wall time, CPU time, peak resident memory and throughp
 engine, with ratios to crowdtally. It exits non-zero when the tables differ.
 
     python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--workdir DIR]
-                              [--only crowdtally,polars,duckdb] [--k 30]
+                              [--only crowdtally,polars,duckdb] [--k 30] [--no-floor]
+
+With lat/lon, it also times h3o alone converting every position on all cores (the
+floor of that path, through ``cargo run --release --example scale -- floor``).
 
 The peers use h3-py (``h3.api.numpy_int.latlng_to_cell``, one call per ping, as h3-py 4
 has no vectorised form) and Python's ``hmac`` (one call per distinct subscriber) for the
@@ -1267,6 +1270,23 @@ def differences(tables: dict[str, Path], shown: int = 10) -> list[str]:
     return messages
 
 
+def h3o_floor(pings: Path) -> float:
+    """The floor of the lat/lon path: seconds for h3o alone to convert every position of
+    the file to a cell on all cores (the ``scale`` example's ``floor``, a release build)."""
+    command = ["cargo", "run", "--release", "--quiet", "--example", "scale", "--"]
+    done = subprocess.run(
+        [*command, "floor", str(pings)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit("the h3o floor could not be measured")
+    return float(json.loads(done.stdout.strip().splitlines()[-1])["seconds"])
+
+
 def print_table(measurements: Sequence[Measurement]) -> None:
     base = {m.form: m for m in measurements if m.engine == "crowdtally"}
     print(
@@ -1301,6 +1321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--only", default=",".join(ENGINE_NAMES), help="engines to run")
     parser.add_argument("--k", type=int, default=30, help="the disclosure threshold")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip timing h3o alone on the lat/lon positions (needs cargo)",
+    )
     parser.add_argument("--engine", choices=ENGINE_NAMES, help=argparse.SUPPRESS)
     parser.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -1322,6 +1348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     geography = tables.write(args.workdir / f"geography-{target}")
     forms = FORMS if args.form == "both" else (args.form,)
     measurements: list[Measurement] = []
+    floors: dict[str, float] = {}
     failed = False
     for form in forms:
         directory = args.workdir / f"{form}-{target}"
@@ -1334,6 +1361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"running {engine} on {rows:,} pings ({form})", flush=True)
             measurements.append(run_engine(engine, form, jobs[engine], rows))
             outputs[engine] = Path(Job.load(jobs[engine]).out)
+        if form == "latlon" and args.floor:
+            floors[form] = h3o_floor(pings)
         if len(outputs) > 1:
             messages = differences(outputs)
             if messages:
@@ -1343,6 +1372,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{form}: the {len(outputs)} release tables are identical")
     print()
     print_table(measurements)
+    for form, seconds in floors.items():
+        ours = next(m for m in measurements if m.engine == "crowdtally" and m.form == form)
+        print(
+            f"h3o floor ({form}): {seconds:.2f} s to convert every position with h3o on all "
+            f"cores; crowdtally end to end is {ours.wall_s / seconds:.2f}x the floor"
+        )
     return 1 if failed else 0
 
 

@@ -82,3 +82,22 @@ fn accuracy_example_finds_homes_and_classes() {
     assert!(total > 100, "{out}");
     assert!(f64::from(diagonal) >= 0.9 * f64::from(total), "{out}");
 }
+
+#[test]
+fn scale_writes_parquet_then_releases_it_within_a_budget_and_times_the_h3_floor() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let data = dir.path().join("latlon");
+    let data = data.to_str().expect("utf-8 path");
+    let written = run_example("scale", &["write", data, "2e5", "latlon"]);
+    assert!(written.starts_with("wrote "), "{written}");
+    let released = run_example("scale", &["run", data, "2MiB", "4"]);
+    assert!(released.contains("lat/lon form"), "{released}");
+    assert!(released.contains("budget 2 MiB"), "{released}");
+    let file = std::path::Path::new(data).join("pings-0000.parquet");
+    let floor = run_example("scale", &["floor", file.to_str().expect("utf-8 path")]);
+    let floor: serde_json::Value = serde_json::from_str(floor.trim()).expect("JSON");
+    assert!(
+        floor["points"].as_u64().expect("points") > 100_000,
+        "{floor}"
+    );
+}

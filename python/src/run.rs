@@ -183,8 +183,14 @@ fn bytes_of(limit: &Bound<'_, PyAny>) -> PyResult<u64> {
             "must be a number of bytes or a size such as '4GiB'",
         )
     })?;
-    u64::try_from(bytes)
-        .map_err(|_| config_error("memory_limit", format!("must be positive, got {bytes}")))
+    u64::try_from(bytes).map_err(|_| {
+        let why = if bytes < 0 {
+            "must be positive"
+        } else {
+            "must be below 2**64 bytes"
+        };
+        config_error("memory_limit", format!("{why}, got {bytes}"))
+    })
 }
 
 fn path_of(dir: &Bound<'_, PyAny>) -> PyResult<PathBuf> {

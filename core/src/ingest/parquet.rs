@@ -38,7 +38,22 @@ impl Ingester<'_> {
             .with_batch_size(PARQUET_BATCH_ROWS)
             .build()
             .map_err(|e| file_error(e.to_string()))?;
-        self.push_reader(reader).map_err(|e| e.in_file(path))
+        // Decompressing and decoding the file runs on a thread of its own, a few batches
+        // ahead, while this one cleans and locates: the two overlap.
+        let schema = reader.schema();
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD);
+            scope.spawn(move || {
+                for batch in reader {
+                    // The receiver is gone when pushing failed: stop reading.
+                    if sender.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            self.push_reader(Prefetched { receiver, schema })
+        })
+        .map_err(|e| e.in_file(path))
     }
 
     /// Pushes every batch of an Arrow batch reader (an FFI stream, a file reader). A
@@ -57,6 +72,29 @@ impl Ingester<'_> {
             self.push(&RecordBatch::new_empty(schema))?;
         }
         Ok(())
+    }
+}
+
+/// Batches decoded ahead of the one being pushed.
+const READ_AHEAD: usize = 2;
+
+/// The batches of a reader running on another thread.
+struct Prefetched {
+    receiver: std::sync::mpsc::Receiver<Result<RecordBatch, arrow_schema::ArrowError>>,
+    schema: arrow_schema::SchemaRef,
+}
+
+impl Iterator for Prefetched {
+    type Item = Result<RecordBatch, arrow_schema::ArrowError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.receiver.recv().ok()
+    }
+}
+
+impl RecordBatchReader for Prefetched {
+    fn schema(&self) -> arrow_schema::SchemaRef {
+        std::sync::Arc::clone(&self.schema)
     }
 }
 

@@ -41,14 +41,19 @@ class ProgressBar:
                 bar.close()
 
 
-def progress_bar() -> ProgressBar | None:
-    """A progress bar, or None (with a warning) when tqdm is not installed."""
+def progress_bar(stacklevel: int = 2) -> ProgressBar | None:
+    """A progress bar, or None (with a warning) when tqdm is not installed.
+
+    The compiled functions call it directly (the warning then points at their caller);
+    Python wrappers pass one more level per frame of their own (a `warnings.warn`
+    stacklevel).
+    """
     try:
         from tqdm.auto import tqdm
     except ImportError:
         warnings.warn(
             "progress=True needs tqdm (pip install 'crowdtally[progress]'); no bar is shown",
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
         return None
     return ProgressBar(tqdm)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crowdtally._crowdtally import Config, Geography, Progress
 from crowdtally._crowdtally import analyze as _native_analyze
+from crowdtally._progress import progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -963,6 +964,7 @@ def analyze(
         threads=threads,
         memory_limit=memory_limit,
         spill_dir=spill_dir,
-        progress=progress,
+        # The bar is made here so that a warning about tqdm points at the caller.
+        progress=progress_bar(stacklevel=3) if progress is True else progress,
     )
     return Release(table, report)
