@@ -280,6 +280,58 @@ fn a_failed_run_removes_its_files_and_names_the_column() {
 }
 
 #[test]
+fn bad_files_after_a_spill_name_the_file_and_leave_nothing() {
+    let scenario = scenario(6);
+    let batches = batches(&scenario);
+    let geography = scenario.geography();
+    let config = scenario.run_config();
+    let data = tempfile::tempdir().unwrap();
+    let good = data.path().join("good.parquet");
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&good).unwrap(),
+        batches[0].schema(),
+        None,
+    )
+    .unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let bytes = std::fs::read(&good).unwrap();
+    let truncated = data.path().join("truncated.parquet");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let without_ts = data.path().join("without-ts.parquet");
+    let projected = batches[0].project(&[0, 2, 3]).unwrap();
+    let mut writer = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&without_ts).unwrap(),
+        projected.schema(),
+        None,
+    )
+    .unwrap();
+    writer.write(&projected).unwrap();
+    writer.close().unwrap();
+
+    for (bad, column) in [(&truncated, None), (&without_ts, Some("ts"))] {
+        let spill = tempfile::tempdir().unwrap();
+        let mut ingester = spilling(geography, &config, spill.path());
+        ingester.push_parquet(&good).unwrap();
+        assert!(count_files(spill.path()) > 0, "the run has spilled");
+        let error = ingester.push_parquet(bad).unwrap_err();
+        match &error {
+            Error::File {
+                path, column: c, ..
+            } => {
+                assert_eq!(path, &bad.display().to_string());
+                assert_eq!(c.as_deref(), column);
+            }
+            other => panic!("not a file error: {other}"),
+        }
+        drop(ingester);
+        assert_eq!(count_files(spill.path()), 0, "{}", bad.display());
+    }
+}
+
+#[test]
 fn spill_files_hold_no_raw_id() {
     let scenario = scenario(9);
     let batches = batches(&scenario);

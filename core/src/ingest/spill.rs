@@ -76,13 +76,22 @@ impl PartitionedFiles {
             order[next[t as usize]] = row as u32;
             next[t as usize] += 1;
         }
+        // Chunks are compressed on every core, then appended in file order.
+        let chunks: Vec<(usize, Vec<u8>)> = {
+            use rayon::prelude::*;
+            (0..count)
+                .into_par_iter()
+                .filter(|&file| offsets[file] < offsets[file + 1])
+                .map(|file| {
+                    (
+                        file,
+                        encode(decoded, &order[offsets[file]..offsets[file + 1]]),
+                    )
+                })
+                .collect()
+        };
         let mut written = 0;
-        for file in 0..count {
-            let rows = &order[offsets[file]..offsets[file + 1]];
-            if rows.is_empty() {
-                continue;
-            }
-            let chunk = encode(decoded, rows);
+        for (file, chunk) in chunks {
             let path = &self.paths[file];
             if self.files[file].is_none() {
                 let handle = OpenOptions::new()
@@ -95,7 +104,7 @@ impl PartitionedFiles {
             if let Some(handle) = &mut self.files[file] {
                 handle.write_all(&chunk).map_err(|e| io_error(path, &e))?;
             }
-            self.rows[file] += rows.len() as u64;
+            self.rows[file] += (offsets[file + 1] - offsets[file]) as u64;
             written += chunk.len() as u64;
         }
         Ok(written)
