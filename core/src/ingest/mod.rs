@@ -493,12 +493,19 @@ impl<'a> Ingester<'a> {
         let mut dropped = [0_u64; 5];
         let window = self.window;
         let mut span = self.span;
+        // Within a budget, the buffer is sized once for the rows it may hold before it
+        // spills, so that it never doubles past its share (pages are only resident once
+        // written).
+        let wanted = match self.spill_rows() {
+            Some(limit) if self.decoded.ts.capacity() == 0 => limit + rows,
+            _ => rows,
+        };
         let decoded = &mut self.decoded;
-        decoded.subscriber.reserve(rows);
-        decoded.ts.reserve(rows);
-        decoded.cell.reserve(rows);
-        decoded.country.reserve(rows);
-        decoded.place.reserve(rows);
+        decoded.subscriber.reserve(wanted);
+        decoded.ts.reserve(wanted);
+        decoded.cell.reserve(wanted);
+        decoded.country.reserve(wanted);
+        decoded.place.reserve(wanted);
         for (row, &number) in numbers.iter().enumerate() {
             if number == u32::MAX {
                 dropped[1] += 1;

@@ -20,6 +20,10 @@ use crate::run::{Cancel, Progress, Stage, run_shards};
 /// sort rows, the located pings and the per-device results, with room to spare.
 const SHARD_BYTES: u64 = 128;
 
+/// The most rows of an in-memory shard: small shards keep the working set of the shards
+/// processed at once (and their copies of the rows) a small part of the pings.
+const IN_MEMORY_SHARD_ROWS: u64 = 1 << 20;
+
 /// What every shard needs to finish its pings, known once all input is read.
 pub(crate) struct Finishing {
     pub(crate) period: Period,
@@ -41,9 +45,10 @@ struct ShardCounts {
     duplicates: u64,
 }
 
-/// What a worker is given: pings in memory, or the spill files of whole partitions.
+/// What a worker is given: the rows of the pings in memory it takes, or the spill files
+/// of whole partitions.
 enum ShardInput {
-    Memory(Decoded),
+    Memory(Vec<u32>),
     Files(Vec<(PathBuf, u64)>),
 }
 
@@ -175,13 +180,18 @@ impl Ingester<'_> {
         }
     }
 
+    /// The decoded pings kept in memory before they spill: a quarter of the budget.
+    pub(super) fn spill_rows(&self) -> Option<usize> {
+        self.memory_limit
+            .map(|limit| (limit / 4 / DECODED_BYTES).max(64) as usize)
+    }
+
     /// Spills the decoded pings when they exceed a quarter of the memory budget.
     pub(super) fn spill_if_over_budget(&mut self) -> Result<()> {
-        let Some(limit) = self.memory_limit else {
+        let Some(rows) = self.spill_rows() else {
             return Ok(());
         };
-        let rows = (limit / 4 / DECODED_BYTES).max(64);
-        if (self.decoded.len() as u64) < rows {
+        if self.decoded.len() < rows {
             return Ok(());
         }
         if self.spill.is_none() {
@@ -338,14 +348,14 @@ impl Ingester<'_> {
         let shard_rows = self
             .memory_limit
             .map_or(u64::MAX, |limit| shard_rows(limit, threads));
-        let decoded = std::mem::take(&mut self.decoded);
+        let mut decoded = std::mem::take(&mut self.decoded);
 
         // Keeps the spill directory alive until the end of the run, however it ends.
         let mut spill = self.spill.take();
         let inputs: Vec<ShardInput> = if let Some(spill) = &mut spill {
             spill.write(&decoded)?;
             self.bytes_spilled = spill.bytes;
-            drop(decoded);
+            decoded = Decoded::default();
             let mut files: Vec<Option<(PathBuf, u64)>> = vec![None; PARTITIONS];
             for (path, rows) in spill.partitions.close() {
                 let partition = spill_partition(&path);
@@ -366,16 +376,19 @@ impl Ingester<'_> {
             .collect()
         } else {
             let count = (decoded.len() as u64)
-                .div_ceil(shard_rows)
+                .div_ceil(shard_rows.min(IN_MEMORY_SHARD_ROWS))
                 .max(4 * threads as u64)
                 .min(PARTITIONS as u64 * 16) as usize;
             let groups =
                 partition_groups(count, &fin.colliding, |n| partition_of(u64::from(n), count));
-            split_in_memory(decoded, &groups, |n| partition_of(u64::from(n), count))
+            // Each worker gathers its rows when it starts: only the shards being
+            // processed are copied, not all of them at once.
+            rows_by_group(&decoded, &groups, |n| partition_of(u64::from(n), count))
                 .into_iter()
                 .map(ShardInput::Memory)
                 .collect()
         };
+        let decoded = &decoded;
         let spill_dir = spill.as_ref().map(|s| s.dir().to_owned());
         let total = inputs.len();
         self.notify(Stage::Analyze, 0, total)?;
@@ -394,7 +407,14 @@ impl Ingester<'_> {
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let files = match input {
-                ShardInput::Memory(decoded) => return Ok(vec![finish_one(decoded, cancel)?]),
+                ShardInput::Memory(rows) => {
+                    let mut shard = Decoded::with_capacity(rows.len());
+                    for &row in &rows {
+                        shard.push_row(decoded, row as usize);
+                    }
+                    drop(rows);
+                    return Ok(vec![finish_one(shard, cancel)?]);
+                }
                 ShardInput::Files(files) => files,
             };
             let rows: u64 = files.iter().map(|(_, rows)| rows).sum();
@@ -470,12 +490,13 @@ fn spill_partition(path: &std::path::Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Splits decoded pings into one set per group of partitions, by subscriber.
-fn split_in_memory(
-    decoded: Decoded,
+/// The rows of decoded pings that each group of partitions takes, by subscriber, in
+/// row order.
+fn rows_by_group(
+    decoded: &Decoded,
     groups: &[Vec<usize>],
     partition_of_number: impl Fn(u32) -> usize,
-) -> Vec<Decoded> {
+) -> Vec<Vec<u32>> {
     let partitions = groups.iter().map(Vec::len).sum::<usize>();
     let mut group_of = vec![0_u32; partitions];
     for (g, group) in groups.iter().enumerate() {
@@ -483,22 +504,11 @@ fn split_in_memory(
             group_of[p] = g as u32;
         }
     }
-    let target: Vec<u32> = decoded
-        .subscriber
-        .iter()
-        .map(|&n| group_of[partition_of_number(n)])
-        .collect();
-    let mut sizes = vec![0_usize; groups.len()];
-    for &g in &target {
-        sizes[g as usize] += 1;
+    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
+    for (row, &n) in decoded.subscriber.iter().enumerate() {
+        rows[group_of[partition_of_number(n)] as usize].push(row as u32);
     }
-    let mut out: Vec<Decoded> = sizes.iter().map(|&n| Decoded::with_capacity(n)).collect();
-    for (row, &g) in target.iter().enumerate() {
-        out[g as usize].push_row(&decoded, row);
-    }
-    // Freed before the shards are processed.
-    drop(decoded);
-    out
+    rows
 }
 
 #[cfg(test)]
@@ -525,7 +535,16 @@ mod tests {
             decoded.place.push((0, 0));
         }
         let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
-        let parts = split_in_memory(decoded, &groups, |n| n as usize % 8);
+        let parts: Vec<Decoded> = rows_by_group(&decoded, &groups, |n| n as usize % 8)
+            .iter()
+            .map(|rows| {
+                let mut part = Decoded::default();
+                for &row in rows {
+                    part.push_row(&decoded, row as usize);
+                }
+                part
+            })
+            .collect();
         assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);
         let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.clone()).collect();
         ts.sort_unstable();
