@@ -44,9 +44,22 @@ impl Ingester<'_> {
         std::thread::scope(|scope| {
             let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD);
             scope.spawn(move || {
-                for batch in reader {
-                    // The receiver is gone when pushing failed: stop reading.
-                    if sender.send(batch).is_err() {
+                let mut reader = reader;
+                loop {
+                    // A corrupt page can make the decoder panic: it is this file's error,
+                    // not the run's crash.
+                    let next =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+                            .unwrap_or_else(|_| {
+                                Some(Err(arrow_schema::ArrowError::ParquetError(
+                                    "the decoder failed on a corrupt page".into(),
+                                )))
+                            });
+                    let Some(batch) = next else { break };
+                    let failed = batch.is_err();
+                    // The receiver is gone when pushing failed; after an error the reader
+                    // is in no state to go on.
+                    if sender.send(batch).is_err() || failed {
                         break;
                     }
                 }

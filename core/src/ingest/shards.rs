@@ -49,7 +49,8 @@ struct ShardCounts {
 /// of whole partitions.
 enum ShardInput {
     Memory(Vec<u32>),
-    Files(Vec<(PathBuf, u64)>),
+    /// The group's first partition, and its files with their rows.
+    Files(usize, Vec<(PathBuf, u64)>),
 }
 
 /// Groups decoded pings by device (in increasing pseudonym), sorts each device's pings
@@ -293,7 +294,7 @@ impl Ingester<'_> {
         if let Some(spill) = &mut self.spill {
             spill.write(&decoded)?;
             decoded = Decoded::default();
-            for (path, _) in spill.partitions.close() {
+            for (path, _) in spill.partitions.close().into_iter().flatten() {
                 spill::read(&path, &mut decoded)?;
             }
         }
@@ -356,23 +357,18 @@ impl Ingester<'_> {
             spill.write(&decoded)?;
             self.bytes_spilled = spill.bytes;
             decoded = Decoded::default();
-            let mut files: Vec<Option<(PathBuf, u64)>> = vec![None; PARTITIONS];
-            for (path, rows) in spill.partitions.close() {
-                let partition = spill_partition(&path);
-                files[partition] = Some((path, rows));
-            }
+            let mut files = spill.partitions.close();
             partition_groups(PARTITIONS, &fin.colliding, |n| {
                 partition_of(u64::from(n), PARTITIONS)
             })
             .into_iter()
             .map(|group| {
-                group
-                    .iter()
-                    .filter_map(|&p| files[p].take())
-                    .collect::<Vec<_>>()
+                let first = group[0];
+                let files: Vec<_> = group.iter().filter_map(|&p| files[p].take()).collect();
+                (first, files)
             })
-            .filter(|files| !files.is_empty())
-            .map(ShardInput::Files)
+            .filter(|(_, files)| !files.is_empty())
+            .map(|(first, files)| ShardInput::Files(first, files))
             .collect()
         } else {
             let count = (decoded.len() as u64)
@@ -406,7 +402,7 @@ impl Ingester<'_> {
             Ok((work(&pings)?, counts))
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
-            let files = match input {
+            let (first, files) = match input {
                 ShardInput::Memory(rows) => {
                     let mut shard = Decoded::with_capacity(rows.len());
                     for &row in &rows {
@@ -415,7 +411,7 @@ impl Ingester<'_> {
                     drop(rows);
                     return Ok(vec![finish_one(shard, cancel)?]);
                 }
-                ShardInput::Files(files) => files,
+                ShardInput::Files(first, files) => (first, files),
             };
             let rows: u64 = files.iter().map(|(_, rows)| rows).sum();
             let (Some(dir), true) = (&spill_dir, rows > shard_rows) else {
@@ -430,7 +426,7 @@ impl Ingester<'_> {
             // Too large for one shard: split again by device, which keeps colliding
             // subscribers together (they share the pseudonym).
             let pieces = rows.div_ceil(shard_rows) as usize;
-            let prefix = format!("split-{}", spill_partition(&files[0].0));
+            let prefix = format!("split-{first}");
             let mut split = PartitionedFiles::new(dir, &prefix, pieces);
             for (path, _) in &files {
                 let mut decoded = Decoded::default();
@@ -443,7 +439,7 @@ impl Ingester<'_> {
                 cancel.check()?;
             }
             let mut out = Vec::with_capacity(pieces);
-            for (path, _) in split.close() {
+            for (path, _) in split.close().into_iter().flatten() {
                 let mut decoded = Decoded::default();
                 spill::read(&path, &mut decoded)?;
                 let _ = std::fs::remove_file(&path);
@@ -479,15 +475,6 @@ impl Ingester<'_> {
         );
         Ok((parts, self.report))
     }
-}
-
-/// The partition number in a spill file's name (`part-0042.bin`).
-fn spill_partition(path: &std::path::Path) -> usize {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .and_then(|s| s.rsplit('-').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The rows of decoded pings that each group of partitions takes, by subscriber, in

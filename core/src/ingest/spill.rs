@@ -110,14 +110,14 @@ impl PartitionedFiles {
         Ok(written)
     }
 
-    /// Closes the files and returns each file's path and rows (files without rows are
-    /// left out).
-    pub(crate) fn close(&mut self) -> Vec<(PathBuf, u64)> {
+    /// Closes the files and returns, for each, its path and rows (`None` for a file
+    /// without rows).
+    pub(crate) fn close(&mut self) -> Vec<Option<(PathBuf, u64)>> {
         self.files.clear();
         std::mem::take(&mut self.paths)
             .into_iter()
             .zip(std::mem::take(&mut self.rows))
-            .filter(|&(_, rows)| rows > 0)
+            .map(|(path, rows)| (rows > 0).then_some((path, rows)))
             .collect()
     }
 }
@@ -264,7 +264,7 @@ mod tests {
         spill.write(&decoded).unwrap();
         spill.write(&decoded).unwrap();
         assert!(spill.bytes > 0);
-        let files = spill.partitions.close();
+        let files: Vec<(PathBuf, u64)> = spill.partitions.close().into_iter().flatten().collect();
         let mut back = Decoded::default();
         let mut seen = std::collections::HashMap::new();
         for (path, rows) in &files {
