@@ -12,12 +12,13 @@ mod common;
 use std::hint::black_box;
 use std::sync::Arc;
 
+use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crowdtally::ingest::Ingester;
-use crowdtally::{Config, Key, PingColumns, prepare};
+use crowdtally::{Config, Geography, Key, PingColumns, prepare};
 
 fn bench_pseudonymize(c: &mut Criterion) {
     let key = Key::new(b"benchmark key of 16+ bytes".to_vec());
@@ -65,6 +66,20 @@ fn bench_prepare(c: &mut Criterion) {
     }
 }
 
+/// An ingester on every core with `batch` pushed.
+fn pushed<'a>(
+    geography: &'a Geography,
+    config: &'a Config,
+    columns: &PingColumns,
+    batch: &RecordBatch,
+) -> Ingester<'a> {
+    let mut ingester = Ingester::new(geography, config, columns)
+        .and_then(|i| i.with_threads(0))
+        .expect("valid");
+    ingester.push(batch).expect("pushes");
+    ingester
+}
+
 /// The per-ping part of ingestion alone: decoding, cleaning (opt-out included), numbering
 /// subscribers, location and region and zone look-up on every core, without the
 /// per-device grouping and sorting of `finish` (pseudonymization is once per distinct
@@ -80,13 +95,7 @@ fn bench_push(c: &mut Criterion) {
             let batch = pings(n, as_cells);
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
-                b.iter(|| {
-                    let mut ingester = Ingester::new(&geography, &config, &columns)
-                        .and_then(|i| i.with_threads(0))
-                        .expect("valid");
-                    ingester.push(black_box(batch)).expect("pushes");
-                    ingester
-                });
+                b.iter(|| pushed(&geography, &config, &columns, black_box(batch)));
             });
         }
         group.finish();
@@ -106,13 +115,7 @@ fn bench_finish(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
             b.iter_batched(
-                || {
-                    let mut ingester = Ingester::new(&geography, &config, &columns)
-                        .and_then(|i| i.with_threads(0))
-                        .expect("valid");
-                    ingester.push(batch).expect("pushes");
-                    ingester
-                },
+                || pushed(&geography, &config, &columns, batch),
                 |ingester| ingester.finish().expect("finishes"),
                 BatchSize::PerIteration,
             );

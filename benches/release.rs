@@ -58,29 +58,13 @@ fn bench_release(c: &mut Criterion) {
         let geography = scenario.geography();
         let config = scenario.run_config();
         group.throughput(Throughput::Elements(pings as u64));
-        group.bench_with_input(
-            BenchmarkId::new("analyze", pings),
-            &batches,
-            |b, batches| {
-                b.iter(|| {
-                    analyze(
-                        batches.iter().cloned().map(Ok),
-                        geography,
-                        &config,
-                        &PingColumns::default(),
-                        black_box(&options),
-                        &RunOptions::default(),
-                    )
-                    .expect("analyzes")
-                });
-            },
-        );
         let mut budget = RunOptions::default();
         budget.memory_limit = Some(64 << 20);
-        group.bench_with_input(
-            BenchmarkId::new("analyze_spilled", pings),
-            &batches,
-            |b, batches| {
+        for (name, run) in [
+            ("analyze", RunOptions::default()),
+            ("analyze_spilled", budget),
+        ] {
+            group.bench_with_input(BenchmarkId::new(name, pings), &batches, |b, batches| {
                 b.iter(|| {
                     analyze(
                         batches.iter().cloned().map(Ok),
@@ -88,12 +72,12 @@ fn bench_release(c: &mut Criterion) {
                         &config,
                         &PingColumns::default(),
                         black_box(&options),
-                        &budget,
+                        &run,
                     )
                     .expect("analyzes")
                 });
-            },
-        );
+            });
+        }
         let prepared = prepare(
             batches.iter().cloned().map(Ok),
             geography,
