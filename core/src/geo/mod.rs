@@ -5,6 +5,7 @@
 //! needs (its leaf region, its zones) is one hash probe.
 
 mod geojson;
+mod locator;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -14,6 +15,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 
+pub use locator::CellLocator;
 pub use tables::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
 
 /// The index of a region in [`Geography::regions`].
