@@ -21,13 +21,13 @@ use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::ArrowError;
-use h3o::{CellIndex, LatLng, Resolution};
+use h3o::{CellIndex, Resolution};
 use rustc_hash::FxHashMap;
 
 use crate::calendar::Calendar;
 use crate::config::{Config, SubscriberKind};
 use crate::error::{Error, Result};
-use crate::geo::{Geography, RegionIndex, ZoneSetIndex};
+use crate::geo::{CellLocator, Geography, RegionIndex, ZoneSetIndex};
 use crate::pseudonym::Pseudonymizer;
 use crate::report::{DropReason, QualityReport};
 
@@ -73,43 +73,94 @@ impl Decoded {
     }
 }
 
+/// A raw subscriber id as a hash-map key. Ids of up to 31 bytes (IMSIs, MSISDNs,
+/// 128-bit hashes) are held in the entry itself, so that a look-up among millions of
+/// subscribers reads the entry's cache line and no pointer beyond it. No `Debug`: it
+/// holds a raw id. It hashes and compares as its bytes, so maps of it are looked up by
+/// `&[u8]` without building a key.
+enum IdKey {
+    Inline(u8, [u8; 31]),
+    Boxed(Box<[u8]>),
+}
+
+impl IdKey {
+    fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= 31 {
+            let mut inline = [0; 31];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            Self::Inline(bytes.len() as u8, inline)
+        } else {
+            Self::Boxed(bytes.into())
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline(len, inline) => &inline[..*len as usize],
+            Self::Boxed(bytes) => bytes,
+        }
+    }
+}
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for IdKey {}
+
+impl std::hash::Hash for IdKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bytes().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for IdKey {
+    fn borrow(&self) -> &[u8] {
+        self.bytes()
+    }
+}
+
 /// Distinct subscribers seen, as their §3 bytes, numbered in order of appearance.
-#[derive(Default)]
 struct Subscribers {
-    number_of: FxHashMap<Box<[u8]>, u32>,
+    number_of: FxHashMap<IdKey, u32>,
     opted_out: Vec<bool>,
     /// Whether the subscriber has a ping that passed every per-row rule.
     has_row: Vec<bool>,
-    last: Option<(Box<[u8]>, u32)>,
+    /// The last id looked up and its number (`u32::MAX`: none yet).
+    last: (Vec<u8>, u32),
+}
+
+impl Default for Subscribers {
+    fn default() -> Self {
+        Self {
+            number_of: FxHashMap::default(),
+            opted_out: Vec::new(),
+            has_row: Vec::new(),
+            last: (Vec::new(), u32::MAX),
+        }
+    }
 }
 
 impl Subscribers {
     fn number(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
         // Feeds often list a subscriber's pings together: the last id is the likeliest.
-        if let Some((last, number)) = &self.last
-            && **last == *bytes
-        {
-            return *number;
+        if self.last.1 != u32::MAX && self.last.0 == bytes {
+            return self.last.1;
         }
-        let number = self.lookup(bytes, opt_out);
-        match &mut self.last {
-            Some((last, n)) if last.len() == bytes.len() => {
-                last.copy_from_slice(bytes);
-                *n = number;
-            }
-            slot => *slot = Some((bytes.into(), number)),
-        }
-        number
-    }
-
-    fn lookup(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
-        if let Some(&number) = self.number_of.get(bytes) {
-            return number;
-        }
-        let number = self.opted_out.len() as u32;
-        self.opted_out.push(opt_out.contains(bytes));
-        self.has_row.push(false);
-        self.number_of.insert(bytes.into(), number);
+        let number = if let Some(&number) = self.number_of.get(bytes) {
+            number
+        } else {
+            let number = self.opted_out.len() as u32;
+            self.opted_out.push(opt_out.contains(bytes));
+            self.has_row.push(false);
+            self.number_of.insert(IdKey::new(bytes), number);
+            number
+        };
+        self.last.0.clear();
+        self.last.0.extend_from_slice(bytes);
+        self.last.1 = number;
         number
     }
 }
@@ -121,6 +172,8 @@ struct Countries {
     /// Numbers of the upper-cased codes, so that a new spelling costs one look-up.
     number_of_code: FxHashMap<String, u16>,
     codes: Vec<String>,
+    /// The last spelling looked up and its number: most pings are of one country.
+    last: (String, u16),
 }
 
 impl Default for Countries {
@@ -129,12 +182,24 @@ impl Default for Countries {
             number_of: FxHashMap::default(),
             number_of_code: FxHashMap::default(),
             codes: vec![String::new()],
+            last: (String::new(), NO_COUNTRY),
         }
     }
 }
 
 impl Countries {
     fn number(&mut self, raw: &str, column: &str) -> Result<u16> {
+        if self.last.0 == raw {
+            return Ok(self.last.1);
+        }
+        let n = self.look_up(raw, column)?;
+        self.last.0.clear();
+        self.last.0.push_str(raw);
+        self.last.1 = n;
+        Ok(n)
+    }
+
+    fn look_up(&mut self, raw: &str, column: &str) -> Result<u16> {
         let code = raw.trim();
         if code.is_empty() {
             return Ok(NO_COUNTRY);
@@ -240,8 +305,8 @@ pub struct Ingester<'a> {
     countries: Countries,
     decoded: Decoded,
     report: QualityReport,
-    /// Cells of recently seen lat/lon pairs: positions repeat (antennas, grid points).
-    positions: Memo<(u64, u64), Option<u64>>,
+    /// What lat/lon positions are located with, kept from batch to batch.
+    positions: PositionCaches,
     /// Where pings are located.
     threads: Threads,
     /// The given period's bounds in epoch seconds, `[from, until)`.
@@ -324,7 +389,7 @@ impl<'a> Ingester<'a> {
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             decoded: Decoded::default(),
-            positions: Memo::new(12),
+            positions: PositionCaches::default(),
             threads: Threads::Calling,
             report: QualityReport {
                 version: crate::VERSION,
@@ -393,12 +458,13 @@ impl<'a> Ingester<'a> {
         const ROWS_PER_TASK: usize = 1 << 14;
         let (resolution, geography) = (self.resolution, self.geography);
         let opted_out = &self.subscribers.opted_out;
-        let locate_row = move |row: usize, memo: &mut Memo<(u64, u64), Option<u64>>| {
+        let caches = &self.positions;
+        let locate_row = move |row: usize, cache: &mut PositionCache| {
             let number = numbers[row];
             if number == u32::MAX || opted_out[number as usize] {
                 return None;
             }
-            let cell = locate(positions.raw(row), resolution, memo)?;
+            let cell = locate(positions.raw(row), resolution, cache)?;
             let index = CellIndex::try_from(cell).expect("located cells are valid");
             Some((cell, geography.leaf_of(index), geography.zone_set_of(index)))
         };
@@ -407,15 +473,21 @@ impl<'a> Ingester<'a> {
             (0..numbers.len())
                 .into_par_iter()
                 .with_min_len(ROWS_PER_TASK)
-                .map_init(|| Memo::new(12), |memo, row| locate_row(row, memo))
+                .map_init(
+                    || caches.lend(resolution),
+                    |cache, row| locate_row(row, cache),
+                )
                 .collect()
         };
         match &self.threads {
             Threads::Own(pool) if numbers.len() > ROWS_PER_TASK => pool.install(parallel),
             Threads::Global if numbers.len() > ROWS_PER_TASK => parallel(),
-            _ => (0..numbers.len())
-                .map(|row| locate_row(row, &mut self.positions))
-                .collect(),
+            _ => {
+                let mut cache = caches.lend(resolution);
+                (0..numbers.len())
+                    .map(|row| locate_row(row, &mut cache))
+                    .collect()
+            }
         }
     }
 
@@ -590,12 +662,64 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
 /// A located ping: its cell at the analysis resolution, leaf region and zone set.
 type Located = (u64, RegionIndex, ZoneSetIndex);
 
+/// What one worker locates lat/lon positions with: a memo of exact positions, for those
+/// that repeat (antennas, grid points), in front of the cell locator, for those that
+/// cluster. Both only ever give h3o's cell.
+struct PositionCache {
+    memo: Memo<(u64, u64), Option<u64>>,
+    locator: CellLocator,
+}
+
+/// The position caches not lent to a worker. They learn the places pings come from, so
+/// they are kept from batch to batch: one per worker at a time, each of bounded size.
+#[derive(Default)]
+struct PositionCaches {
+    idle: std::sync::Mutex<Vec<PositionCache>>,
+}
+
+impl PositionCaches {
+    /// An idle cache, or a new one, given back when the loan is dropped.
+    fn lend(&self, resolution: Resolution) -> LentCache<'_> {
+        let idle = self.idle.lock().map(|mut idle| idle.pop()).ok().flatten();
+        LentCache {
+            cache: Some(idle.unwrap_or_else(|| PositionCache {
+                memo: Memo::new(12),
+                locator: CellLocator::new(resolution),
+            })),
+            caches: self,
+        }
+    }
+}
+
+/// A position cache lent to a worker.
+struct LentCache<'c> {
+    cache: Option<PositionCache>,
+    caches: &'c PositionCaches,
+}
+
+impl std::ops::Deref for LentCache<'_> {
+    type Target = PositionCache;
+    fn deref(&self) -> &PositionCache {
+        self.cache.as_ref().expect("lent until dropped")
+    }
+}
+
+impl std::ops::DerefMut for LentCache<'_> {
+    fn deref_mut(&mut self) -> &mut PositionCache {
+        self.cache.as_mut().expect("lent until dropped")
+    }
+}
+
+impl Drop for LentCache<'_> {
+    fn drop(&mut self) {
+        if let (Some(cache), Ok(mut idle)) = (self.cache.take(), self.caches.idle.lock()) {
+            idle.push(cache);
+        }
+    }
+}
+
 /// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
-fn locate(
-    position: RawPosition,
-    resolution: Resolution,
-    positions: &mut Memo<(u64, u64), Option<u64>>,
-) -> Option<u64> {
+fn locate(position: RawPosition, resolution: Resolution, cache: &mut PositionCache) -> Option<u64> {
     match position {
         RawPosition::Cell(raw) => {
             let cell = CellIndex::try_from(raw).ok()?;
@@ -609,10 +733,9 @@ fn locate(
                 return None;
             }
             let key = (lat.to_bits(), lon.to_bits());
-            positions.get_or(key, key.0 ^ key.1.rotate_left(32), || {
-                LatLng::new(lat, lon)
-                    .ok()
-                    .map(|p| u64::from(p.to_cell(resolution)))
+            let PositionCache { memo, locator } = cache;
+            memo.get_or(key, key.0 ^ key.1.rotate_left(32), || {
+                locator.cell(lat, lon).map(u64::from)
             })
         }
         RawPosition::Bad => None,

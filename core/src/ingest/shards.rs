@@ -237,11 +237,11 @@ impl Ingester<'_> {
         let mut device_of = vec![0_u64; has_row.len()];
         for (bytes, &number) in &self.subscribers.number_of {
             if has_row[number as usize] {
-                device_of[number as usize] = pseudonymizer.device(bytes);
+                device_of[number as usize] = pseudonymizer.device(bytes.bytes());
             }
         }
         drop(std::mem::take(&mut self.subscribers.number_of));
-        self.subscribers.last = None;
+        self.subscribers.last = (Vec::new(), u32::MAX);
 
         let mut by_device: Vec<(u64, u32)> = (0..has_row.len() as u32)
             .filter(|&n| has_row[n as usize])
