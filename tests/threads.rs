@@ -1,6 +1,6 @@
 //! Locating pings on several threads (`Ingester::with_threads`, and `prepare`, which uses
 //! every core) gives exactly the result of one thread, on batches large enough for the
-//! parallel path to share them out (it takes batches above 16,384 rows, 16,384 rows a
+//! parallel path to share them out (it takes batches above 4,096 rows, 4,096 rows a
 //! task).
 
 use arrow_array::RecordBatch;
@@ -15,7 +15,7 @@ use proptest::prelude::*;
 
 /// Rows a task of the parallel path takes at least; batches must be larger than this to
 /// run on several threads, and twice as large to make two tasks.
-const ROWS_PER_TASK: usize = 1 << 14;
+const ROWS_PER_TASK: usize = 1 << 12;
 
 fn with_threads(batches: &[RecordBatch], config: &Config, threads: usize) -> Prepared {
     let geography = fixture_geography();

@@ -53,7 +53,7 @@ impl RunOptions {
 }
 
 /// The smallest memory budget accepted: below it, fixed costs (the geography, thread
-/// stacks, one input batch) dominate and no budget can be kept.
+/// stacks, the input batches in flight) dominate and no budget can be kept.
 pub const MIN_MEMORY_LIMIT: u64 = 1 << 20;
 
 /// Half of the memory this process may use: the machine's RAM, or the control group's

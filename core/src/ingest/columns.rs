@@ -1,5 +1,7 @@
 //! Typed, per-batch access to the pings' columns.
 
+use std::sync::Arc;
+
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
     Float64Type, Int64Type, TimestampMicrosecondType, TimestampMillisecondType,
@@ -52,10 +54,40 @@ pub(crate) enum SubscriberColumn {
     Bytes(ArrayRef),
     Signed(Int64Array),
     Unsigned(UInt64Array),
+    /// Text or binary ids stored once in `values` and referred to by each row's key, as
+    /// Parquet stores them: each distinct id can be looked up once, not once per row.
+    Dictionary {
+        /// The dictionary array itself, for its key nulls.
+        array: ArrayRef,
+        keys: Vec<usize>,
+        values: ArrayRef,
+    },
 }
 
 impl SubscriberColumn {
     pub(crate) fn new(array: &ArrayRef, name: &str) -> Result<(Self, SubscriberKind)> {
+        if let DataType::Dictionary(_, value_type) = array.data_type()
+            && !array.as_any_dictionary().values().is_empty()
+            && matches!(
+                **value_type,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+            )
+        {
+            let dictionary = array.as_any_dictionary();
+            let kind = if is_text(value_type) {
+                SubscriberKind::Text
+            } else {
+                SubscriberKind::Binary
+            };
+            return Ok((
+                Self::Dictionary {
+                    array: Arc::clone(array),
+                    keys: dictionary.normalized_keys(),
+                    values: Arc::clone(dictionary.values()),
+                },
+                kind,
+            ));
+        }
         let array = plain(array)?;
         let data_type = array.data_type().clone();
         Ok(match data_type {
@@ -137,8 +169,36 @@ impl SubscriberColumn {
                 }
                 _ => (0..array.len()).for_each(|row| visit(row, None)),
             },
+            Self::Dictionary {
+                array,
+                keys,
+                values,
+            } => {
+                for (row, &key) in keys.iter().enumerate() {
+                    let bytes = if array.is_null(row) {
+                        None
+                    } else {
+                        dictionary_value(values, key)
+                    };
+                    visit(row, bytes);
+                }
+            }
         }
     }
+}
+
+/// The bytes of value `index` of a dictionary's text or binary values; `None` if null.
+pub(crate) fn dictionary_value(values: &ArrayRef, index: usize) -> Option<&[u8]> {
+    if values.is_null(index) {
+        return None;
+    }
+    Some(match values.data_type() {
+        DataType::Utf8 => values.as_string::<i32>().value(index).as_bytes(),
+        DataType::LargeUtf8 => values.as_string::<i64>().value(index).as_bytes(),
+        DataType::Binary => values.as_binary::<i32>().value(index),
+        DataType::LargeBinary => values.as_binary::<i64>().value(index),
+        _ => return None,
+    })
 }
 
 /// The time column of one batch.

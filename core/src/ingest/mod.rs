@@ -73,6 +73,9 @@ impl Decoded {
     }
 }
 
+/// In a dictionary's numbers: a value no row has referred to yet.
+const UNNUMBERED: u32 = u32::MAX - 1;
+
 /// A raw subscriber id as a hash-map key. Ids of up to 31 bytes (IMSIs, MSISDNs,
 /// 128-bit hashes) are held in the entry itself, so that a look-up among millions of
 /// subscribers reads the entry's cache line and no pointer beyond it. No `Debug`: it
@@ -307,6 +310,9 @@ pub struct Ingester<'a> {
     report: QualityReport,
     /// What lat/lon positions are located with, kept from batch to batch.
     positions: PositionCaches,
+    /// The values of the last dictionary of subscriber ids and the number of each
+    /// (`UNNUMBERED` until a row refers to it).
+    dictionary_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
     /// Where pings are located.
     threads: Threads,
     /// The given period's bounds in epoch seconds, `[from, until)`.
@@ -390,6 +396,7 @@ impl<'a> Ingester<'a> {
             countries: Countries::default(),
             decoded: Decoded::default(),
             positions: PositionCaches::default(),
+            dictionary_numbers: None,
             threads: Threads::Calling,
             report: QualityReport {
                 version: crate::VERSION,
@@ -444,51 +451,6 @@ impl<'a> Ingester<'a> {
     pub fn with_progress(mut self, callback: crate::run::ProgressCallback<'a>) -> Self {
         self.progress = Some(callback);
         self
-    }
-
-    /// Each row's cell, leaf and zone set; `None` for a bad position and for rows that
-    /// are dropped before their position is looked at (`numbers[row]` is `u32::MAX` for
-    /// a bad subscriber; opted-out subscribers are flagged in `opted_out`). In parallel
-    /// when the ingester has threads and the batch is large enough to share out.
-    fn locate_rows(
-        &mut self,
-        positions: &PositionColumns,
-        numbers: &[u32],
-    ) -> Vec<Option<Located>> {
-        const ROWS_PER_TASK: usize = 1 << 14;
-        let (resolution, geography) = (self.resolution, self.geography);
-        let opted_out = &self.subscribers.opted_out;
-        let caches = &self.positions;
-        let locate_row = move |row: usize, cache: &mut PositionCache| {
-            let number = numbers[row];
-            if number == u32::MAX || opted_out[number as usize] {
-                return None;
-            }
-            let cell = locate(positions.raw(row), resolution, cache)?;
-            let index = CellIndex::try_from(cell).expect("located cells are valid");
-            Some((cell, geography.leaf_of(index), geography.zone_set_of(index)))
-        };
-        let parallel = || {
-            use rayon::prelude::*;
-            (0..numbers.len())
-                .into_par_iter()
-                .with_min_len(ROWS_PER_TASK)
-                .map_init(
-                    || caches.lend(resolution),
-                    |cache, row| locate_row(row, cache),
-                )
-                .collect()
-        };
-        match &self.threads {
-            Threads::Own(pool) if numbers.len() > ROWS_PER_TASK => pool.install(parallel),
-            Threads::Global if numbers.len() > ROWS_PER_TASK => parallel(),
-            _ => {
-                let mut cache = caches.lend(resolution);
-                (0..numbers.len())
-                    .map(|row| locate_row(row, &mut cache))
-                    .collect()
-            }
-        }
     }
 
     /// The geography pings are located in.
@@ -556,10 +518,39 @@ impl<'a> Ingester<'a> {
         let rows = batch.num_rows();
         self.report.pings_read += rows as u64;
         let mut numbers = Vec::with_capacity(rows);
-        subscribers.for_each(|_, bytes| {
-            numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
-        });
-        let located = self.locate_rows(&positions, &numbers);
+        if let SubscriberColumn::Dictionary {
+            array,
+            keys,
+            values,
+        } = &subscribers
+        {
+            // Parquet readers give every batch of a column chunk the chunk's dictionary:
+            // the numbers of its ids are kept until the dictionary changes.
+            let table = match &mut self.dictionary_numbers {
+                Some((known, table)) if Arc::ptr_eq(known, values) => table,
+                slot => {
+                    &mut slot
+                        .insert((Arc::clone(values), vec![UNNUMBERED; values.len()]))
+                        .1
+                }
+            };
+            let nulls = array.nulls();
+            for (row, &key) in keys.iter().enumerate() {
+                if nulls.is_some_and(|nulls| nulls.is_null(row)) {
+                    numbers.push(u32::MAX);
+                    continue;
+                }
+                if table[key] == UNNUMBERED {
+                    table[key] = columns::dictionary_value(values, key)
+                        .map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out));
+                }
+                numbers.push(table[key]);
+            }
+        } else {
+            subscribers.for_each(|_, bytes| {
+                numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
+            });
+        }
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
         let mut dropped = [0_u64; 5];
@@ -578,50 +569,68 @@ impl<'a> Ingester<'a> {
         decoded.cell.reserve(wanted);
         decoded.country.reserve(wanted);
         decoded.place.reserve(wanted);
-        for (row, &number) in numbers.iter().enumerate() {
-            if number == u32::MAX {
-                dropped[1] += 1;
-                continue;
-            }
-            if self.subscribers.opted_out[number as usize] {
-                dropped[0] += 1;
-                continue;
-            }
-            let Some((cell, leaf, zone_set)) = located[row] else {
-                dropped[2] += 1;
-                continue;
-            };
-            // An instant the calendar cannot date (typically milliseconds read as
-            // seconds) is no usable time: kept, it would wreck the derived period.
-            let Some(instant) = ts
-                .instant(row, &mut resolver)
-                .filter(|t| on_calendar.contains(t))
-            else {
-                dropped[3] += 1;
-                continue;
-            };
-            if let Some((from, until)) = window
-                && !(from..until).contains(&instant)
-            {
-                dropped[4] += 1;
-                continue;
-            }
-            span = Some(span.map_or((instant, instant), |(first, last)| {
-                (first.min(instant), last.max(instant))
-            }));
-            self.subscribers.has_row[number as usize] = true;
-            let country = match country {
-                Some(array) if !array.is_null(row) => {
-                    self.countries.number(array.value(row), &columns.country)?
+        let Subscribers {
+            opted_out, has_row, ..
+        } = &mut self.subscribers;
+        let opted_out: &[bool] = opted_out;
+        let countries = &mut self.countries;
+        let locating = Locating {
+            threads: &self.threads,
+            caches: &self.positions,
+            geography: self.geography,
+            resolution: self.resolution,
+            positions: &positions,
+            numbers: &numbers,
+            opted_out,
+        };
+        locating.in_chunks(|range, located| {
+            for (row, &located) in range.zip(located) {
+                let number = numbers[row];
+                if number == u32::MAX {
+                    dropped[1] += 1;
+                    continue;
                 }
-                _ => NO_COUNTRY,
-            };
-            decoded.subscriber.push(number);
-            decoded.ts.push(instant);
-            decoded.cell.push(cell);
-            decoded.country.push(country);
-            decoded.place.push((leaf, zone_set));
-        }
+                if opted_out[number as usize] {
+                    dropped[0] += 1;
+                    continue;
+                }
+                let Some((cell, leaf, zone_set)) = located else {
+                    dropped[2] += 1;
+                    continue;
+                };
+                // An instant the calendar cannot date (typically milliseconds read as
+                // seconds) is no usable time: kept, it would wreck the derived period.
+                let Some(instant) = ts
+                    .instant(row, &mut resolver)
+                    .filter(|t| on_calendar.contains(t))
+                else {
+                    dropped[3] += 1;
+                    continue;
+                };
+                if let Some((from, until)) = window
+                    && !(from..until).contains(&instant)
+                {
+                    dropped[4] += 1;
+                    continue;
+                }
+                span = Some(span.map_or((instant, instant), |(first, last)| {
+                    (first.min(instant), last.max(instant))
+                }));
+                has_row[number as usize] = true;
+                let country = match country {
+                    Some(array) if !array.is_null(row) => {
+                        countries.number(array.value(row), &columns.country)?
+                    }
+                    _ => NO_COUNTRY,
+                };
+                decoded.subscriber.push(number);
+                decoded.ts.push(instant);
+                decoded.cell.push(cell);
+                decoded.country.push(country);
+                decoded.place.push((leaf, zone_set));
+            }
+            Ok(())
+        })?;
         for (reason, count) in [
             DropReason::OptOut,
             DropReason::BadSubscriber,
@@ -715,6 +724,102 @@ impl Drop for LentCache<'_> {
         if let (Some(cache), Ok(mut idle)) = (self.cache.take(), self.caches.idle.lock()) {
             idle.push(cache);
         }
+    }
+}
+
+/// What locating a batch's rows needs: where, with what, and which rows to skip.
+struct Locating<'b> {
+    threads: &'b Threads,
+    caches: &'b PositionCaches,
+    geography: &'b Geography,
+    resolution: Resolution,
+    positions: &'b PositionColumns,
+    /// Each row's subscriber number, `u32::MAX` for a bad subscriber.
+    numbers: &'b [u32],
+    opted_out: &'b [bool],
+}
+
+impl Locating<'_> {
+    /// The rows of one chunk of a batch.
+    const CHUNK_ROWS: usize = 1 << 12;
+
+    /// Each row's cell, leaf and zone set, handed to `consume` chunk by chunk in row
+    /// order on the calling thread. With threads, chunks are located on the pool while
+    /// `consume` works through the earlier ones, so that the caller's serial work
+    /// overlaps location. A row dropped before its position is looked at (bad or
+    /// opted-out subscriber) is not located, and gets `None` like a bad position.
+    fn in_chunks(
+        &self,
+        mut consume: impl FnMut(std::ops::Range<usize>, &[Option<Located>]) -> Result<()>,
+    ) -> Result<()> {
+        let rows = self.numbers.len();
+        match self.threads {
+            Threads::Own(pool) if rows > Self::CHUNK_ROWS => {
+                pool.in_place_scope(|scope| self.pipelined(scope, &mut consume))
+            }
+            Threads::Global if rows > Self::CHUNK_ROWS => {
+                rayon::in_place_scope(|scope| self.pipelined(scope, &mut consume))
+            }
+            _ => consume(0..rows, &self.chunk(0..rows)),
+        }
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = std::ops::Range<usize>> + use<> {
+        let rows = self.numbers.len();
+        (0..rows)
+            .step_by(Self::CHUNK_ROWS)
+            .map(move |start| start..(start + Self::CHUNK_ROWS).min(rows))
+    }
+
+    /// Spawns every chunk on `scope`, then consumes them in order as they arrive.
+    fn pipelined<'s>(
+        &'s self,
+        scope: &rayon::Scope<'s>,
+        consume: &mut impl FnMut(std::ops::Range<usize>, &[Option<Located>]) -> Result<()>,
+    ) -> Result<()> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        for range in self.chunks() {
+            let sender = sender.clone();
+            scope.spawn(move |_| {
+                // The receiver is gone only when `consume` failed.
+                let _ = sender.send((range.start, self.chunk(range)));
+            });
+        }
+        drop(sender);
+        let mut arrived = FxHashMap::default();
+        for range in self.chunks() {
+            let located = loop {
+                if let Some(located) = arrived.remove(&range.start) {
+                    break located;
+                }
+                // Every sender is gone when a worker panicked: the scope re-raises it.
+                let Ok((start, located)) = receiver.recv() else {
+                    return Ok(());
+                };
+                arrived.insert(start, located);
+            };
+            consume(range, &located)?;
+        }
+        Ok(())
+    }
+
+    fn chunk(&self, range: std::ops::Range<usize>) -> Vec<Option<Located>> {
+        let mut cache = self.caches.lend(self.resolution);
+        range
+            .map(|row| {
+                let number = self.numbers[row];
+                if number == u32::MAX || self.opted_out[number as usize] {
+                    return None;
+                }
+                let cell = locate(self.positions.raw(row), self.resolution, &mut cache)?;
+                let index = CellIndex::try_from(cell).expect("located cells are valid");
+                Some((
+                    cell,
+                    self.geography.leaf_of(index),
+                    self.geography.zone_set_of(index),
+                ))
+            })
+            .collect()
     }
 }
 

@@ -5,8 +5,12 @@ use std::fs::File;
 use std::path::Path;
 
 use arrow_array::{RecordBatch, RecordBatchReader};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
+use parquet::errors::ParquetError;
 
 use super::{Ingester, PingColumns};
 use crate::error::{Error, Result};
@@ -29,9 +33,20 @@ impl Ingester<'_> {
             message,
         };
         let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-            .map_err(|e| file_error(format!("is not a readable Parquet file: {e}")))?;
+        let unreadable =
+            |e: ParquetError| file_error(format!("is not a readable Parquet file: {e}"));
         let columns = self.columns().clone();
+        let metadata =
+            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
+        // Subscriber ids are read as Parquet stores them, a dictionary per column chunk,
+        // so that each distinct id is looked up once per chunk rather than once per row.
+        let schema = with_dictionary_ids(metadata.schema(), &columns.subscriber);
+        let metadata = ArrowReaderMetadata::try_new(
+            std::sync::Arc::clone(metadata.metadata()),
+            ArrowReaderOptions::new().with_schema(schema),
+        )
+        .map_err(unreadable)?;
+        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
         let mask = projection(&builder, &columns);
         let reader = builder
             .with_projection(mask)
@@ -89,7 +104,7 @@ impl Ingester<'_> {
 }
 
 /// Batches decoded ahead of the one being pushed.
-const READ_AHEAD: usize = 2;
+const READ_AHEAD: usize = 8;
 
 /// The batches of a reader running on another thread.
 struct Prefetched {
@@ -113,6 +128,26 @@ impl RecordBatchReader for Prefetched {
 
 /// The top-level columns of the file that the run reads; missing ones are reported by
 /// the ingester with their role's name.
+/// `schema` with the subscriber column, when it holds text or binary, as a dictionary.
+fn with_dictionary_ids(schema: &SchemaRef, subscriber: &str) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+                if field.name() == subscriber =>
+            {
+                field.as_ref().clone().with_data_type(DataType::Dictionary(
+                    Box::new(DataType::Int32),
+                    Box::new(field.data_type().clone()),
+                ))
+            }
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 fn projection(
     builder: &ParquetRecordBatchReaderBuilder<File>,
     columns: &PingColumns,

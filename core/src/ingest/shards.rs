@@ -242,6 +242,7 @@ impl Ingester<'_> {
         }
         drop(std::mem::take(&mut self.subscribers.number_of));
         self.subscribers.last = (Vec::new(), u32::MAX);
+        self.dictionary_numbers = None;
 
         let mut by_device: Vec<(u64, u32)> = (0..has_row.len() as u32)
             .filter(|&n| has_row[n as usize])
