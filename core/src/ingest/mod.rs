@@ -27,7 +27,7 @@ use rustc_hash::FxHashMap;
 use crate::calendar::Calendar;
 use crate::config::{Config, SubscriberKind};
 use crate::error::{Error, Result};
-use crate::geo::{CellLocator, Geography, RegionIndex, ZoneSetIndex};
+use crate::geo::{CellLocator, Geography};
 use crate::pseudonym::Pseudonymizer;
 use crate::report::{DropReason, QualityReport};
 
@@ -45,8 +45,6 @@ struct Decoded {
     ts: Vec<i64>,
     cell: Vec<u64>,
     country: Vec<u16>,
-    /// Leaf region and zone set of the cell.
-    place: Vec<(RegionIndex, ZoneSetIndex)>,
 }
 
 impl Decoded {
@@ -56,7 +54,6 @@ impl Decoded {
             ts: Vec::with_capacity(rows),
             cell: Vec::with_capacity(rows),
             country: Vec::with_capacity(rows),
-            place: Vec::with_capacity(rows),
         }
     }
 
@@ -69,7 +66,6 @@ impl Decoded {
         self.ts.push(from.ts[row]);
         self.cell.push(from.cell[row]);
         self.country.push(from.country[row]);
-        self.place.push(from.place[row]);
     }
 }
 
@@ -277,7 +273,7 @@ pub struct Prepared {
 /// Streaming ingestion: push input batches one by one, then finish.
 ///
 /// Each pushed batch is decoded, cleaned and located at once and kept as compact
-/// columns (about 30 bytes a ping), so the input itself need not stay in memory.
+/// columns (22 bytes a ping), so the input itself need not stay in memory.
 /// [`prepare`] is this over an iterator of batches.
 ///
 /// # Example
@@ -568,7 +564,6 @@ impl<'a> Ingester<'a> {
         decoded.ts.reserve(wanted);
         decoded.cell.reserve(wanted);
         decoded.country.reserve(wanted);
-        decoded.place.reserve(wanted);
         let Subscribers {
             opted_out, has_row, ..
         } = &mut self.subscribers;
@@ -577,7 +572,6 @@ impl<'a> Ingester<'a> {
         let locating = Locating {
             threads: &self.threads,
             caches: &self.positions,
-            geography: self.geography,
             resolution: self.resolution,
             positions: &positions,
             numbers: &numbers,
@@ -594,7 +588,7 @@ impl<'a> Ingester<'a> {
                     dropped[0] += 1;
                     continue;
                 }
-                let Some((cell, leaf, zone_set)) = located else {
+                let Some(cell) = located else {
                     dropped[2] += 1;
                     continue;
                 };
@@ -627,7 +621,6 @@ impl<'a> Ingester<'a> {
                 decoded.ts.push(instant);
                 decoded.cell.push(cell);
                 decoded.country.push(country);
-                decoded.place.push((leaf, zone_set));
             }
             Ok(())
         })?;
@@ -668,8 +661,9 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
     rank
 }
 
-/// A located ping: its cell at the analysis resolution, leaf region and zone set.
-type Located = (u64, RegionIndex, ZoneSetIndex);
+/// A located ping: its cell at the analysis resolution (its leaf region and zone set
+/// follow from the cell, and are looked up as devices are finished).
+type Located = u64;
 
 /// What one worker locates lat/lon positions with: a memo of exact positions, for those
 /// that repeat (antennas, grid points), in front of the cell locator, for those that
@@ -731,7 +725,6 @@ impl Drop for LentCache<'_> {
 struct Locating<'b> {
     threads: &'b Threads,
     caches: &'b PositionCaches,
-    geography: &'b Geography,
     resolution: Resolution,
     positions: &'b PositionColumns,
     /// Each row's subscriber number, `u32::MAX` for a bad subscriber.
@@ -743,7 +736,7 @@ impl Locating<'_> {
     /// The rows of one chunk of a batch.
     const CHUNK_ROWS: usize = 1 << 12;
 
-    /// Each row's cell, leaf and zone set, handed to `consume` chunk by chunk in row
+    /// Each row's cell, handed to `consume` chunk by chunk in row
     /// order on the calling thread. With threads, chunks are located on the pool while
     /// `consume` works through the earlier ones, so that the caller's serial work
     /// overlaps location. A row dropped before its position is looked at (bad or
@@ -811,13 +804,7 @@ impl Locating<'_> {
                 if number == u32::MAX || self.opted_out[number as usize] {
                     return None;
                 }
-                let cell = locate(self.positions.raw(row), self.resolution, &mut cache)?;
-                let index = CellIndex::try_from(cell).expect("located cells are valid");
-                Some((
-                    cell,
-                    self.geography.leaf_of(index),
-                    self.geography.zone_set_of(index),
-                ))
+                locate(self.positions.raw(row), self.resolution, &mut cache)
             })
             .collect()
     }

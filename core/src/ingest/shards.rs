@@ -10,9 +10,13 @@
 use std::path::PathBuf;
 
 use super::spill::{self, DECODED_BYTES, PARTITIONS, PartitionedFiles, partition_of};
+use h3o::CellIndex;
+
+use super::memo::Memo;
 use super::{Decoded, Ingester, LocatedPings, Prepared, Threads, output_country};
 use crate::config::Period;
 use crate::error::Result;
+use crate::geo::Geography;
 use crate::report::{DropReason, QualityReport};
 use crate::run::{Cancel, Progress, Stage, run_shards};
 
@@ -22,7 +26,7 @@ const SHARD_BYTES: u64 = 128;
 
 /// The most rows of an in-memory shard: small shards keep the working set of the shards
 /// processed at once (and their copies of the rows) a small part of the pings.
-const IN_MEMORY_SHARD_ROWS: u64 = 1 << 20;
+const IN_MEMORY_SHARD_ROWS: u64 = 1 << 18;
 
 /// What every shard needs to finish its pings, known once all input is read.
 pub(crate) struct Finishing {
@@ -36,6 +40,9 @@ pub(crate) struct Finishing {
     pub(crate) country_rank: Vec<u16>,
     /// The codes by output country number.
     pub(crate) sorted_codes: Vec<String>,
+    /// Tables of a rank per subscriber number (all `u32::MAX` when idle), one per worker
+    /// at a time: shards are many, and each would otherwise fill one.
+    pub(crate) rank_tables: std::sync::Mutex<Vec<Vec<u32>>>,
 }
 
 /// The pings of one shard, as they are counted into the report.
@@ -56,9 +63,18 @@ enum ShardInput {
 /// Groups decoded pings by device (in increasing pseudonym), sorts each device's pings
 /// by time and keeps the first ping of each second (ties: smaller cell, then smaller
 /// country, none last). Returns the located pings and the number of duplicates dropped.
-pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u64) {
+pub(crate) fn finish_rows(
+    decoded: Decoded,
+    fin: &Finishing,
+    geography: &Geography,
+) -> (LocatedPings, u64) {
     // The subscribers present, ranked by pseudonym; colliding ones share a rank.
-    let mut rank_of = vec![u32::MAX; fin.device_of.len()];
+    let idle = fin
+        .rank_tables
+        .lock()
+        .ok()
+        .and_then(|mut tables| tables.pop());
+    let mut rank_of = idle.unwrap_or_else(|| vec![u32::MAX; fin.device_of.len()]);
     let mut present: Vec<(u64, u32)> = Vec::new();
     for &number in &decoded.subscriber {
         let slot = &mut rank_of[number as usize];
@@ -75,7 +91,6 @@ pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u
         }
         rank_of[number as usize] = (devices.len() - 1) as u32;
     }
-    drop(present);
 
     // Counting sort of the rows by device rank, gathering each row's sort key
     // (second, cell, country rank) so that the per-device sorts read contiguous memory.
@@ -86,7 +101,7 @@ pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u
     for i in 1..offsets.len() {
         offsets[i] += offsets[i - 1];
     }
-    let mut rows = vec![(0_i64, 0_u64, 0_u16, (0, 0)); decoded.len()];
+    let mut rows: Vec<DeviceRow> = vec![(0, 0, 0); decoded.len()];
     let mut next = offsets.clone();
     for (row, &number) in decoded.subscriber.iter().enumerate() {
         let slot = &mut next[rank_of[number as usize] as usize];
@@ -94,28 +109,39 @@ pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u
             decoded.ts[row],
             decoded.cell[row],
             fin.country_rank[decoded.country[row] as usize],
-            decoded.place[row],
         );
         *slot += 1;
     }
     drop(decoded);
-    drop(rank_of);
+    for &(_, number) in &present {
+        rank_of[number as usize] = u32::MAX;
+    }
+    drop(present);
+    if let Ok(mut tables) = fin.rank_tables.lock() {
+        tables.push(rank_of);
+    }
 
     let mut duplicates = 0;
     let mut pings = LocatedPings::with_capacity(rows.len(), fin.sorted_codes.clone());
     let mut device_offsets = Vec::with_capacity(devices.len() + 1);
     device_offsets.push(0);
     let mut scratch = TimeSort::default();
+    // A device's pings come from a few cells: their places are looked up once.
+    let mut places = Memo::new(12);
     for (rank, &device) in devices.iter().enumerate() {
         let device_rows = &mut rows[offsets[rank]..offsets[rank + 1]];
         scratch.sort(device_rows);
         let mut last_ts = None;
-        for &(ts, cell, country_rank, place) in device_rows.iter() {
+        for &(ts, cell, country_rank) in device_rows.iter() {
             if last_ts == Some(ts) {
                 duplicates += 1;
                 continue;
             }
             last_ts = Some(ts);
+            let place = places.get_or(cell, cell, || {
+                let index = CellIndex::try_from(cell).expect("located cells are valid");
+                (geography.leaf_of(index), geography.zone_set_of(index))
+            });
             pings.push(device, ts, cell, place, output_country(country_rank));
         }
         device_offsets.push(pings.len());
@@ -126,12 +152,12 @@ pub(crate) fn finish_rows(decoded: Decoded, fin: &Finishing) -> (LocatedPings, u
     (pings, duplicates)
 }
 
-/// A device's rows: (second, cell, country rank, place).
-type DeviceRow = (i64, u64, u16, (u32, u32));
+/// A device's rows: (second, cell, country rank).
+type DeviceRow = (i64, u64, u16);
 
-/// Sorts a device's rows as `sort_unstable` does (by time, then cell, country and
-/// place), but by one 64-bit key per row (time since the device's first ping, and the
-/// row's place) so that the sort moves 8 bytes instead of 32; only rows of equal time
+/// Sorts a device's rows as `sort_unstable` does (by time, then cell and country), but
+/// by one 64-bit key per row (time since the device's first ping, and the row's place
+/// among them) so that the sort moves 8 bytes instead of 24; only rows of equal time
 /// are then compared whole. Buffers are kept from device to device.
 #[derive(Default)]
 struct TimeSort {
@@ -331,6 +357,7 @@ impl Ingester<'_> {
             colliding,
             country_rank,
             sorted_codes,
+            rank_tables: std::sync::Mutex::default(),
         }))
     }
 
@@ -356,7 +383,7 @@ impl Ingester<'_> {
                 spill::read(&path, &mut decoded)?;
             }
         }
-        let (pings, duplicates) = finish_rows(decoded, &fin);
+        let (pings, duplicates) = finish_rows(decoded, &fin, self.geography);
         self.report.dropped.add(DropReason::Duplicate, duplicates);
         self.report.pings_kept = pings.len() as u64;
         self.report.devices = pings.devices().len() as u64;
@@ -448,9 +475,10 @@ impl Ingester<'_> {
         self.notify(Stage::Analyze, 0, total)?;
 
         let fin = &fin;
+        let geography = self.geography;
         let work = &work;
         let finish_one = |decoded: Decoded, cancel: &Cancel| -> Result<(T, ShardCounts)> {
-            let (pings, duplicates) = finish_rows(decoded, fin);
+            let (pings, duplicates) = finish_rows(decoded, fin, geography);
             cancel.check()?;
             let counts = ShardCounts {
                 kept: pings.len() as u64,
@@ -567,7 +595,7 @@ mod tests {
         #[test]
         fn time_sort_is_the_tuple_sort(
             rows in proptest::collection::vec(
-                (-5_i64..5, 0_u64..3, 0_u16..2, (0_u32..2, 0_u32..2)),
+                (-5_i64..5, 0_u64..3, 0_u16..2),
                 0..200,
             ),
             base in prop_oneof![Just(0_i64), Just(1_700_000_000), Just(-1_i64 << 62)],
@@ -575,7 +603,7 @@ mod tests {
         ) {
             let rows: Vec<DeviceRow> = rows
                 .into_iter()
-                .map(|(t, cell, country, place)| (base + t * stretch, cell, country, place))
+                .map(|(t, cell, country)| (base + t * stretch, cell, country))
                 .collect();
             let mut expected = rows.clone();
             expected.sort_unstable();
@@ -607,7 +635,6 @@ mod tests {
             decoded.ts.push(i64::from(i));
             decoded.cell.push(u64::from(i));
             decoded.country.push(0);
-            decoded.place.push((0, 0));
         }
         let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
         let parts: Vec<Decoded> = rows_by_group(&decoded, &groups, |n| n as usize % 8)

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 pub(crate) const PARTITIONS: usize = 256;
 
 /// Bytes of one decoded ping in memory and, uncompressed, in a chunk.
-pub(crate) const DECODED_BYTES: u64 = 4 + 8 + 8 + 2 + 4 + 4;
+pub(crate) const DECODED_BYTES: u64 = 4 + 8 + 8 + 2;
 
 /// The partition of a subscriber number among `partitions`: Fibonacci hashing spreads
 /// the consecutive numbers of one input file over all partitions.
@@ -169,8 +169,6 @@ fn encode(decoded: &Decoded, rows: &[u32]) -> Vec<u8> {
     raw.extend(rows.clone().flat_map(|r| decoded.ts[r].to_le_bytes()));
     raw.extend(rows.clone().flat_map(|r| decoded.cell[r].to_le_bytes()));
     raw.extend(rows.clone().flat_map(|r| decoded.country[r].to_le_bytes()));
-    raw.extend(rows.clone().flat_map(|r| decoded.place[r].0.to_le_bytes()));
-    raw.extend(rows.clone().flat_map(|r| decoded.place[r].1.to_le_bytes()));
     let block = lz4_flex::block::compress(&raw);
     let mut chunk = Vec::with_capacity(8 + block.len());
     chunk.extend((rows.len() as u32).to_le_bytes());
@@ -208,9 +206,7 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
         }
         let (subscriber, raw) = raw.split_at(4 * rows);
         let (ts, raw) = raw.split_at(8 * rows);
-        let (cell, raw) = raw.split_at(8 * rows);
-        let (country, raw) = raw.split_at(2 * rows);
-        let (leaf, zone_set) = raw.split_at(4 * rows);
+        let (cell, country) = raw.split_at(8 * rows);
         into.subscriber
             .extend(subscriber.chunks_exact(4).map(le_u32));
         into.ts.extend(ts.chunks_exact(8).map(|b| le_u64(b) as i64));
@@ -219,11 +215,6 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
             country
                 .chunks_exact(2)
                 .map(|b| u16::from_le_bytes([b[0], b[1]])),
-        );
-        into.place.extend(
-            leaf.chunks_exact(4)
-                .map(le_u32)
-                .zip(zone_set.chunks_exact(4).map(le_u32)),
         );
         rest = &rest[8 + length..];
     }
@@ -251,7 +242,6 @@ mod tests {
             decoded.ts.push(1_780_000_000 + i64::from(i) * 3600);
             decoded.cell.push(0x0891_fa00_0000_0fff + u64::from(i));
             decoded.country.push((i % 3) as u16);
-            decoded.place.push((i % 5, i % 7));
         }
         decoded
     }
@@ -284,7 +274,6 @@ mod tests {
                     back.ts[r],
                     back.cell[r],
                     back.country[r],
-                    back.place[r],
                 )
             })
             .collect();
@@ -295,7 +284,6 @@ mod tests {
                     decoded.ts[r],
                     decoded.cell[r],
                     decoded.country[r],
-                    decoded.place[r],
                 );
                 [row, row]
             })
