@@ -26,7 +26,7 @@ const SHARD_BYTES: u64 = 128;
 
 /// The most rows of an in-memory shard: small shards keep the working set of the shards
 /// processed at once (and their copies of the rows) a small part of the pings.
-const IN_MEMORY_SHARD_ROWS: u64 = 1 << 18;
+const IN_MEMORY_SHARD_ROWS: u64 = 1 << 16;
 
 /// What every shard needs to finish its pings, known once all input is read.
 pub(crate) struct Finishing {
