@@ -61,6 +61,13 @@ impl Decoded {
         self.ts.len()
     }
 
+    fn clear(&mut self) {
+        self.subscriber.clear();
+        self.ts.clear();
+        self.cell.clear();
+        self.country.clear();
+    }
+
     fn push_row(&mut self, from: &Self, row: usize) {
         self.subscriber.push(from.subscriber[row]);
         self.ts.push(from.ts[row]);

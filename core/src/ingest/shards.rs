@@ -7,7 +7,7 @@
 //! subscribers, and subscribers whose pseudonyms collide are put in the same shard, so
 //! every device is finished in exactly one shard and any split gives the same devices.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::spill::{self, DECODED_BYTES, PARTITIONS, PartitionedFiles, partition_of};
 use h3o::CellIndex;
@@ -285,8 +285,9 @@ impl Ingester<'_> {
             spill.write(&self.decoded)?;
             self.bytes_spilled = spill.bytes;
         }
-        // Released, not kept: the next batches start a buffer of their own size.
-        self.decoded = Decoded::default();
+        // Emptied but kept: its pages stay resident for the next rows instead of being
+        // released and faulted in again at every spill (it is the budget's quarter).
+        self.decoded.clear();
         Ok(())
     }
 
@@ -487,6 +488,49 @@ impl Ingester<'_> {
             };
             Ok((work(&pings)?, counts))
         };
+        // Pings read back from disk are finished in pieces of an in-memory shard's size,
+        // split by device (colliding subscribers share their pseudonym, so they stay
+        // together): a piece's rows fit the caches, as in memory. The pseudonym's bytes
+        // are swapped for this split, so that it is independent of the split by device
+        // of an oversized partition.
+        let finish_pieces = |decoded: &Decoded, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
+            let piece_rows = shard_rows.min(IN_MEMORY_SHARD_ROWS);
+            let pieces = (decoded.len() as u64).div_ceil(piece_rows).max(1) as usize;
+            let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); pieces];
+            for (row, &number) in decoded.subscriber.iter().enumerate() {
+                let device = fin.device_of[number as usize];
+                rows_of[partition_of(device.swap_bytes(), pieces)].push(row as u32);
+            }
+            let mut out = Vec::with_capacity(pieces);
+            for rows in rows_of.into_iter().filter(|rows| !rows.is_empty()) {
+                let mut piece = Decoded::with_capacity(rows.len());
+                for &row in &rows {
+                    piece.push_row(decoded, row as usize);
+                }
+                out.push(finish_one(piece, cancel)?);
+            }
+            Ok(out)
+        };
+        // Buffers of pings read back, one per worker at a time: allocated afresh for
+        // every partition, their pages would be faulted in again each time.
+        let read_buffers: std::sync::Mutex<Vec<Decoded>> = std::sync::Mutex::default();
+        let read_back = |paths: &mut dyn Iterator<Item = &Path>,
+                         cancel: &Cancel|
+         -> Result<Vec<(T, ShardCounts)>> {
+            let idle = read_buffers.lock().ok().and_then(|mut idle| idle.pop());
+            let mut decoded = idle.unwrap_or_default();
+            for path in paths {
+                spill::read(path, &mut decoded)?;
+                let _ = std::fs::remove_file(path);
+                cancel.check()?;
+            }
+            let out = finish_pieces(&decoded, cancel);
+            decoded.clear();
+            if let Ok(mut idle) = read_buffers.lock() {
+                idle.push(decoded);
+            }
+            out
+        };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let (first, files) = match input {
                 ShardInput::Memory(rows) => {
@@ -501,13 +545,7 @@ impl Ingester<'_> {
             };
             let rows: u64 = files.iter().map(|(_, rows)| rows).sum();
             let (Some(dir), true) = (&spill_dir, rows > shard_rows) else {
-                let mut decoded = Decoded::default();
-                for (path, _) in &files {
-                    spill::read(path, &mut decoded)?;
-                    let _ = std::fs::remove_file(path);
-                    cancel.check()?;
-                }
-                return Ok(vec![finish_one(decoded, cancel)?]);
+                return read_back(&mut files.iter().map(|(path, _)| path.as_path()), cancel);
             };
             // Too large for one shard: split again by device, which keeps colliding
             // subscribers together (they share the pseudonym).
@@ -526,11 +564,7 @@ impl Ingester<'_> {
             }
             let mut out = Vec::with_capacity(pieces);
             for (path, _) in split.close().into_iter().flatten() {
-                let mut decoded = Decoded::default();
-                spill::read(&path, &mut decoded)?;
-                let _ = std::fs::remove_file(&path);
-                cancel.check()?;
-                out.push(finish_one(decoded, cancel)?);
+                out.extend(read_back(&mut std::iter::once(path.as_path()), cancel)?);
             }
             Ok(out)
         };
