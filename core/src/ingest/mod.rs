@@ -10,6 +10,7 @@
 //! is located in its leaf region and zones.
 
 mod columns;
+mod kept;
 mod located;
 mod memo;
 mod parquet;
@@ -36,6 +37,7 @@ pub use located::{LocatedPings, NO_COUNTRY};
 pub use parquet::{PARQUET_BATCH_ROWS, parquet_rows, prepare_parquet};
 
 use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
+use kept::Kept;
 use memo::Memo;
 
 /// Pings that survived the per-row rules, before de-duplication.
@@ -66,6 +68,15 @@ impl Decoded {
         self.ts.clear();
         self.cell.clear();
         self.country.clear();
+    }
+
+    /// The rows `rows` of `from`, in that order.
+    fn gather(from: &Self, rows: &[u32]) -> Self {
+        let mut gathered = Self::with_capacity(rows.len());
+        for &row in rows {
+            gathered.push_row(from, row as usize);
+        }
+        gathered
     }
 
     fn push_row(&mut self, from: &Self, row: usize) {
@@ -311,8 +322,9 @@ pub struct Ingester<'a> {
     countries: Countries,
     decoded: Decoded,
     report: QualityReport,
-    /// What lat/lon positions are located with, kept from batch to batch.
-    positions: PositionCaches,
+    /// What lat/lon positions are located with: caches that learn the places pings come
+    /// from, so they are kept from batch to batch, one per worker at a time.
+    positions: Kept<PositionCache>,
     /// The values of the last dictionary of subscriber ids and the number of each
     /// (`UNNUMBERED` until a row refers to it).
     dictionary_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
@@ -398,7 +410,7 @@ impl<'a> Ingester<'a> {
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             decoded: Decoded::default(),
-            positions: PositionCaches::default(),
+            positions: Kept::default(),
             dictionary_numbers: None,
             threads: Threads::Calling,
             report: QualityReport {
@@ -680,58 +692,10 @@ struct PositionCache {
     locator: CellLocator,
 }
 
-/// The position caches not lent to a worker. They learn the places pings come from, so
-/// they are kept from batch to batch: one per worker at a time, each of bounded size.
-#[derive(Default)]
-struct PositionCaches {
-    idle: std::sync::Mutex<Vec<PositionCache>>,
-}
-
-impl PositionCaches {
-    /// An idle cache, or a new one, given back when the loan is dropped.
-    fn lend(&self, resolution: Resolution) -> LentCache<'_> {
-        let idle = self.idle.lock().map(|mut idle| idle.pop()).ok().flatten();
-        LentCache {
-            cache: Some(idle.unwrap_or_else(|| PositionCache {
-                memo: Memo::new(12),
-                locator: CellLocator::new(resolution),
-            })),
-            caches: self,
-        }
-    }
-}
-
-/// A position cache lent to a worker.
-struct LentCache<'c> {
-    cache: Option<PositionCache>,
-    caches: &'c PositionCaches,
-}
-
-impl std::ops::Deref for LentCache<'_> {
-    type Target = PositionCache;
-    fn deref(&self) -> &PositionCache {
-        self.cache.as_ref().expect("lent until dropped")
-    }
-}
-
-impl std::ops::DerefMut for LentCache<'_> {
-    fn deref_mut(&mut self) -> &mut PositionCache {
-        self.cache.as_mut().expect("lent until dropped")
-    }
-}
-
-impl Drop for LentCache<'_> {
-    fn drop(&mut self) {
-        if let (Some(cache), Ok(mut idle)) = (self.cache.take(), self.caches.idle.lock()) {
-            idle.push(cache);
-        }
-    }
-}
-
 /// What locating a batch's rows needs: where, with what, and which rows to skip.
 struct Locating<'b> {
     threads: &'b Threads,
-    caches: &'b PositionCaches,
+    caches: &'b Kept<PositionCache>,
     resolution: Resolution,
     positions: &'b PositionColumns,
     /// Each row's subscriber number, `u32::MAX` for a bad subscriber.
@@ -804,7 +768,10 @@ impl Locating<'_> {
     }
 
     fn chunk(&self, range: std::ops::Range<usize>) -> Vec<Option<Located>> {
-        let mut cache = self.caches.lend(self.resolution);
+        let mut cache = self.caches.lend(|| PositionCache {
+            memo: Memo::new(12),
+            locator: CellLocator::new(self.resolution),
+        });
         range
             .map(|row| {
                 let number = self.numbers[row];

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use super::spill::{self, DECODED_BYTES, PARTITIONS, PartitionedFiles, partition_of};
 use h3o::CellIndex;
 
+use super::kept::Kept;
 use super::memo::Memo;
 use super::{Decoded, Ingester, LocatedPings, Prepared, Threads, output_country};
 use crate::config::Period;
@@ -42,7 +43,7 @@ pub(crate) struct Finishing {
     pub(crate) sorted_codes: Vec<String>,
     /// Tables of a rank per subscriber number (all `u32::MAX` when idle), one per worker
     /// at a time: shards are many, and each would otherwise fill one.
-    pub(crate) rank_tables: std::sync::Mutex<Vec<Vec<u32>>>,
+    pub(crate) rank_tables: Kept<Vec<u32>>,
 }
 
 /// The pings of one shard, as they are counted into the report.
@@ -69,12 +70,10 @@ pub(crate) fn finish_rows(
     geography: &Geography,
 ) -> (LocatedPings, u64) {
     // The subscribers present, ranked by pseudonym; colliding ones share a rank.
-    let idle = fin
+    let mut rank_of = fin
         .rank_tables
-        .lock()
-        .ok()
-        .and_then(|mut tables| tables.pop());
-    let mut rank_of = idle.unwrap_or_else(|| vec![u32::MAX; fin.device_of.len()]);
+        .take()
+        .unwrap_or_else(|| vec![u32::MAX; fin.device_of.len()]);
     let mut present: Vec<(u64, u32)> = Vec::new();
     for &number in &decoded.subscriber {
         let slot = &mut rank_of[number as usize];
@@ -117,9 +116,7 @@ pub(crate) fn finish_rows(
         rank_of[number as usize] = u32::MAX;
     }
     drop(present);
-    if let Ok(mut tables) = fin.rank_tables.lock() {
-        tables.push(rank_of);
-    }
+    fin.rank_tables.give_back(rank_of);
 
     let mut duplicates = 0;
     let mut pings = LocatedPings::with_capacity(rows.len(), fin.sorted_codes.clone());
@@ -358,7 +355,7 @@ impl Ingester<'_> {
             colliding,
             country_rank,
             sorted_codes,
-            rank_tables: std::sync::Mutex::default(),
+            rank_tables: Kept::default(),
         }))
     }
 
@@ -496,48 +493,37 @@ impl Ingester<'_> {
         let finish_pieces = |decoded: &Decoded, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let piece_rows = shard_rows.min(IN_MEMORY_SHARD_ROWS);
             let pieces = (decoded.len() as u64).div_ceil(piece_rows).max(1) as usize;
-            let mut rows_of: Vec<Vec<u32>> = vec![Vec::new(); pieces];
-            for (row, &number) in decoded.subscriber.iter().enumerate() {
-                let device = fin.device_of[number as usize];
-                rows_of[partition_of(device.swap_bytes(), pieces)].push(row as u32);
-            }
-            let mut out = Vec::with_capacity(pieces);
-            for rows in rows_of.into_iter().filter(|rows| !rows.is_empty()) {
-                let mut piece = Decoded::with_capacity(rows.len());
-                for &row in &rows {
-                    piece.push_row(decoded, row as usize);
-                }
-                out.push(finish_one(piece, cancel)?);
-            }
-            Ok(out)
+            let each_alone: Vec<Vec<usize>> = (0..pieces).map(|piece| vec![piece]).collect();
+            let rows_of = rows_by_group(decoded, &each_alone, |number| {
+                partition_of(fin.device_of[number as usize].swap_bytes(), pieces)
+            });
+            rows_of
+                .iter()
+                .filter(|rows| !rows.is_empty())
+                .map(|rows| finish_one(Decoded::gather(decoded, rows), cancel))
+                .collect()
         };
         // Buffers of pings read back, one per worker at a time: allocated afresh for
         // every partition, their pages would be faulted in again each time.
-        let read_buffers: std::sync::Mutex<Vec<Decoded>> = std::sync::Mutex::default();
+        let read_buffers: Kept<Decoded> = Kept::default();
         let read_back = |paths: &mut dyn Iterator<Item = &Path>,
                          cancel: &Cancel|
          -> Result<Vec<(T, ShardCounts)>> {
-            let idle = read_buffers.lock().ok().and_then(|mut idle| idle.pop());
-            let mut decoded = idle.unwrap_or_default();
+            let mut decoded = read_buffers.take().unwrap_or_default();
             for path in paths {
                 spill::read(path, &mut decoded)?;
                 let _ = std::fs::remove_file(path);
                 cancel.check()?;
             }
-            let out = finish_pieces(&decoded, cancel);
+            let out = finish_pieces(&decoded, cancel)?;
             decoded.clear();
-            if let Ok(mut idle) = read_buffers.lock() {
-                idle.push(decoded);
-            }
-            out
+            read_buffers.give_back(decoded);
+            Ok(out)
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let (first, files) = match input {
                 ShardInput::Memory(rows) => {
-                    let mut shard = Decoded::with_capacity(rows.len());
-                    for &row in &rows {
-                        shard.push_row(decoded, row as usize);
-                    }
+                    let shard = Decoded::gather(decoded, &rows);
                     drop(rows);
                     return Ok(vec![finish_one(shard, cancel)?]);
                 }
@@ -673,13 +659,7 @@ mod tests {
         let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
         let parts: Vec<Decoded> = rows_by_group(&decoded, &groups, |n| n as usize % 8)
             .iter()
-            .map(|rows| {
-                let mut part = Decoded::default();
-                for &row in rows {
-                    part.push_row(&decoded, row as usize);
-                }
-                part
-            })
+            .map(|rows| Decoded::gather(&decoded, rows))
             .collect();
         assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);
         let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.clone()).collect();
