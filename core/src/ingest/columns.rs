@@ -68,10 +68,7 @@ impl SubscriberColumn {
     pub(crate) fn new(array: &ArrayRef, name: &str) -> Result<(Self, SubscriberKind)> {
         if let DataType::Dictionary(_, value_type) = array.data_type()
             && !array.as_any_dictionary().values().is_empty()
-            && matches!(
-                **value_type,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
-            )
+            && is_dictionary_id_type(value_type)
         {
             let dictionary = array.as_any_dictionary();
             let kind = if is_text(value_type) {
@@ -174,8 +171,9 @@ impl SubscriberColumn {
                 keys,
                 values,
             } => {
+                let nulls = array.nulls();
                 for (row, &key) in keys.iter().enumerate() {
-                    let bytes = if array.is_null(row) {
+                    let bytes = if nulls.is_some_and(|nulls| nulls.is_null(row)) {
                         None
                     } else {
                         dictionary_value(values, key)
@@ -185,6 +183,15 @@ impl SubscriberColumn {
             }
         }
     }
+}
+
+/// Whether ids of this Arrow type are read through a dictionary when they come as one
+/// (and, from Parquet, asked for as one): the value types [`dictionary_value`] reads.
+pub(crate) fn is_dictionary_id_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+    )
 }
 
 /// The bytes of value `index` of a dictionary's text or binary values; `None` if null.

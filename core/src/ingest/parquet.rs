@@ -12,6 +12,7 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::errors::ParquetError;
 
+use super::columns::is_dictionary_id_type;
 use super::{Ingester, PingColumns};
 use crate::error::{Error, Result};
 
@@ -126,17 +127,13 @@ impl RecordBatchReader for Prefetched {
     }
 }
 
-/// The top-level columns of the file that the run reads; missing ones are reported by
-/// the ingester with their role's name.
 /// `schema` with the subscriber column, when it holds text or binary, as a dictionary.
 fn with_dictionary_ids(schema: &SchemaRef, subscriber: &str) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|field| match field.data_type() {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
-                if field.name() == subscriber =>
-            {
+            t if field.name() == subscriber && is_dictionary_id_type(t) => {
                 field.as_ref().clone().with_data_type(DataType::Dictionary(
                     Box::new(DataType::Int32),
                     Box::new(field.data_type().clone()),
@@ -148,6 +145,8 @@ fn with_dictionary_ids(schema: &SchemaRef, subscriber: &str) -> SchemaRef {
     std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// The top-level columns of the file that the run reads; missing ones are reported by
+/// the ingester with their role's name.
 fn projection(
     builder: &ParquetRecordBatchReaderBuilder<File>,
     columns: &PingColumns,
