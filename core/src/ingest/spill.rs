@@ -2,8 +2,8 @@
 //! compressed, when they do not fit the memory budget.
 //!
 //! A file is a sequence of chunks, each `[rows: u32][bytes: u32][LZ4 block]`, the block
-//! holding the chunk's columns one after the other (little-endian), which compresses far
-//! better than rows: seconds, cells and numbers of one partition share their high bytes.
+//! holding the chunk's columns one after the other, each frame-of-reference coded in as
+//! few bytes as its values need (see [`pack`]).
 //! Files live in a directory of their own, removed when the [`Spill`] is dropped: on
 //! success, on error and on interrupt alike.
 
@@ -160,21 +160,108 @@ impl Spill {
 }
 
 fn encode(decoded: &Decoded, rows: &[u32]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(rows.len() * DECODED_BYTES as usize);
+    let mut raw = Vec::with_capacity(rows.len() * DECODED_BYTES as usize / 2 + 4 * COLUMN_HEADER);
+    let mut column = Vec::with_capacity(rows.len());
     let rows = rows.iter().map(|&r| r as usize);
-    raw.extend(
-        rows.clone()
-            .flat_map(|r| decoded.subscriber[r].to_le_bytes()),
-    );
-    raw.extend(rows.clone().flat_map(|r| decoded.ts[r].to_le_bytes()));
-    raw.extend(rows.clone().flat_map(|r| decoded.cell[r].to_le_bytes()));
-    raw.extend(rows.clone().flat_map(|r| decoded.country[r].to_le_bytes()));
+    column.extend(rows.clone().map(|r| u64::from(decoded.subscriber[r])));
+    pack(&column, &mut raw);
+    column.clear();
+    column.extend(rows.clone().map(|r| ordered(decoded.ts[r])));
+    pack(&column, &mut raw);
+    column.clear();
+    column.extend(rows.clone().map(|r| decoded.cell[r]));
+    pack(&column, &mut raw);
+    column.clear();
+    column.extend(rows.map(|r| u64::from(decoded.country[r])));
+    pack(&column, &mut raw);
     let block = lz4_flex::block::compress(&raw);
     let mut chunk = Vec::with_capacity(8 + block.len());
-    chunk.extend((rows.len() as u32).to_le_bytes());
+    chunk.extend((column.len() as u32).to_le_bytes());
     chunk.extend((block.len() as u32).to_le_bytes());
     chunk.extend(block);
     chunk
+}
+
+/// Bytes before a packed column's values: its base, shift and width.
+const COLUMN_HEADER: usize = 8 + 1 + 1;
+
+/// A signed time as an unsigned number of the same order.
+fn ordered(ts: i64) -> u64 {
+    (ts as u64) ^ (1 << 63)
+}
+
+/// Appends `values` frame-of-reference coded: the least value (the base), then each
+/// value as `(value - base) >> shift` in `width` little-endian bytes, `width` as few as
+/// the largest needs (none when all are equal). `shift` is the count of low zero bits
+/// all offsets share: cells of one resolution end in the same unused digits, and so
+/// their offsets in zeros.
+fn pack(values: &[u64], out: &mut Vec<u8>) {
+    let base = values.iter().copied().min().unwrap_or(0);
+    let (mut span, mut bits) = (0, 0);
+    for &value in values {
+        let offset = value - base;
+        span = span.max(offset);
+        bits |= offset;
+    }
+    let shift = if bits == 0 { 0 } else { bits.trailing_zeros() };
+    let width = (u64::BITS - (span >> shift).leading_zeros()).div_ceil(8) as usize;
+    out.extend(base.to_le_bytes());
+    out.extend([shift as u8, width as u8]);
+    match width {
+        0 => {}
+        1 => pack_in::<1>(values, base, shift, out),
+        2 => pack_in::<2>(values, base, shift, out),
+        3 => pack_in::<3>(values, base, shift, out),
+        4 => pack_in::<4>(values, base, shift, out),
+        5 => pack_in::<5>(values, base, shift, out),
+        6 => pack_in::<6>(values, base, shift, out),
+        7 => pack_in::<7>(values, base, shift, out),
+        _ => pack_in::<8>(values, base, shift, out),
+    }
+}
+
+fn pack_in<const WIDTH: usize>(values: &[u64], base: u64, shift: u32, out: &mut Vec<u8>) {
+    out.reserve(values.len() * WIDTH);
+    for &value in values {
+        out.extend_from_slice(&((value - base) >> shift).to_le_bytes()[..WIDTH]);
+    }
+}
+
+/// Reads one column [`pack`] wrote of `rows` values from the front of `bytes`, giving
+/// each to `push`; `None` if the bytes are not such a column.
+fn unpack(bytes: &mut &[u8], rows: usize, push: impl FnMut(u64)) -> Option<()> {
+    let header = bytes.get(..COLUMN_HEADER)?;
+    let base = le_u64(header);
+    let (shift, width) = (u32::from(header[8]), usize::from(header[9]));
+    if shift >= u64::BITS || width > 8 {
+        return None;
+    }
+    let values = bytes.get(COLUMN_HEADER..COLUMN_HEADER + rows.checked_mul(width)?)?;
+    *bytes = &bytes[COLUMN_HEADER + values.len()..];
+    match width {
+        0 => (0..rows).map(|_| base).for_each(push),
+        1 => unpack_in::<1>(values, base, shift, push),
+        2 => unpack_in::<2>(values, base, shift, push),
+        3 => unpack_in::<3>(values, base, shift, push),
+        4 => unpack_in::<4>(values, base, shift, push),
+        5 => unpack_in::<5>(values, base, shift, push),
+        6 => unpack_in::<6>(values, base, shift, push),
+        7 => unpack_in::<7>(values, base, shift, push),
+        _ => unpack_in::<8>(values, base, shift, push),
+    }
+    Some(())
+}
+
+fn unpack_in<const WIDTH: usize>(values: &[u8], base: u64, shift: u32, push: impl FnMut(u64)) {
+    values
+        .chunks_exact(WIDTH)
+        .map(|bytes| {
+            let mut word = [0; 8];
+            word[..WIDTH].copy_from_slice(bytes);
+            // Wrapping: a damaged file gives wrong pings, caught by no check, but no panic.
+            base.wrapping_add(u64::from_le_bytes(word) << shift)
+        })
+        .for_each(push);
 }
 
 /// Reads spill files back, appending their pings to `into`.
@@ -190,6 +277,7 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .map_err(|e| io_error(path, &e))?;
     let mut rest = bytes.as_slice();
+    let mut raw = Vec::new();
     while !rest.is_empty() {
         let (Some(rows), Some(length)) = (rest.get(0..4).map(le_u32), rest.get(4..8).map(le_u32))
         else {
@@ -199,23 +287,23 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
         let block = rest
             .get(8..8 + length)
             .ok_or_else(|| corrupt("truncated chunk"))?;
-        let raw = lz4_flex::block::decompress(block, rows * DECODED_BYTES as usize)
+        // LZ4 after packing: packed columns still repeat (a device's cells, its number).
+        raw.clear();
+        raw.resize(rows * DECODED_BYTES as usize + 4 * COLUMN_HEADER, 0);
+        let size = lz4_flex::block::decompress_into(block, &mut raw)
             .map_err(|e| corrupt(&e.to_string()))?;
-        if raw.len() != rows * DECODED_BYTES as usize {
+        let mut columns = &raw[..size];
+        into.subscriber.reserve(rows);
+        into.ts.reserve(rows);
+        into.cell.reserve(rows);
+        into.country.reserve(rows);
+        let unpacked = unpack(&mut columns, rows, |n| into.subscriber.push(n as u32))
+            .and_then(|()| unpack(&mut columns, rows, |t| into.ts.push((t ^ (1 << 63)) as i64)))
+            .and_then(|()| unpack(&mut columns, rows, |c| into.cell.push(c)))
+            .and_then(|()| unpack(&mut columns, rows, |c| into.country.push(c as u16)));
+        if unpacked.is_none() || !columns.is_empty() {
             return Err(corrupt("chunk of the wrong size"));
         }
-        let (subscriber, raw) = raw.split_at(4 * rows);
-        let (ts, raw) = raw.split_at(8 * rows);
-        let (cell, country) = raw.split_at(8 * rows);
-        into.subscriber
-            .extend(subscriber.chunks_exact(4).map(le_u32));
-        into.ts.extend(ts.chunks_exact(8).map(|b| le_u64(b) as i64));
-        into.cell.extend(cell.chunks_exact(8).map(le_u64));
-        into.country.extend(
-            country
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]])),
-        );
         rest = &rest[8 + length..];
     }
     Ok(())
@@ -307,6 +395,80 @@ mod tests {
         assert_eq!(error.field(), Some("spill_dir"));
         let error = Spill::new(&parent.path().join("missing")).err().unwrap();
         assert_eq!(error.field(), Some("spill_dir"));
+    }
+
+    proptest::proptest! {
+        /// Any values, extremes included, come back as written, in as few bytes as the
+        /// spread of their offsets needs.
+        #[test]
+        fn packed_columns_round_trip(
+            values in proptest::collection::vec(proptest::num::u64::ANY, 0..60),
+            scale in 0_u32..64,
+            base in proptest::num::u64::ANY,
+        ) {
+            // Offsets sharing low zero bits, from a base: as cells and times are.
+            let values: Vec<u64> = values
+                .iter()
+                .map(|v| base.wrapping_add(v.checked_shl(scale).unwrap_or(0)))
+                .collect();
+            let mut bytes = vec![7];
+            pack(&values, &mut bytes);
+            let least = values.iter().copied().min().unwrap_or(0);
+            let span = values.iter().map(|v| v - least).max().unwrap_or(0);
+            let (shift, width) = (bytes[1 + 8], usize::from(bytes[1 + 9]));
+            let packed = span >> shift;
+            proptest::prop_assert!(width == 8 || packed >> (8 * width) == 0, "fits");
+            proptest::prop_assert!(width == 0 || packed >> (8 * (width - 1)) != 0, "fewest");
+            proptest::prop_assert_eq!(bytes.len(), 1 + COLUMN_HEADER + width * values.len());
+            let mut rest = &bytes[1..];
+            let mut back = Vec::new();
+            proptest::prop_assert!(unpack(&mut rest, values.len(), |v| back.push(v)).is_some());
+            proptest::prop_assert!(rest.is_empty());
+            proptest::prop_assert_eq!(back, values);
+        }
+    }
+
+    #[test]
+    fn columns_take_the_bytes_their_values_need() {
+        let width = |values: &[u64]| {
+            let mut bytes = Vec::new();
+            pack(values, &mut bytes);
+            (bytes[8], bytes[9])
+        };
+        assert_eq!(width(&[]), (0, 0));
+        assert_eq!(width(&[5, 5, 5]), (0, 0), "one value: no bytes per row");
+        assert_eq!(width(&[5, 300]), (0, 2));
+        assert_eq!(width(&[0, u64::MAX]), (0, 8));
+        // Resolution-9 cells of a city: the six unused digits (18 bits) are the same, so
+        // offsets share at least 18 low zero bits, and the rest fits three bytes.
+        let cells: Vec<u64> = [(50.80, 3.25), (50.85, 3.30), (50.75, 3.20)]
+            .into_iter()
+            .map(|(lat, lon)| {
+                let position = h3o::LatLng::new(lat, lon).unwrap();
+                u64::from(position.to_cell(h3o::Resolution::Nine))
+            })
+            .collect();
+        let (shift, bytes) = width(&cells);
+        assert!(shift >= 18 && bytes <= 3, "{shift} {bytes}");
+        assert_eq!(ordered(i64::MIN), 0);
+        assert_eq!(ordered(-1) + 1, ordered(0));
+        assert_eq!(ordered(i64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn damaged_columns_are_errors_not_panics() {
+        let mut bytes = Vec::new();
+        pack(&[1, 2, 3], &mut bytes);
+        for cut in 0..bytes.len() {
+            let mut rest = &bytes[..cut];
+            assert!(unpack(&mut rest, 3, |_| {}).is_none(), "cut at {cut}");
+        }
+        let mut wide = bytes.clone();
+        wide[9] = 9;
+        assert!(unpack(&mut wide.as_slice(), 3, |_| {}).is_none());
+        let mut shifted = bytes;
+        shifted[8] = 64;
+        assert!(unpack(&mut shifted.as_slice(), 3, |_| {}).is_none());
     }
 
     #[test]
