@@ -196,15 +196,21 @@ fn ordered(ts: i64) -> u64 {
 /// all offsets share: cells of one resolution end in the same unused digits, and so
 /// their offsets in zeros.
 fn pack(values: &[u64], out: &mut Vec<u8>) {
-    let base = values.iter().copied().min().unwrap_or(0);
-    let (mut span, mut bits) = (0, 0);
+    let first = values.first().copied().unwrap_or(0);
+    let (mut base, mut top, mut differing) = (first, first, 0);
     for &value in values {
-        let offset = value - base;
-        span = span.max(offset);
-        bits |= offset;
+        base = base.min(value);
+        top = top.max(value);
+        // The lowest bit where two values differ is the lowest set bit of their
+        // difference: offsets from any one value share as many low zeros as these.
+        differing |= value ^ first;
     }
-    let shift = if bits == 0 { 0 } else { bits.trailing_zeros() };
-    let width = (u64::BITS - (span >> shift).leading_zeros()).div_ceil(8) as usize;
+    let shift = if differing == 0 {
+        0
+    } else {
+        differing.trailing_zeros()
+    };
+    let width = (u64::BITS - ((top - base) >> shift).leading_zeros()).div_ceil(8) as usize;
     out.extend(base.to_le_bytes());
     out.extend([shift as u8, width as u8]);
     match width {
@@ -221,9 +227,10 @@ fn pack(values: &[u64], out: &mut Vec<u8>) {
 }
 
 fn pack_in<const WIDTH: usize>(values: &[u64], base: u64, shift: u32, out: &mut Vec<u8>) {
-    out.reserve(values.len() * WIDTH);
-    for &value in values {
-        out.extend_from_slice(&((value - base) >> shift).to_le_bytes()[..WIDTH]);
+    let start = out.len();
+    out.resize(start + values.len() * WIDTH, 0);
+    for (bytes, &value) in out[start..].chunks_exact_mut(WIDTH).zip(values) {
+        bytes.copy_from_slice(&((value - base) >> shift).to_le_bytes()[..WIDTH]);
     }
 }
 
@@ -288,8 +295,11 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
             .get(8..8 + length)
             .ok_or_else(|| corrupt("truncated chunk"))?;
         // LZ4 after packing: packed columns still repeat (a device's cells, its number).
-        raw.clear();
-        raw.resize(rows * DECODED_BYTES as usize + 4 * COLUMN_HEADER, 0);
+        // The buffer only grows: the block overwrites what it needs.
+        let most = rows * DECODED_BYTES as usize + 4 * COLUMN_HEADER;
+        if raw.len() < most {
+            raw.resize(most, 0);
+        }
         let size = lz4_flex::block::decompress_into(block, &mut raw)
             .map_err(|e| corrupt(&e.to_string()))?;
         let mut columns = &raw[..size];
