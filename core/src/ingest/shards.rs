@@ -56,7 +56,8 @@ struct ShardCounts {
 /// What a worker is given: the rows of the pings in memory it takes, or the spill files
 /// of whole partitions.
 enum ShardInput {
-    Memory(Vec<u32>),
+    /// Where the shard's rows are listed among the grouped rows.
+    Memory(std::ops::Range<usize>),
     /// The group's first partition, and its files with their rows.
     Files(usize, Vec<(PathBuf, u64)>),
 }
@@ -324,6 +325,10 @@ impl Ingester<'_> {
         drop(std::mem::take(&mut self.subscribers.number_of));
         self.subscribers.last = (Vec::new(), u32::MAX);
         self.dictionary_numbers = None;
+        drop(std::mem::take(&mut self.opt_out));
+        // No position is located after the last push: the locators' caches (tens of
+        // MiB per worker) are freed before the pings are finished.
+        drop(std::mem::take(&mut self.positions));
 
         let mut by_device: Vec<(u64, u32)> = (0..has_row.len() as u32)
             .filter(|&n| has_row[n as usize])
@@ -436,6 +441,7 @@ impl Ingester<'_> {
 
         // Keeps the spill directory alive until the end of the run, however it ends.
         let mut spill = self.spill.take();
+        let mut grouped_rows = Vec::new();
         let inputs: Vec<ShardInput> = if let Some(spill) = &mut spill {
             spill.write(&decoded)?;
             self.bytes_spilled = spill.bytes;
@@ -462,11 +468,14 @@ impl Ingester<'_> {
                 partition_groups(count, &fin.colliding, |n| partition_of(u64::from(n), count));
             // Each worker gathers its rows when it starts: only the shards being
             // processed are copied, not all of them at once.
-            rows_by_group(&decoded, &groups, |n| partition_of(u64::from(n), count))
-                .into_iter()
-                .map(ShardInput::Memory)
-                .collect()
+            let group_of = group_of_partition(&groups);
+            let (rows, ranges) = rows_by_group(&decoded, groups.len(), |n| {
+                group_of[partition_of(u64::from(n), count)]
+            });
+            grouped_rows = rows;
+            ranges.into_iter().map(ShardInput::Memory).collect()
         };
+        let grouped_rows = &grouped_rows;
         let decoded = &decoded;
         let spill_dir = spill.as_ref().map(|s| s.dir().to_owned());
         let total = inputs.len();
@@ -493,14 +502,13 @@ impl Ingester<'_> {
         let finish_pieces = |decoded: &Decoded, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let piece_rows = shard_rows.min(IN_MEMORY_SHARD_ROWS);
             let pieces = (decoded.len() as u64).div_ceil(piece_rows).max(1) as usize;
-            let each_alone: Vec<Vec<usize>> = (0..pieces).map(|piece| vec![piece]).collect();
-            let rows_of = rows_by_group(decoded, &each_alone, |number| {
+            let (rows, ranges) = rows_by_group(decoded, pieces, |number| {
                 partition_of(fin.device_of[number as usize].swap_bytes(), pieces)
             });
-            rows_of
-                .iter()
-                .filter(|rows| !rows.is_empty())
-                .map(|rows| finish_one(Decoded::gather(decoded, rows), cancel))
+            ranges
+                .into_iter()
+                .filter(|range| !range.is_empty())
+                .map(|range| finish_one(Decoded::gather(decoded, &rows[range]), cancel))
                 .collect()
         };
         // Buffers of pings read back, one per worker at a time: allocated afresh for
@@ -522,9 +530,8 @@ impl Ingester<'_> {
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let (first, files) = match input {
-                ShardInput::Memory(rows) => {
-                    let shard = Decoded::gather(decoded, &rows);
-                    drop(rows);
+                ShardInput::Memory(range) => {
+                    let shard = Decoded::gather(decoded, &grouped_rows[range]);
                     return Ok(vec![finish_one(shard, cancel)?]);
                 }
                 ShardInput::Files(first, files) => (first, files),
@@ -583,25 +590,41 @@ impl Ingester<'_> {
     }
 }
 
-/// The rows of decoded pings that each group of partitions takes, by subscriber, in
-/// row order.
-fn rows_by_group(
-    decoded: &Decoded,
-    groups: &[Vec<usize>],
-    partition_of_number: impl Fn(u32) -> usize,
-) -> Vec<Vec<u32>> {
-    let partitions = groups.iter().map(Vec::len).sum::<usize>();
-    let mut group_of = vec![0_u32; partitions];
+/// For each partition, the group holding it.
+fn group_of_partition(groups: &[Vec<usize>]) -> Vec<usize> {
+    let mut group_of = vec![0; groups.iter().map(Vec::len).sum()];
     for (g, group) in groups.iter().enumerate() {
         for &p in group {
-            group_of[p] = g as u32;
+            group_of[p] = g;
         }
     }
-    let mut rows: Vec<Vec<u32>> = vec![Vec::new(); groups.len()];
-    for (row, &n) in decoded.subscriber.iter().enumerate() {
-        rows[group_of[partition_of_number(n)] as usize].push(row as u32);
+    group_of
+}
+
+/// The rows of decoded pings by group, `group_of(subscriber)` among `groups`: one list
+/// of rows, each group's in row order one after the other, and each group's place in
+/// it. A counting sort: the list is exactly as long as the rows, with no slack.
+fn rows_by_group(
+    decoded: &Decoded,
+    groups: usize,
+    group_of: impl Fn(u32) -> usize,
+) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
+    let mut starts = vec![0_usize; groups + 1];
+    for &n in &decoded.subscriber {
+        starts[group_of(n) + 1] += 1;
     }
-    rows
+    for g in 1..=groups {
+        starts[g] += starts[g - 1];
+    }
+    let mut next = starts.clone();
+    let mut rows = vec![0_u32; decoded.len()];
+    for (row, &n) in decoded.subscriber.iter().enumerate() {
+        let slot = &mut next[group_of(n)];
+        rows[*slot] = row as u32;
+        *slot += 1;
+    }
+    let ranges = starts.windows(2).map(|w| w[0]..w[1]).collect();
+    (rows, ranges)
 }
 
 #[cfg(test)]
@@ -657,9 +680,16 @@ mod tests {
             decoded.country.push(0);
         }
         let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
-        let parts: Vec<Decoded> = rows_by_group(&decoded, &groups, |n| n as usize % 8)
-            .iter()
-            .map(|rows| Decoded::gather(&decoded, rows))
+        let group_of = group_of_partition(&groups);
+        let (rows, ranges) = rows_by_group(&decoded, groups.len(), |n| group_of[n as usize % 8]);
+        assert_eq!(rows.len(), 1000);
+        let parts: Vec<Decoded> = ranges
+            .into_iter()
+            .map(|range| {
+                // Each group's rows in row order.
+                assert!(rows[range.clone()].is_sorted());
+                Decoded::gather(&decoded, &rows[range])
+            })
             .collect();
         assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);
         let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.clone()).collect();
