@@ -18,6 +18,10 @@ engine, with ratios to crowdtally. It exits non-zero when the tables differ.
 
     python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--workdir DIR]
                               [--only crowdtally,polars,duckdb] [--k 30] [--no-floor]
+                              [--timeout SECONDS]
+
+An engine stopped by ``--timeout`` or killed (the out-of-memory killer) is reported as
+not finished, with the time it ran as a lower bound; the others are still compared.
 
 With lat/lon, it also times h3o alone converting every position on all cores (the
 floor of that path, through ``cargo run --release --example scale -- floor``).
@@ -1183,6 +1187,9 @@ class Measurement:
     wall_s: float
     cpu_s: float
     peak_rss_mib: float
+    # Why the engine did not finish (timed out, killed); empty when it did. Its wall time
+    # is then how long it ran: a lower bound.
+    unfinished: str = ""
 
 
 def child(engine: str, job_file: Path) -> int:
@@ -1191,6 +1198,8 @@ def child(engine: str, job_file: Path) -> int:
     job = Job.load(job_file)
     for module in ENGINE_IMPORTS[engine]:
         importlib.import_module(module)
+    # For an engine stopped before it ends: when its work began (imports excluded).
+    print(json.dumps({"working_since": time.time()}), flush=True)
     wall, cpu = time.perf_counter(), time.process_time()
     ENGINES[engine](job)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -1199,9 +1208,29 @@ def child(engine: str, job_file: Path) -> int:
     return 0
 
 
-def run_engine(engine: str, form: str, job_file: Path, pings: int) -> Measurement:
+def run_engine(
+    engine: str, form: str, job_file: Path, pings: int, timeout: float | None
+) -> Measurement:
+    """Runs one engine in a child process. An engine that runs past `timeout` seconds
+    or is killed by a signal (the kernel's out-of-memory killer sends SIGKILL) is
+    reported as unfinished rather than failing the comparison."""
     command = [sys.executable, __file__, "--engine", engine, "--job", str(job_file)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+
+    def unfinished(output: str | bytes | None, why: str) -> Measurement:
+        # The time it worked, from the child's note of when its work began.
+        text = output.decode() if isinstance(output, bytes) else output or ""
+        notes = [line for line in text.splitlines() if line.startswith('{"working_since"')]
+        began = json.loads(notes[0])["working_since"] if notes else time.time()
+        return Measurement(engine, form, pings, time.time() - began, math.nan, math.nan, why)
+
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=timeout)
+    except subprocess.TimeoutExpired as stopped:
+        return unfinished(stopped.stdout, f"stopped after --timeout {timeout:g} s")
+    if done.returncode < 0:
+        signal = -done.returncode
+        why = " (the out-of-memory killer sends 9)" if signal == 9 else ""
+        return unfinished(done.stdout, f"killed by signal {signal}{why}")
     if done.returncode != 0:
         sys.stderr.write(done.stderr)
         raise SystemExit(f"{engine} ({form}) failed with exit status {done.returncode}")
@@ -1302,6 +1331,14 @@ def print_table(measurements: Sequence[Measurement]) -> None:
         f"{'M pings/s':>10} {'wall x':>7} {'CPU x':>7} {'RSS x':>7}"
     )
     for m in measurements:
+        if m.unfinished:
+            # The child's process and time end with it: only a bound on the wall time.
+            line = f"{m.engine:<11} {m.form:<7} {m.pings:>11,} {'>' + format(m.wall_s, '.2f'):>8}"
+            ref = base.get(m.form)
+            if ref is not None:
+                line += f"  wall x > {m.wall_s / ref.wall_s:.2f}"
+            print(f"{line}  did not finish: {m.unfinished}")
+            continue
         line = (
             f"{m.engine:<11} {m.form:<7} {m.pings:>11,} {m.wall_s:>8.2f} {m.cpu_s:>8.2f} "
             f"{m.peak_rss_mib:>9,.0f} {m.pings / m.wall_s / 1e6:>10.2f}"
@@ -1329,6 +1366,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--only", default=",".join(ENGINE_NAMES), help="engines to run")
     parser.add_argument("--k", type=int, default=30, help="the disclosure threshold")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds after which an engine is stopped and reported as unfinished",
+    )
     parser.add_argument(
         "--no-floor",
         dest="floor",
@@ -1368,8 +1411,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         outputs = {}
         for engine in engines:
             print(f"running {engine} on {rows:,} pings ({form})", flush=True)
-            measurements.append(run_engine(engine, form, jobs[engine], rows))
-            outputs[engine] = Path(Job.load(jobs[engine]).out)
+            measurement = run_engine(engine, form, jobs[engine], rows, args.timeout)
+            measurements.append(measurement)
+            if not measurement.unfinished:
+                outputs[engine] = Path(Job.load(jobs[engine]).out)
         if form == "latlon" and args.floor:
             floors[form] = h3o_floor(pings)
         if len(outputs) > 1:
