@@ -408,6 +408,44 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// Any pings, extreme values included, come back from a spill file as written,
+        /// chunk after chunk.
+        #[test]
+        fn spilled_pings_round_trip(
+            rows in proptest::collection::vec(
+                (
+                    proptest::num::u32::ANY,
+                    proptest::prop_oneof![proptest::num::i64::ANY, 1_780_000_000_i64..1_790_000_000],
+                    proptest::prop_oneof![proptest::num::u64::ANY, proptest::strategy::Just(0x0891_fa00_0000_0fff_u64)],
+                    proptest::num::u16::ANY,
+                ),
+                0..80,
+            ),
+            cut in 0_usize..80,
+        ) {
+            let mut decoded = Decoded::default();
+            for &(subscriber, ts, cell, country) in &rows {
+                decoded.subscriber.push(subscriber);
+                decoded.ts.push(ts);
+                decoded.cell.push(cell);
+                decoded.country.push(country);
+            }
+            let cut = cut.min(rows.len());
+            let all: Vec<u32> = (0..rows.len() as u32).collect();
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("chunks.bin");
+            let mut file = Vec::new();
+            file.extend(encode(&decoded, &all[..cut]));
+            file.extend(encode(&decoded, &all[cut..]));
+            std::fs::write(&path, file).unwrap();
+            let mut back = Decoded::default();
+            read(&path, &mut back).unwrap();
+            proptest::prop_assert_eq!(back.subscriber, decoded.subscriber);
+            proptest::prop_assert_eq!(back.ts, decoded.ts);
+            proptest::prop_assert_eq!(back.cell, decoded.cell);
+            proptest::prop_assert_eq!(back.country, decoded.country);
+        }
+
         /// Any values, extremes included, come back as written, in as few bytes as the
         /// spread of their offsets needs.
         #[test]
