@@ -1,7 +1,8 @@
-//! Subscriber ids given as a dictionary (as Parquet stores them, and as Arrow readers
-//! hand them out: one dictionary shared by every batch of a column chunk) give exactly
-//! the result of the same ids given plainly, whatever the dictionary holds besides the
-//! ids in use, and however rows are split into batches and threads.
+//! Subscriber ids and country codes given as a dictionary (as Parquet stores them, and
+//! as Arrow readers hand them out: one dictionary shared by every batch of a column
+//! chunk) give exactly the result of the same values given plainly, whatever the
+//! dictionary holds besides the values in use, and however rows are split into batches
+//! and threads.
 
 use std::sync::Arc;
 
@@ -17,18 +18,19 @@ use crowdtally_harness::{
 use proptest::collection::vec;
 use proptest::prelude::*;
 
-/// The batches with their subscriber column as keys into one dictionary shared by all
-/// of them: every id of every batch, in an order of its own, after `unused` ids no row
-/// refers to and a null value, which rows with a null id point at when `null_value`.
+/// The batches with their text column `name` as keys into one dictionary shared by all
+/// of them: every value of every batch, in an order of its own, after `unused` values no
+/// row refers to and a null value, which rows with a null point at when `null_value`.
 fn with_shared_dictionary(
     batches: &[RecordBatch],
+    name: &str,
     unused: usize,
     null_value: bool,
 ) -> Vec<RecordBatch> {
-    let mut ids: Vec<String> = batches
+    let mut present: Vec<String> = batches
         .iter()
         .flat_map(|b| {
-            let column = b.column_by_name("subscriber").expect("subscriber");
+            let column = b.column_by_name(name).expect("column");
             column
                 .as_string::<i32>()
                 .iter()
@@ -37,27 +39,24 @@ fn with_shared_dictionary(
                 .collect::<Vec<_>>()
         })
         .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    ids.reverse();
+    present.sort_unstable();
+    present.dedup();
+    present.reverse();
     let mut values: Vec<Option<String>> = (0..unused).map(|i| Some(format!("nobody{i}"))).collect();
     values.push(None);
     let null_key = (values.len() - 1) as i32;
-    values.extend(ids.iter().cloned().map(Some));
+    values.extend(present.iter().cloned().map(Some));
     let values: ArrayRef = Arc::new(values.iter().map(Option::as_deref).collect::<StringArray>());
     batches
         .iter()
         .map(|b| {
-            let column = b
-                .column_by_name("subscriber")
-                .expect("subscriber")
-                .as_string::<i32>();
+            let column = b.column_by_name(name).expect("column").as_string::<i32>();
             let keys: Int32Array = column
                 .iter()
                 .map(|id| match id {
-                    Some(id) => {
-                        Some(null_key + 1 + ids.iter().position(|i| i == id).expect("known") as i32)
-                    }
+                    Some(id) => Some(
+                        null_key + 1 + present.iter().position(|i| i == id).expect("known") as i32,
+                    ),
                     None if null_value => Some(null_key),
                     None => None,
                 })
@@ -68,13 +67,19 @@ fn with_shared_dictionary(
             let fields: Vec<Field> = schema
                 .fields()
                 .iter()
-                .map(|f| match f.name().as_str() {
-                    "subscriber" => Field::new(
-                        "subscriber",
-                        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
-                        true,
-                    ),
-                    _ => f.as_ref().clone(),
+                .map(|f| {
+                    if f.name() == name {
+                        Field::new(
+                            name,
+                            DataType::Dictionary(
+                                Box::new(DataType::Int32),
+                                Box::new(DataType::Utf8),
+                            ),
+                            true,
+                        )
+                    } else {
+                        f.as_ref().clone()
+                    }
                 })
                 .collect();
             let columns: Vec<ArrayRef> = schema
@@ -82,7 +87,7 @@ fn with_shared_dictionary(
                 .iter()
                 .zip(b.columns())
                 .map(|(f, c)| {
-                    if f.name() == "subscriber" {
+                    if f.name() == name {
                         Arc::new(dictionary.clone()) as ArrayRef
                     } else {
                         Arc::clone(c)
@@ -112,7 +117,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     #[test]
-    fn dictionary_ids_give_the_plain_result(
+    fn dictionaries_give_the_plain_result(
         seed in any::<u64>(),
         rows in 1_usize..12_000,
         cuts in vec(0_usize..12_000, 0..=3),
@@ -120,10 +125,18 @@ proptest! {
         null_value in any::<bool>(),
         threads in 1_usize..=3,
         opt_out_first in any::<bool>(),
+        columns in prop_oneof![
+            Just(vec!["subscriber"]),
+            Just(vec!["country"]),
+            Just(vec!["subscriber", "country"]),
+        ],
     ) {
         let mix = DirtyMix { cells: 20, repeated: 30, bad_positions: 10, bad_other: 10 };
         let plain = batches(&dirty_pings(rows, seed, mix), &cuts);
-        let dictionary = with_shared_dictionary(&plain, unused, null_value);
+        let mut dictionary = plain.clone();
+        for name in columns {
+            dictionary = with_shared_dictionary(&dictionary, name, unused, null_value);
+        }
         let mut config = config();
         if opt_out_first {
             // An id in use, opted out: its rows are dropped the same way.

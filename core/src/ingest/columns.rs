@@ -426,14 +426,44 @@ impl CellColumn {
     }
 }
 
+/// The country column of one batch.
+pub(crate) enum CountryColumn {
+    /// A code per row.
+    Text(arrow_array::StringArray),
+    /// Codes stored once in `values` and referred to by each row's key, as Parquet
+    /// stores them: each distinct code can be numbered once, not once per row.
+    Dictionary {
+        /// The dictionary array itself, for its key nulls.
+        array: ArrayRef,
+        keys: Vec<usize>,
+        values: ArrayRef,
+    },
+}
+
 /// The optional country column of one batch.
-pub(crate) fn country_column(batch: &RecordBatch, name: &str) -> Result<Option<ArrayRef>> {
+pub(crate) fn country_column(batch: &RecordBatch, name: &str) -> Result<Option<CountryColumn>> {
     let Some(array) = batch.column_by_name(name) else {
         return Ok(None);
     };
+    // Keys into no values (all rows null) cannot be normalized: read plainly.
+    if let DataType::Dictionary(_, value_type) = array.data_type()
+        && **value_type == DataType::Utf8
+        && !array.as_any_dictionary().values().is_empty()
+    {
+        let dictionary = array.as_any_dictionary();
+        return Ok(Some(CountryColumn::Dictionary {
+            array: Arc::clone(array),
+            keys: dictionary.normalized_keys(),
+            values: Arc::clone(dictionary.values()),
+        }));
+    }
     let array = plain(array)?;
     match array.data_type() {
-        t if is_text(t) => Ok(Some(arrow_cast::cast(&array, &DataType::Utf8)?)),
+        t if is_text(t) => Ok(Some(CountryColumn::Text(
+            arrow_cast::cast(&array, &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone(),
+        ))),
         DataType::Null => Ok(None),
         other => Err(Error::input(
             name,

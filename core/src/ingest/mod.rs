@@ -36,7 +36,9 @@ pub use columns::PingColumns;
 pub use located::{LocatedPings, NO_COUNTRY};
 pub use parquet::{PARQUET_BATCH_ROWS, parquet_rows, prepare_parquet};
 
-use columns::{PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column};
+use columns::{
+    CountryColumn, PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column,
+};
 use kept::Kept;
 use memo::Memo;
 
@@ -328,6 +330,9 @@ pub struct Ingester<'a> {
     /// The values of the last dictionary of subscriber ids and the number of each
     /// (`UNNUMBERED` until a row refers to it).
     dictionary_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
+    /// The values of the last dictionary of country codes and the number of each
+    /// (`u32::MAX` until a kept row refers to it).
+    country_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
     /// Where pings are located.
     threads: Threads,
     /// The given period's bounds in epoch seconds, `[from, until)`.
@@ -412,6 +417,7 @@ impl<'a> Ingester<'a> {
             decoded: Decoded::default(),
             positions: Kept::default(),
             dictionary_numbers: None,
+            country_numbers: None,
             threads: Threads::Calling,
             report: QualityReport {
                 version: crate::VERSION,
@@ -526,9 +532,6 @@ impl<'a> Ingester<'a> {
         let ts = TsColumn::new(crate::columns::column(batch, &columns.ts, "")?, &columns.ts)?;
         let positions = PositionColumns::new(batch, columns)?;
         let country = country_column(batch, &columns.country)?;
-        let country = country
-            .as_ref()
-            .map(arrow_array::cast::AsArray::as_string::<i32>);
 
         let rows = batch.num_rows();
         self.report.pings_read += rows as u64;
@@ -588,6 +591,21 @@ impl<'a> Ingester<'a> {
         } = &mut self.subscribers;
         let opted_out: &[bool] = opted_out;
         let countries = &mut self.countries;
+        // As for subscriber ids, a dictionary's codes are numbered once, when a kept row
+        // first refers to them, and the numbers kept until the dictionary changes.
+        let mut country_table = match &country {
+            Some(CountryColumn::Dictionary { values, .. }) => {
+                Some(match &mut self.country_numbers {
+                    Some((known, table)) if Arc::ptr_eq(known, values) => table,
+                    slot => {
+                        &mut slot
+                            .insert((Arc::clone(values), vec![u32::MAX; values.len()]))
+                            .1
+                    }
+                })
+            }
+            _ => None,
+        };
         let locating = Locating {
             threads: &self.threads,
             caches: &self.positions,
@@ -630,9 +648,28 @@ impl<'a> Ingester<'a> {
                     (first.min(instant), last.max(instant))
                 }));
                 has_row[number as usize] = true;
-                let country = match country {
-                    Some(array) if !array.is_null(row) => {
+                let country = match (&country, country_table.as_deref_mut()) {
+                    (Some(CountryColumn::Text(array)), _) if !array.is_null(row) => {
                         countries.number(array.value(row), &columns.country)?
+                    }
+                    (
+                        Some(CountryColumn::Dictionary {
+                            array,
+                            keys,
+                            values,
+                        }),
+                        Some(table),
+                    ) if !array.is_null(row) => {
+                        let key = keys[row];
+                        if table[key] == u32::MAX {
+                            let values = arrow_array::cast::AsArray::as_string::<i32>(values);
+                            table[key] = u32::from(if values.is_null(key) {
+                                NO_COUNTRY
+                            } else {
+                                countries.number(values.value(key), &columns.country)?
+                            });
+                        }
+                        table[key] as u16
                     }
                     _ => NO_COUNTRY,
                 };

@@ -39,9 +39,10 @@ impl Ingester<'_> {
         let columns = self.columns().clone();
         let metadata =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
-        // Subscriber ids are read as Parquet stores them, a dictionary per column chunk,
-        // so that each distinct id is looked up once per chunk rather than once per row.
-        let schema = with_dictionary_ids(metadata.schema(), &columns.subscriber);
+        // Subscriber ids and country codes are read as Parquet stores them, a dictionary
+        // per column chunk, so that each distinct value is looked up once per chunk
+        // rather than once per row.
+        let schema = with_dictionaries(metadata.schema(), &columns);
         let metadata = ArrowReaderMetadata::try_new(
             std::sync::Arc::clone(metadata.metadata()),
             ArrowReaderOptions::new().with_schema(schema),
@@ -127,13 +128,16 @@ impl RecordBatchReader for Prefetched {
     }
 }
 
-/// `schema` with the subscriber column, when it holds text or binary, as a dictionary.
-fn with_dictionary_ids(schema: &SchemaRef, subscriber: &str) -> SchemaRef {
+/// `schema` with the subscriber column, when it holds text or binary, and the country
+/// column, when it holds text, as dictionaries.
+fn with_dictionaries(schema: &SchemaRef, columns: &PingColumns) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
         .map(|field| match field.data_type() {
-            t if field.name() == subscriber && is_dictionary_id_type(t) => {
+            t if (field.name() == &columns.subscriber && is_dictionary_id_type(t))
+                || (field.name() == &columns.country && *t == DataType::Utf8) =>
+            {
                 field.as_ref().clone().with_data_type(DataType::Dictionary(
                     Box::new(DataType::Int32),
                     Box::new(field.data_type().clone()),
