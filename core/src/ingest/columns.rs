@@ -433,8 +433,8 @@ pub(crate) enum CountryColumn {
     /// Codes stored once in `values` and referred to by each row's key, as Parquet
     /// stores them: each distinct code can be numbered once, not once per row.
     Dictionary {
-        /// The dictionary array itself, for its key nulls.
-        array: ArrayRef,
+        /// Rows without a key.
+        nulls: Option<arrow_buffer::NullBuffer>,
         keys: Vec<usize>,
         values: ArrayRef,
     },
@@ -452,7 +452,7 @@ pub(crate) fn country_column(batch: &RecordBatch, name: &str) -> Result<Option<C
     {
         let dictionary = array.as_any_dictionary();
         return Ok(Some(CountryColumn::Dictionary {
-            array: Arc::clone(array),
+            nulls: array.nulls().cloned(),
             keys: dictionary.normalized_keys(),
             values: Arc::clone(dictionary.values()),
         }));

@@ -654,12 +654,12 @@ impl<'a> Ingester<'a> {
                     }
                     (
                         Some(CountryColumn::Dictionary {
-                            array,
+                            nulls,
                             keys,
                             values,
                         }),
                         Some(table),
-                    ) if !array.is_null(row) => {
+                    ) if nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row)) => {
                         let key = keys[row];
                         if table[key] == u32::MAX {
                             let values = arrow_array::cast::AsArray::as_string::<i32>(values);
