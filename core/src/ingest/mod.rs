@@ -89,8 +89,55 @@ impl Decoded {
     }
 }
 
+/// The rows `0..rows` by group, `group_of(row)` among `groups`: one list of rows, each
+/// group's in row order one after the other, and each group's place in it. A counting
+/// sort: the list is exactly as long as the rows, with no slack.
+fn rows_by_group(
+    rows: usize,
+    groups: usize,
+    group_of: impl Fn(usize) -> usize,
+) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
+    let mut starts = vec![0_usize; groups + 1];
+    for row in 0..rows {
+        starts[group_of(row) + 1] += 1;
+    }
+    for g in 1..=groups {
+        starts[g] += starts[g - 1];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0_u32; rows];
+    for row in 0..rows {
+        let slot = &mut next[group_of(row)];
+        order[*slot] = row as u32;
+        *slot += 1;
+    }
+    let ranges = starts.windows(2).map(|w| w[0]..w[1]).collect();
+    (order, ranges)
+}
+
 /// In a dictionary's numbers: a value no row has referred to yet.
 const UNNUMBERED: u32 = u32::MAX - 1;
+
+/// The numbers given to the values of the last dictionary a column came in. Parquet
+/// readers give every batch of a column chunk the chunk's dictionary: each value is
+/// numbered once, when a row first refers to it, and the numbers are kept until the
+/// dictionary changes.
+#[derive(Default)]
+struct DictionaryNumbers(Option<(arrow_array::ArrayRef, Vec<u32>)>);
+
+impl DictionaryNumbers {
+    /// The number of each of `values` (`UNNUMBERED` until given), kept from the last
+    /// call if `values` is the same dictionary.
+    fn of(&mut self, values: &arrow_array::ArrayRef) -> &mut [u32] {
+        if !matches!(&self.0, Some((known, _)) if Arc::ptr_eq(known, values)) {
+            self.0 = None;
+        }
+        &mut self
+            .0
+            .get_or_insert_with(|| (Arc::clone(values), vec![UNNUMBERED; values.len()]))
+            .1
+    }
+}
 
 /// A raw subscriber id as a hash-map key. Ids of up to 31 bytes (IMSIs, MSISDNs,
 /// 128-bit hashes) are held in the entry itself, so that a look-up among millions of
@@ -327,12 +374,10 @@ pub struct Ingester<'a> {
     /// What lat/lon positions are located with: caches that learn the places pings come
     /// from, so they are kept from batch to batch, one per worker at a time.
     positions: Kept<PositionCache>,
-    /// The values of the last dictionary of subscriber ids and the number of each
-    /// (`UNNUMBERED` until a row refers to it).
-    dictionary_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
-    /// The values of the last dictionary of country codes and the number of each
-    /// (`u32::MAX` until a kept row refers to it).
-    country_numbers: Option<(arrow_array::ArrayRef, Vec<u32>)>,
+    /// The subscriber numbers of the last dictionary of ids.
+    dictionary_numbers: DictionaryNumbers,
+    /// The country numbers of the last dictionary of codes.
+    country_numbers: DictionaryNumbers,
     /// Where pings are located.
     threads: Threads,
     /// The given period's bounds in epoch seconds, `[from, until)`.
@@ -416,8 +461,8 @@ impl<'a> Ingester<'a> {
             countries: Countries::default(),
             decoded: Decoded::default(),
             positions: Kept::default(),
-            dictionary_numbers: None,
-            country_numbers: None,
+            dictionary_numbers: DictionaryNumbers::default(),
+            country_numbers: DictionaryNumbers::default(),
             threads: Threads::Calling,
             report: QualityReport {
                 version: crate::VERSION,
@@ -542,16 +587,7 @@ impl<'a> Ingester<'a> {
             values,
         } = &subscribers
         {
-            // Parquet readers give every batch of a column chunk the chunk's dictionary:
-            // the numbers of its ids are kept until the dictionary changes.
-            let table = match &mut self.dictionary_numbers {
-                Some((known, table)) if Arc::ptr_eq(known, values) => table,
-                slot => {
-                    &mut slot
-                        .insert((Arc::clone(values), vec![UNNUMBERED; values.len()]))
-                        .1
-                }
-            };
+            let table = self.dictionary_numbers.of(values);
             let nulls = array.nulls();
             for (row, &key) in keys.iter().enumerate() {
                 if nulls.is_some_and(|nulls| nulls.is_null(row)) {
@@ -591,19 +627,9 @@ impl<'a> Ingester<'a> {
         } = &mut self.subscribers;
         let opted_out: &[bool] = opted_out;
         let countries = &mut self.countries;
-        // As for subscriber ids, a dictionary's codes are numbered once, when a kept row
-        // first refers to them, and the numbers kept until the dictionary changes.
+        // A dictionary's codes are numbered when a kept row first refers to them.
         let mut country_table = match &country {
-            Some(CountryColumn::Dictionary { values, .. }) => {
-                Some(match &mut self.country_numbers {
-                    Some((known, table)) if Arc::ptr_eq(known, values) => table,
-                    slot => {
-                        &mut slot
-                            .insert((Arc::clone(values), vec![u32::MAX; values.len()]))
-                            .1
-                    }
-                })
-            }
+            Some(CountryColumn::Dictionary { values, .. }) => Some(self.country_numbers.of(values)),
             _ => None,
         };
         let locating = Locating {
@@ -661,7 +687,7 @@ impl<'a> Ingester<'a> {
                         Some(table),
                     ) if nulls.as_ref().is_none_or(|nulls| nulls.is_valid(row)) => {
                         let key = keys[row];
-                        if table[key] == u32::MAX {
+                        if table[key] == UNNUMBERED {
                             let values = arrow_array::cast::AsArray::as_string::<i32>(values);
                             table[key] = u32::from(if values.is_null(key) {
                                 NO_COUNTRY

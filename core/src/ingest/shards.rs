@@ -14,7 +14,9 @@ use h3o::CellIndex;
 
 use super::kept::Kept;
 use super::memo::Memo;
-use super::{Decoded, Ingester, LocatedPings, Prepared, Threads, output_country};
+use super::{
+    Decoded, DictionaryNumbers, Ingester, LocatedPings, Prepared, Threads, output_country,
+};
 use crate::config::Period;
 use crate::error::Result;
 use crate::geo::Geography;
@@ -324,7 +326,8 @@ impl Ingester<'_> {
         }
         drop(std::mem::take(&mut self.subscribers.number_of));
         self.subscribers.last = (Vec::new(), u32::MAX);
-        self.dictionary_numbers = None;
+        self.dictionary_numbers = DictionaryNumbers::default();
+        self.country_numbers = DictionaryNumbers::default();
         drop(std::mem::take(&mut self.opt_out));
         // No position is located after the last push: the locators' caches (tens of
         // MiB per worker) are freed before the pings are finished.
@@ -469,7 +472,7 @@ impl Ingester<'_> {
             // Each worker gathers its rows when it starts: only the shards being
             // processed are copied, not all of them at once.
             let group_of = group_of_partition(&groups);
-            let (rows, ranges) = rows_by_group(&decoded, groups.len(), |n| {
+            let (rows, ranges) = subscriber_rows_by_group(&decoded, groups.len(), |n| {
                 group_of[partition_of(u64::from(n), count)]
             });
             grouped_rows = rows;
@@ -502,7 +505,7 @@ impl Ingester<'_> {
         let finish_pieces = |decoded: &Decoded, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let piece_rows = shard_rows.min(IN_MEMORY_SHARD_ROWS);
             let pieces = (decoded.len() as u64).div_ceil(piece_rows).max(1) as usize;
-            let (rows, ranges) = rows_by_group(decoded, pieces, |number| {
+            let (rows, ranges) = subscriber_rows_by_group(decoded, pieces, |number| {
                 partition_of(fin.device_of[number as usize].swap_bytes(), pieces)
             });
             ranges
@@ -601,30 +604,15 @@ fn group_of_partition(groups: &[Vec<usize>]) -> Vec<usize> {
     group_of
 }
 
-/// The rows of decoded pings by group, `group_of(subscriber)` among `groups`: one list
-/// of rows, each group's in row order one after the other, and each group's place in
-/// it. A counting sort: the list is exactly as long as the rows, with no slack.
-fn rows_by_group(
+/// The rows of decoded pings by group, `group_of(subscriber)` among `groups`: see
+/// [`rows_by_group`](super::rows_by_group).
+fn subscriber_rows_by_group(
     decoded: &Decoded,
     groups: usize,
     group_of: impl Fn(u32) -> usize,
 ) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
-    let mut starts = vec![0_usize; groups + 1];
-    for &n in &decoded.subscriber {
-        starts[group_of(n) + 1] += 1;
-    }
-    for g in 1..=groups {
-        starts[g] += starts[g - 1];
-    }
-    let mut next = starts.clone();
-    let mut rows = vec![0_u32; decoded.len()];
-    for (row, &n) in decoded.subscriber.iter().enumerate() {
-        let slot = &mut next[group_of(n)];
-        rows[*slot] = row as u32;
-        *slot += 1;
-    }
-    let ranges = starts.windows(2).map(|w| w[0]..w[1]).collect();
-    (rows, ranges)
+    let subscriber = &decoded.subscriber;
+    super::rows_by_group(decoded.len(), groups, |row| group_of(subscriber[row]))
 }
 
 #[cfg(test)]
@@ -681,7 +669,8 @@ mod tests {
         }
         let groups = partition_groups(8, &[(3, 4)], |n| n as usize % 8);
         let group_of = group_of_partition(&groups);
-        let (rows, ranges) = rows_by_group(&decoded, groups.len(), |n| group_of[n as usize % 8]);
+        let (rows, ranges) =
+            subscriber_rows_by_group(&decoded, groups.len(), |n| group_of[n as usize % 8]);
         assert_eq!(rows.len(), 1000);
         let parts: Vec<Decoded> = ranges
             .into_iter()

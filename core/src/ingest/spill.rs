@@ -61,37 +61,19 @@ impl PartitionedFiles {
         decoded: &Decoded,
         file_of: impl Fn(usize) -> usize,
     ) -> Result<u64> {
-        let count = self.paths.len();
-        let target: Vec<u32> = (0..decoded.len()).map(|r| file_of(r) as u32).collect();
-        let mut offsets = vec![0_usize; count + 1];
-        for &t in &target {
-            offsets[t as usize + 1] += 1;
-        }
-        for i in 1..=count {
-            offsets[i] += offsets[i - 1];
-        }
-        let mut order = vec![0_u32; decoded.len()];
-        let mut next = offsets.clone();
-        for (row, &t) in target.iter().enumerate() {
-            order[next[t as usize]] = row as u32;
-            next[t as usize] += 1;
-        }
+        let (order, ranges) = super::rows_by_group(decoded.len(), self.paths.len(), file_of);
         // Chunks are compressed on every core, then appended in file order.
-        let chunks: Vec<(usize, Vec<u8>)> = {
+        let chunks: Vec<(usize, usize, Vec<u8>)> = {
             use rayon::prelude::*;
-            (0..count)
+            ranges
                 .into_par_iter()
-                .filter(|&file| offsets[file] < offsets[file + 1])
-                .map(|file| {
-                    (
-                        file,
-                        encode(decoded, &order[offsets[file]..offsets[file + 1]]),
-                    )
-                })
+                .enumerate()
+                .filter(|(_, rows)| !rows.is_empty())
+                .map(|(file, rows)| (file, rows.len(), encode(decoded, &order[rows])))
                 .collect()
         };
         let mut written = 0;
-        for (file, chunk) in chunks {
+        for (file, rows, chunk) in chunks {
             let path = &self.paths[file];
             if self.files[file].is_none() {
                 let handle = OpenOptions::new()
@@ -104,7 +86,7 @@ impl PartitionedFiles {
             if let Some(handle) = &mut self.files[file] {
                 handle.write_all(&chunk).map_err(|e| io_error(path, &e))?;
             }
-            self.rows[file] += (offsets[file + 1] - offsets[file]) as u64;
+            self.rows[file] += rows as u64;
             written += chunk.len() as u64;
         }
         Ok(written)
