@@ -520,16 +520,14 @@ impl Ingester<'_> {
         let read_back = |paths: &mut dyn Iterator<Item = &Path>,
                          cancel: &Cancel|
          -> Result<Vec<(T, ShardCounts)>> {
-            let mut decoded = read_buffers.take().unwrap_or_default();
+            let mut decoded = read_buffers.lend(Decoded::default);
+            decoded.clear();
             for path in paths {
                 spill::read(path, &mut decoded)?;
                 let _ = std::fs::remove_file(path);
                 cancel.check()?;
             }
-            let out = finish_pieces(&decoded, cancel)?;
-            decoded.clear();
-            read_buffers.give_back(decoded);
-            Ok(out)
+            finish_pieces(&decoded, cancel)
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let (first, files) = match input {
