@@ -126,13 +126,11 @@ class Job:
 
 
 def crowdtally_release(job: Job) -> None:
-    """The release by ``crowdtally.analyze``, reading the Parquet file itself."""
-    import pyarrow.parquet as pq
-
+    """The release by ``crowdtally.analyze``, reading the Parquet files itself."""
     import crowdtally as ct
 
     geography = ct.Geography.from_tables(
-        **{name: pq.read_table(job.geography_file(name)) for name in GEOGRAPHY_FILES},
+        **{name: job.geography_file(name) for name in GEOGRAPHY_FILES},
         study_area=job.study_area,
         resolution=job.resolution,
     )
@@ -1087,7 +1085,7 @@ ENGINES: dict[str, Callable[[Job], None]] = {
 }
 # Imported before the clock starts, so that each engine's time is its work.
 ENGINE_IMPORTS = {
-    "crowdtally": ("crowdtally", "pyarrow.parquet"),
+    "crowdtally": ("crowdtally",),
     "polars": ("polars", "h3", "numpy"),
     "duckdb": ("duckdb", "h3", "numpy", "pyarrow"),
 }

@@ -650,3 +650,69 @@ fn in_file_turns_input_and_arrow_errors_into_file_errors() {
         Error::Config { field: "k", .. }
     ));
 }
+
+// -- whole tables ------------------------------------------------------------------------
+
+#[test]
+fn read_parquet_gives_back_every_row_and_column() {
+    use crowdtally::geo::RegionTable;
+    use crowdtally::ingest::read_parquet;
+
+    let scratch = Scratch::new("whole-table");
+    let path = scratch.path("regions.parquet");
+    let regions = record_batch(vec![
+        ("region_id", texts(&[Some("BE"), Some("kortrijk")])),
+        ("level", texts(&[Some("country"), Some("municipality")])),
+        ("parent_id", texts(&[None, Some("BE")])),
+        ("population", ints(&[None, Some(80_000)])),
+    ]);
+    write(&path, std::slice::from_ref(&regions));
+    let read = read_parquet(&path).unwrap();
+    assert_eq!(read, vec![regions.clone()]);
+    assert_eq!(
+        RegionTable::from_arrow(&read).unwrap(),
+        RegionTable::from_arrow(&[regions]).unwrap()
+    );
+
+    // A table's column error, said of the file, names the file and the column.
+    let no_level = scratch.path("no-level.parquet");
+    write(
+        &no_level,
+        &[record_batch(vec![("region_id", texts(&[Some("BE")]))])],
+    );
+    let error = RegionTable::from_arrow(&read_parquet(&no_level).unwrap())
+        .unwrap_err()
+        .in_file(&no_level);
+    let shown = error.to_string();
+    let (at, column, _) = file_error(error);
+    assert_eq!(at, no_level.display().to_string(), "{shown}");
+    assert!(column.is_some_and(|c| c.contains("level")), "{shown}");
+}
+
+#[test]
+fn read_parquet_names_a_missing_truncated_or_foreign_file() {
+    let scratch = Scratch::new("whole-table-bad");
+    let whole = scratch.path("whole.parquet");
+    write(&whole, &[batch(&pings(ROWS, 3))]);
+    let bytes = fs::read(&whole).unwrap();
+    let missing = scratch.path("missing.parquet");
+    assert_file_error(
+        crowdtally::ingest::read_parquet(&missing).unwrap_err(),
+        &missing,
+        None,
+    );
+    for (name, contents) in [
+        ("half.parquet", &bytes[..bytes.len() / 2]),
+        ("all-but-one.parquet", &bytes[..bytes.len() - 1]),
+        ("magic.parquet", &b"PAR1"[..]),
+        ("csv.parquet", &b"region_id,level\nBE,country\n"[..]),
+    ] {
+        let path = scratch.path(name);
+        fs::write(&path, contents).unwrap();
+        assert_file_error(
+            crowdtally::ingest::read_parquet(&path).unwrap_err(),
+            &path,
+            None,
+        );
+    }
+}

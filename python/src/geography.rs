@@ -1,5 +1,6 @@
 //! `crowdtally.Geography`: regions, zones and the study area.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt64Array};
@@ -51,10 +52,29 @@ fn geojson_text(argument: &str, value: &Bound<'_, PyAny>) -> PyResult<String> {
     ))
 }
 
+/// One geography table: a Parquet file's path (read by the core, no pyarrow needed),
+/// errors naming the file; or a table-like object.
+fn table<T: Send>(
+    argument: &str,
+    value: &Bound<'_, PyAny>,
+    from_arrow: fn(&[RecordBatch]) -> crowdtally::Result<T>,
+) -> PyResult<T> {
+    let py = value.py();
+    if value.is_instance_of::<PyString>() || value.hasattr(intern!(py, "__fspath__"))? {
+        let path: PathBuf = value.extract()?;
+        return detach(py, || {
+            crowdtally::ingest::read_parquet(&path)
+                .and_then(|batches| from_arrow(&batches))
+                .map_err(|e| e.in_file(&path))
+        });
+    }
+    from_arrow(&batches(argument, value)?).map_err(|e| CoreError(e).into())
+}
+
 #[pymethods]
 impl PyGeography {
-    /// Builds a geography from four tables (anything with the Arrow PyCapsule interface,
-    /// or dicts of columns).
+    /// Builds a geography from four tables: each a Parquet file's path, anything with the
+    /// Arrow PyCapsule interface, or a dict of columns.
     #[staticmethod]
     #[pyo3(signature = (*, regions, region_cells, zones, zone_cells, study_area, resolution=9))]
     fn from_tables(
@@ -66,12 +86,10 @@ impl PyGeography {
         study_area: &Bound<'_, PyAny>,
         resolution: u8,
     ) -> PyResult<Self> {
-        let regions = RegionTable::from_arrow(&batches("regions", regions)?).map_err(CoreError)?;
-        let region_cells = RegionCellTable::from_arrow(&batches("region_cells", region_cells)?)
-            .map_err(CoreError)?;
-        let zones = ZoneTable::from_arrow(&batches("zones", zones)?).map_err(CoreError)?;
-        let zone_cells =
-            ZoneCellTable::from_arrow(&batches("zone_cells", zone_cells)?).map_err(CoreError)?;
+        let regions = table("regions", regions, RegionTable::from_arrow)?;
+        let region_cells = table("region_cells", region_cells, RegionCellTable::from_arrow)?;
+        let zones = table("zones", zones, ZoneTable::from_arrow)?;
+        let zone_cells = table("zone_cells", zone_cells, ZoneCellTable::from_arrow)?;
         let study_area = study_area_of(study_area)?;
         let geography = detach(py, || {
             Geography::from_tables(

@@ -457,3 +457,55 @@ def test_from_tables_of_to_tables_gives_the_geography_back(name: str) -> None:
     again = back.to_tables()
     for table_name, table in g.to_tables().items():
         assert pa.table(again[table_name]).equals(pa.table(table))
+
+
+def write_geography(g: ct.Geography, directory: Path) -> dict[str, Any]:
+    """Writes a geography's four tables as Parquet files; returns their paths."""
+    paths: dict[str, Any] = {}
+    for name, table in g.to_tables().items():
+        paths[name] = directory / f"{name}.parquet"
+        pq.write_table(pa.table(table), paths[name])
+    return paths
+
+
+@pytest.mark.parametrize("name", list(geographies()))
+def test_from_tables_reads_parquet_paths(name: str, tmp_path: Path) -> None:
+    g, pings, config = geographies()[name]()
+    paths = write_geography(g, tmp_path)
+    given: list[dict[str, Any]] = [
+        {n: str(p) for n, p in paths.items()},
+        dict(paths),
+        # Paths and tables mixed.
+        {**g.to_tables(), "regions": paths["regions"], "zone_cells": str(paths["zone_cells"])},
+    ]
+    for tables in given:
+        back = ct.Geography.from_tables(**tables, resolution=g.resolution, study_area=g.study_area)
+        assert back.regions == g.regions
+        assert back.zones == g.zones
+        assert repr(back) == repr(g)
+        assert_same(RUNS["analyze"](pings, g, config), RUNS["analyze"](pings, back, config))
+
+
+def test_a_bad_geography_file_is_named(tmp_path: Path) -> None:
+    g = ct.Geography.from_tables(**geography_tables(), study_area=["kortrijk"])
+    paths = write_geography(g, tmp_path)
+
+    def from_files(**replaced: Path) -> ct.Geography:
+        return ct.Geography.from_tables(**{**paths, **replaced}, study_area=["kortrijk"])
+
+    missing = tmp_path / "no-such-file.parquet"
+    with pytest.raises(ct.InputError) as error:
+        from_files(zones=missing)
+    assert field(error) == str(missing)
+    truncated = tmp_path / "truncated.parquet"
+    truncated.write_bytes(paths["region_cells"].read_bytes()[:-1])
+    with pytest.raises(ct.InputError, match="Parquet") as error:
+        from_files(region_cells=truncated)
+    assert field(error) == str(truncated)
+    # A table without one of its columns: the error names the file and the column.
+    no_level = tmp_path / "no-level.parquet"
+    pq.write_table(pq.read_table(paths["regions"]).drop_columns(["level"]), no_level)
+    with pytest.raises(ct.InputError) as error:
+        from_files(regions=no_level)
+    assert str(no_level) in str(error.value)
+    assert "level" in str(field(error))

@@ -174,22 +174,52 @@ fn projection(
     ProjectionMask::roots(builder.parquet_schema(), roots)
 }
 
+/// A reader of a whole Parquet file, every column; errors name the file.
+fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file_error = |message: String| Error::File {
+        path: path.display().to_string(),
+        column: None,
+        message,
+    };
+    let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(|e| file_error(format!("is not a readable Parquet file: {e}")))
+}
+
 /// The number of rows of a Parquet file, from its footer (the pings are not read).
 ///
 /// # Errors
 /// [`Error::File`] naming the file if it is missing or not Parquet.
 pub fn parquet_rows(path: &Path) -> Result<u64> {
-    let file = File::open(path).map_err(|e| Error::File {
-        path: path.display().to_string(),
-        column: None,
-        message: e.to_string(),
-    })?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::File {
-        path: path.display().to_string(),
-        column: None,
-        message: format!("is not a readable Parquet file: {e}"),
-    })?;
+    let builder = open_parquet(path)?;
     Ok(builder.metadata().file_metadata().num_rows().max(0) as u64)
+}
+
+/// Every row and column of a Parquet file, as record batches: for small tables such as
+/// the geography's, which are wanted whole.
+///
+/// # Errors
+/// [`Error::File`] naming the file if it is missing, not Parquet, or truncated.
+///
+/// # Example
+/// ```no_run
+/// use crowdtally::geo::RegionTable;
+/// use crowdtally::ingest::read_parquet;
+///
+/// let path = std::path::Path::new("geography/regions.parquet");
+/// let regions = RegionTable::from_arrow(&read_parquet(path)?).map_err(|e| e.in_file(path))?;
+/// # Ok::<(), crowdtally::Error>(())
+/// ```
+pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
+    open_parquet(path)?
+        .build()
+        .map_err(|e| Error::File {
+            path: path.display().to_string(),
+            column: None,
+            message: e.to_string(),
+        })?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| Error::Arrow(e).in_file(path))
 }
 
 /// Cleans, pseudonymizes and locates the pings of Parquet files, read in order.

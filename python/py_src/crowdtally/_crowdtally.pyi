@@ -151,14 +151,15 @@ class Geography:
     @staticmethod
     def from_tables(
         *,
-        regions: _Table,
-        region_cells: _Table,
-        zones: _Table,
-        zone_cells: _Table,
+        regions: _Table | str | os.PathLike[str],
+        region_cells: _Table | str | os.PathLike[str],
+        zones: _Table | str | os.PathLike[str],
+        zone_cells: _Table | str | os.PathLike[str],
         study_area: Sequence[str] | str,
         resolution: int = 9,
     ) -> Geography:
-        """Builds a geography from four tables (Arrow-capsule objects or dicts of columns)."""
+        """Builds a geography from four tables: Parquet paths, Arrow-capsule objects or
+        dicts of columns."""
     @staticmethod
     def from_geojson(
         *,
