@@ -155,12 +155,23 @@ impl DayParts {
     /// `Night(-1)`; instants past the last boundary in the last night.
     #[must_use]
     pub fn part_of(&self, instant: i64) -> DayPart {
-        let passed = self.bounds.partition_point(|&b| b <= instant) as i32;
-        if passed % 2 == 1 {
+        self.part_span(instant).0
+    }
+
+    /// The part of day of an instant, and every instant in that part: a caller that goes
+    /// through time-sorted instants looks a part up once, not once per instant.
+    #[must_use]
+    pub fn part_span(&self, instant: i64) -> (DayPart, std::ops::Range<i64>) {
+        let passed = self.bounds.partition_point(|&b| b <= instant);
+        let from = passed.checked_sub(1).map_or(i64::MIN, |i| self.bounds[i]);
+        let until = self.bounds.get(passed).copied().unwrap_or(i64::MAX);
+        let passed = passed as i32;
+        let part = if passed % 2 == 1 {
             DayPart::Day((passed - 1) / 2)
         } else {
             DayPart::Night(passed / 2 - 1)
-        }
+        };
+        (part, from..until)
     }
 }
 
@@ -485,6 +496,38 @@ mod tests {
         assert_eq!(parts.part_of(at("2026-10-25T05:00:00Z")), DayPart::Day(2));
         assert_eq!(parts.part_of(at("2026-10-26T23:00:00")), DayPart::Night(3));
         assert_eq!(parts.date(3), jiff::civil::date(2026, 10, 26));
+    }
+
+    #[test]
+    fn part_spans_are_the_instants_of_each_part() {
+        let calendar = brussels();
+        let start = jiff::civil::date(2026, 3, 27);
+        let parts = DayParts::for_period(&calendar, start, jiff::civil::date(2026, 4, 2));
+        let first = parts.bounds[0];
+        let last = *parts.bounds.last().unwrap();
+        // Every 7 minutes and 13 seconds from a day before the first boundary to a day
+        // after the last, across the spring change: each instant is in its part's span,
+        // and the span's ends are where the part begins and ends.
+        let mut t = first - 86_400;
+        while t < last + 86_400 {
+            let (part, span) = parts.part_span(t);
+            assert_eq!(part, parts.part_of(t));
+            assert!(span.contains(&t), "{t} outside {span:?}");
+            if span.start != i64::MIN {
+                assert_eq!(parts.part_of(span.start), part);
+                assert_ne!(parts.part_of(span.start - 1), part);
+            }
+            if span.end != i64::MAX {
+                assert_eq!(parts.part_of(span.end - 1), part);
+                assert_ne!(parts.part_of(span.end), part);
+            }
+            t += 433;
+        }
+        assert_eq!(
+            parts.part_span(first - 1),
+            (DayPart::Night(-1), i64::MIN..first)
+        );
+        assert_eq!(parts.part_span(last).1, last..i64::MAX);
     }
 
     #[test]

@@ -238,14 +238,18 @@ impl Context<'_> {
         let first_visit = out.visits.len();
 
         let mut part = None;
+        // The instants of `part`: pings are sorted by time, so a part is looked up only
+        // when a ping leaves the last one.
+        let mut part_instants = 0..0;
         let mut previous_ts = None;
         for (k, &t) in ts.iter().enumerate() {
-            let this_part = self.parts.part_of(t);
-            if part != Some(this_part) {
+            if !part_instants.contains(&t) {
                 if let Some(done) = part {
                     self.close_part(done, scratch);
                 }
+                let (this_part, instants) = self.parts.part_span(t);
                 part = Some(this_part);
+                part_instants = instants;
             }
             if leaves[k] != UNKNOWN_REGION {
                 bump(&mut scratch.part_leaves, leaves[k]);
