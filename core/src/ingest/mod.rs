@@ -605,10 +605,7 @@ impl<'a> Ingester<'a> {
                 numbers.push(bytes.map_or(u32::MAX, |b| self.subscribers.number(b, &self.opt_out)));
             });
         }
-        let mut resolver = self.calendar.resolver();
-        let on_calendar = crate::calendar::instant_range();
         let mut dropped = [0_u64; 5];
-        let window = self.window;
         let mut span = self.span;
         // Within a budget, the buffer is sized once for the rows it may hold before it
         // spills, so that it never doubles past its share (pages are only resident once
@@ -632,48 +629,29 @@ impl<'a> Ingester<'a> {
             Some(CountryColumn::Dictionary { values, .. }) => Some(self.country_numbers.of(values)),
             _ => None,
         };
-        let locating = Locating {
+        let cleaning = Cleaning {
             threads: &self.threads,
             caches: &self.positions,
             resolution: self.resolution,
             positions: &positions,
+            ts: &ts,
+            calendar: &self.calendar,
+            window: self.window,
             numbers: &numbers,
             opted_out,
         };
-        locating.in_chunks(|range, located| {
-            for (row, &located) in range.zip(located) {
-                let number = numbers[row];
-                if number == u32::MAX {
-                    dropped[1] += 1;
-                    continue;
-                }
-                if opted_out[number as usize] {
-                    dropped[0] += 1;
-                    continue;
-                }
-                let Some(cell) = located else {
-                    dropped[2] += 1;
-                    continue;
-                };
-                // An instant the calendar cannot date (typically milliseconds read as
-                // seconds) is no usable time: kept, it would wreck the derived period.
-                let Some(instant) = ts
-                    .instant(row, &mut resolver)
-                    .filter(|t| on_calendar.contains(t))
-                else {
-                    dropped[3] += 1;
-                    continue;
-                };
-                if let Some((from, until)) = window
-                    && !(from..until).contains(&instant)
-                {
-                    dropped[4] += 1;
-                    continue;
-                }
-                span = Some(span.map_or((instant, instant), |(first, last)| {
-                    (first.min(instant), last.max(instant))
-                }));
+        cleaning.in_chunks(|kept| {
+            for (count, more) in dropped.iter_mut().zip(kept.dropped) {
+                *count += more;
+            }
+            if let Some((first, last)) = kept.span {
+                span = Some(span.map_or((first, last), |(f, l)| (f.min(first), l.max(last))));
+            }
+            for &number in &kept.subscriber {
                 has_row[number as usize] = true;
+            }
+            for &row in &kept.rows {
+                let row = row as usize;
                 let country = match (&country, country_table.as_deref_mut()) {
                     (Some(CountryColumn::Text(array)), _) if !array.is_null(row) => {
                         countries.number(array.value(row), &columns.country)?
@@ -699,11 +677,11 @@ impl<'a> Ingester<'a> {
                     }
                     _ => NO_COUNTRY,
                 };
-                decoded.subscriber.push(number);
-                decoded.ts.push(instant);
-                decoded.cell.push(cell);
                 decoded.country.push(country);
             }
+            decoded.subscriber.extend_from_slice(&kept.subscriber);
+            decoded.ts.extend_from_slice(&kept.ts);
+            decoded.cell.extend_from_slice(&kept.cell);
             Ok(())
         })?;
         for (reason, count) in [
@@ -743,10 +721,6 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
     rank
 }
 
-/// A located ping: its cell at the analysis resolution (its leaf region and zone set
-/// follow from the cell, and are looked up as devices are finished).
-type Located = u64;
-
 /// What one worker locates lat/lon positions with: a memo of exact positions, for those
 /// that repeat (antennas, grid points), in front of the cell locator, for those that
 /// cluster. Both only ever give h3o's cell.
@@ -755,30 +729,46 @@ struct PositionCache {
     locator: CellLocator,
 }
 
-/// What locating a batch's rows needs: where, with what, and which rows to skip.
-struct Locating<'b> {
+/// The rows of a chunk of a batch that survive the per-row rules, located, in row
+/// order; and what the others were dropped for.
+#[derive(Default)]
+struct KeptRows {
+    /// Each kept row's place in the batch.
+    rows: Vec<u32>,
+    subscriber: Vec<u32>,
+    ts: Vec<i64>,
+    cell: Vec<u64>,
+    /// Rows dropped, by reason: opt-out, bad subscriber, bad position, bad time,
+    /// outside the period.
+    dropped: [u64; 5],
+    /// The first and last instant kept.
+    span: Option<(i64, i64)>,
+}
+
+/// What cleaning and locating a batch's rows needs: where, with what, and which rows to
+/// skip.
+struct Cleaning<'b> {
     threads: &'b Threads,
     caches: &'b Kept<PositionCache>,
     resolution: Resolution,
     positions: &'b PositionColumns,
+    ts: &'b TsColumn,
+    calendar: &'b Calendar,
+    /// The given period's bounds in epoch seconds, `[from, until)`.
+    window: Option<(i64, i64)>,
     /// Each row's subscriber number, `u32::MAX` for a bad subscriber.
     numbers: &'b [u32],
     opted_out: &'b [bool],
 }
 
-impl Locating<'_> {
+impl Cleaning<'_> {
     /// The rows of one chunk of a batch.
     const CHUNK_ROWS: usize = 1 << 12;
 
-    /// Each row's cell, handed to `consume` chunk by chunk in row
-    /// order on the calling thread. With threads, chunks are located on the pool while
-    /// `consume` works through the earlier ones, so that the caller's serial work
-    /// overlaps location. A row dropped before its position is looked at (bad or
-    /// opted-out subscriber) is not located, and gets `None` like a bad position.
-    fn in_chunks(
-        &self,
-        mut consume: impl FnMut(std::ops::Range<usize>, &[Option<Located>]) -> Result<()>,
-    ) -> Result<()> {
+    /// Each chunk's kept rows, handed to `consume` in row order on the calling thread.
+    /// With threads, chunks are cleaned and located on the pool while `consume` appends
+    /// the earlier ones: only what needs the run's state (country numbers) is serial.
+    fn in_chunks(&self, mut consume: impl FnMut(KeptRows) -> Result<()>) -> Result<()> {
         let rows = self.numbers.len();
         match self.threads {
             Threads::Own(pool) if rows > Self::CHUNK_ROWS => {
@@ -787,7 +777,7 @@ impl Locating<'_> {
             Threads::Global if rows > Self::CHUNK_ROWS => {
                 rayon::in_place_scope(|scope| self.pipelined(scope, &mut consume))
             }
-            _ => consume(0..rows, &self.chunk(0..rows)),
+            _ => consume(self.chunk(0..rows)),
         }
     }
 
@@ -802,7 +792,7 @@ impl Locating<'_> {
     fn pipelined<'s>(
         &'s self,
         scope: &rayon::Scope<'s>,
-        consume: &mut impl FnMut(std::ops::Range<usize>, &[Option<Located>]) -> Result<()>,
+        consume: &mut impl FnMut(KeptRows) -> Result<()>,
     ) -> Result<()> {
         let (sender, receiver) = std::sync::mpsc::channel();
         for range in self.chunks() {
@@ -815,35 +805,77 @@ impl Locating<'_> {
         drop(sender);
         let mut arrived = FxHashMap::default();
         for range in self.chunks() {
-            let located = loop {
-                if let Some(located) = arrived.remove(&range.start) {
-                    break located;
+            let kept = loop {
+                if let Some(kept) = arrived.remove(&range.start) {
+                    break kept;
                 }
                 // Every sender is gone when a worker panicked: the scope re-raises it.
-                let Ok((start, located)) = receiver.recv() else {
+                let Ok((start, kept)) = receiver.recv() else {
                     return Ok(());
                 };
-                arrived.insert(start, located);
+                arrived.insert(start, kept);
             };
-            consume(range, &located)?;
+            consume(kept)?;
         }
         Ok(())
     }
 
-    fn chunk(&self, range: std::ops::Range<usize>) -> Vec<Option<Located>> {
+    /// The rows of `range` that survive the per-row rules, each dropped under the first
+    /// rule it breaks (§2's order).
+    fn chunk(&self, range: std::ops::Range<usize>) -> KeptRows {
         let mut cache = self.caches.lend(|| PositionCache {
             memo: Memo::new(12),
             locator: CellLocator::new(self.resolution),
         });
-        range
-            .map(|row| {
-                let number = self.numbers[row];
-                if number == u32::MAX || self.opted_out[number as usize] {
-                    return None;
-                }
-                locate(self.positions.raw(row), self.resolution, &mut cache)
-            })
-            .collect()
+        let mut resolver = self.calendar.resolver();
+        let on_calendar = crate::calendar::instant_range();
+        let mut kept = KeptRows {
+            rows: Vec::with_capacity(range.len()),
+            subscriber: Vec::with_capacity(range.len()),
+            ts: Vec::with_capacity(range.len()),
+            cell: Vec::with_capacity(range.len()),
+            ..KeptRows::default()
+        };
+        let (mut first, mut last) = (i64::MAX, i64::MIN);
+        for row in range {
+            let number = self.numbers[row];
+            if number == u32::MAX {
+                kept.dropped[1] += 1;
+                continue;
+            }
+            if self.opted_out[number as usize] {
+                kept.dropped[0] += 1;
+                continue;
+            }
+            let Some(cell) = locate(self.positions.raw(row), self.resolution, &mut cache) else {
+                kept.dropped[2] += 1;
+                continue;
+            };
+            // An instant the calendar cannot date (typically milliseconds read as
+            // seconds) is no usable time: kept, it would wreck the derived period.
+            let Some(instant) = self
+                .ts
+                .instant(row, &mut resolver)
+                .filter(|t| on_calendar.contains(t))
+            else {
+                kept.dropped[3] += 1;
+                continue;
+            };
+            if let Some((from, until)) = self.window
+                && !(from..until).contains(&instant)
+            {
+                kept.dropped[4] += 1;
+                continue;
+            }
+            first = first.min(instant);
+            last = last.max(instant);
+            kept.rows.push(row as u32);
+            kept.subscriber.push(number);
+            kept.ts.push(instant);
+            kept.cell.push(cell);
+        }
+        kept.span = (first <= last).then_some((first, last));
+        kept
     }
 }
 
