@@ -716,3 +716,36 @@ fn read_parquet_names_a_missing_truncated_or_foreign_file() {
         );
     }
 }
+
+#[test]
+fn write_parquet_round_trips_and_leaves_nothing_on_error() {
+    use arrow_array::RecordBatchIterator;
+    use crowdtally::ingest::{read_parquet, write_parquet};
+
+    let scratch = Scratch::new("write-table");
+    let rows = batch(&pings(1_000, 5));
+    let cut = [rows.slice(0, 400), rows.slice(400, 600)];
+    let path = scratch.path("written.parquet");
+    let reader = RecordBatchIterator::new(cut.clone().map(Ok), rows.schema());
+    write_parquet(&path, reader).unwrap();
+    // Fewer rows than the reader's batch: they come back as one batch.
+    assert_eq!(read_parquet(&path).unwrap(), vec![rows.clone()]);
+
+    // A reader that fails part-way: the error names the file, and the file is gone.
+    let failing = RecordBatchIterator::new(
+        [
+            Ok(cut[0].clone()),
+            Err(arrow_schema::ArrowError::ComputeError(
+                "the source went away".into(),
+            )),
+        ],
+        rows.schema(),
+    );
+    let shown = assert_file_error(write_parquet(&path, failing).unwrap_err(), &path, None);
+    assert!(shown.contains("the source went away"), "{shown}");
+    assert!(!path.exists());
+
+    let nowhere = scratch.path("no-such-directory").join("out.parquet");
+    let reader = RecordBatchIterator::new([Ok(rows.clone())], rows.schema());
+    assert_file_error(write_parquet(&nowhere, reader).unwrap_err(), &nowhere, None);
+}

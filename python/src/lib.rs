@@ -35,7 +35,7 @@ mod _crowdtally {
     #[pymodule_export]
     use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]
-    use crate::table::PyResultTable;
+    use crate::table::{PyResultTable, write_parquet};
 
     use pyo3::prelude::*;
 

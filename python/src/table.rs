@@ -1,6 +1,8 @@
 //! `crowdtally.Table`: an Arrow table handed back to Python, exported through the Arrow
 //! PyCapsule interface with pyarrow, pandas and polars conversions.
 
+use std::path::PathBuf;
+
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use pyo3::exceptions::PyTypeError;
@@ -8,6 +10,9 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyCapsule, PyTuple};
 use pyo3_arrow::PyTable;
+use pyo3_arrow::input::AnyRecordBatch;
+
+use crate::errors::detach;
 
 /// `pyarrow.table(obj)` for any object with `__arrow_c_stream__`.
 pub fn to_arrow<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
@@ -26,6 +31,14 @@ pub fn to_polars<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let py = obj.py();
     py.import(intern!(py, "polars"))?
         .call_method1(intern!(py, "DataFrame"), (obj,))
+}
+
+/// Writes a table (anything with the Arrow PyCapsule interface) as a Parquet file, by the
+/// core: no pyarrow needed.
+#[pyfunction]
+pub fn write_parquet(py: Python<'_>, table: &Bound<'_, PyAny>, path: PathBuf) -> PyResult<()> {
+    let reader = table.extract::<AnyRecordBatch>()?.into_reader()?;
+    detach(py, move || crowdtally::ingest::write_parquet(&path, reader))
 }
 
 /// A table of results (per-device microdata, visits).

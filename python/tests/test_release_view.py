@@ -9,7 +9,7 @@ import math
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +19,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+import crowdtally as ct
 from crowdtally.release import COLUMNS, Release
 
 DAY1 = "2026-07-01T00:00:00+02:00"
@@ -228,16 +229,47 @@ class PolarsTable:
         return self._frame
 
 
-def test_write_csv_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_write_without_pyarrow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     release = Release(PolarsTable(release_table()), release_report())
     with monkeypatch.context() as patch:
         patch.setitem(sys.modules, "pyarrow", None)
+        patch.setitem(sys.modules, "pyarrow.parquet", None)
         release.write(tmp_path / "out.csv")
-        with pytest.raises(ImportError, match=re.escape("pip install crowdtally[pyarrow]")):
-            release.write(tmp_path / "out.parquet")
+        release.write(tmp_path / "out.parquet")
     options = pacsv.ConvertOptions(column_types=SCHEMA, strings_can_be_null=True)
     read = pacsv.read_csv(tmp_path / "out.csv", convert_options=options)
     assert read.equals(release_table())
+    # polars exports text as string views, and the file keeps the types it was given.
+    written = pq.read_table(tmp_path / "out.parquet")
+    assert written.cast(SCHEMA).equals(release_table())
+
+
+def test_write_parquet_names_an_unwritable_path(release: Release, tmp_path: Path) -> None:
+    path = tmp_path / "no-such-directory" / "out.parquet"
+    with pytest.raises(ct.InputError) as error:
+        release.write(path)
+    assert str(path) in str(error.value)
+    assert not path.exists()
+
+
+def test_write_parquet_leaves_nothing_when_the_table_fails(tmp_path: Path) -> None:
+    class FailingStream:
+        """A table whose stream breaks after its schema: a reader error mid-write."""
+
+        column_names = COLUMNS
+
+        def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+            def batches() -> Any:
+                yield from release_table().to_batches()
+                raise OSError("the source went away")
+
+            reader = pa.RecordBatchReader.from_batches(release_table().schema, batches())
+            return reader.__arrow_c_stream__(requested_schema)
+
+    path = tmp_path / "out.parquet"
+    with pytest.raises(ct.InputError, match="the source went away"):
+        Release(cast(Any, FailingStream()), release_report()).write(path)
+    assert not path.exists()
 
 
 def test_write_bad_extension(release: Release, tmp_path: Path) -> None:

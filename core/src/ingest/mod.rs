@@ -34,7 +34,7 @@ use crate::report::{DropReason, QualityReport};
 
 pub use columns::PingColumns;
 pub use located::{LocatedPings, NO_COUNTRY};
-pub use parquet::{PARQUET_BATCH_ROWS, parquet_rows, prepare_parquet, read_parquet};
+pub use parquet::{PARQUET_BATCH_ROWS, parquet_rows, prepare_parquet, read_parquet, write_parquet};
 
 use columns::{
     CountryColumn, PositionColumns, RawPosition, SubscriberColumn, TsColumn, country_column,

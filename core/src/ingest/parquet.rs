@@ -222,6 +222,42 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
         .map_err(|e| Error::Arrow(e).in_file(path))
 }
 
+/// Writes the batches of a reader as one Parquet file at `path` (Snappy-compressed, as
+/// most tools write by default), replacing any file there. On an error, nothing is left
+/// at `path`.
+///
+/// # Errors
+/// [`Error::File`] naming the file if it cannot be created or written, or if the reader
+/// fails.
+pub fn write_parquet(path: &Path, reader: impl RecordBatchReader) -> Result<()> {
+    let file_error = |message: String| Error::File {
+        path: path.display().to_string(),
+        column: None,
+        message,
+    };
+    let file = File::create(path).map_err(|e| file_error(e.to_string()))?;
+    let properties = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::SNAPPY)
+        .build();
+    let written = (|| {
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, reader.schema(), Some(properties))
+                .map_err(|e| file_error(e.to_string()))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| Error::Arrow(e).in_file(path))?;
+            writer
+                .write(&batch)
+                .map_err(|e| file_error(e.to_string()))?;
+        }
+        writer.close().map_err(|e| file_error(e.to_string()))?;
+        Ok(())
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    written
+}
+
 /// Cleans, pseudonymizes and locates the pings of Parquet files, read in order.
 ///
 /// # Errors

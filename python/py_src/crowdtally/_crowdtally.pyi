@@ -27,6 +27,7 @@ __all__ = [
     "profile",
     "pseudonymize",
     "visits",
+    "write_parquet",
 ]
 
 class _ArrowStream(Protocol):
@@ -279,6 +280,10 @@ def visits(
 ) -> Table:
     """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
     visit qualifies. Pseudonymous, not anonymous: never publish it."""
+
+def write_parquet(table: _ArrowStream | Any, path: str | os.PathLike[str]) -> None:
+    """Writes a table (anything with the Arrow PyCapsule interface) as a Parquet file,
+    by the core: no pyarrow needed."""
 
 def analyze(
     pings: Prepared | _Pings,

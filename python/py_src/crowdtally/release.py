@@ -13,9 +13,9 @@ disclosure control applied) and the quality and privacy report (method §9)::
 Everything shown or written here comes from the table and the report, plus fixed labels
 and caveats: the release holds no subscriber id and no key, and nothing here adds one.
 
-Reading the rows (previews, plots, ``report_html``, CSV) needs pyarrow
-(``pip install crowdtally[pyarrow]``; CSV falls back to polars when only polars is
-installed); plots need matplotlib (``pip install crowdtally[plot]``).
+Writing Parquet needs nothing more. Reading the rows (previews, plots, ``report_html``,
+CSV) needs pyarrow (``pip install crowdtally[pyarrow]``; CSV falls back to polars when
+only polars is installed); plots need matplotlib (``pip install crowdtally[plot]``).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crowdtally._crowdtally import Config, Geography, Progress
 from crowdtally._crowdtally import analyze as _native_analyze
+from crowdtally._crowdtally import write_parquet as _write_parquet
 from crowdtally._progress import progress_bar
 
 if TYPE_CHECKING:
@@ -172,8 +173,8 @@ class Release:
         """Writes the table (only the table) as Parquet (``.parquet``, ``.pq``) or CSV
         (``.csv``), chosen by the extension, in any case. Nulls are empty cells in CSV.
 
-        Parquet needs pyarrow; CSV uses pyarrow, or polars when only polars is installed.
-        Returns the path.
+        Parquet is written by the compiled core (no pyarrow needed); CSV uses pyarrow, or
+        polars when only polars is installed. Returns the path.
 
         Raises:
             ValueError: the extension is none of the above.
@@ -187,9 +188,7 @@ class Release:
                 f"use {', '.join(_FORMATS)}"
             )
         if kind == "parquet":
-            _require("pyarrow", "writing Parquet", "pyarrow")
-            parquet = importlib.import_module("pyarrow.parquet")
-            parquet.write_table(self._arrow_table("writing Parquet"), out)
+            _write_parquet(self._table, out)
             return out
         try:
             _require("pyarrow", "writing CSV", "pyarrow")
