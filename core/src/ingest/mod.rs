@@ -721,12 +721,14 @@ fn country_ranks(codes: &[String]) -> Vec<u16> {
     rank
 }
 
-/// What one worker locates lat/lon positions with: a memo of exact positions, for those
-/// that repeat (antennas, grid points), in front of the cell locator, for those that
-/// cluster. Both only ever give h3o's cell.
+/// What one worker locates positions with: for lat/lon, a memo of exact positions, for
+/// those that repeat (antennas, grid points), in front of the cell locator, for those
+/// that cluster; for given cells, a memo of each cell's validation and parent (a city's
+/// pings come from a few thousand cells). All only ever give h3o's cell.
 struct PositionCache {
     memo: Memo<(u64, u64), Option<u64>>,
     locator: CellLocator,
+    cells: Memo<u64, Option<u64>>,
 }
 
 /// The rows of a chunk of a batch that survive the per-row rules, located, in row
@@ -826,6 +828,7 @@ impl Cleaning<'_> {
         let mut cache = self.caches.lend(|| PositionCache {
             memo: Memo::new(12),
             locator: CellLocator::new(self.resolution),
+            cells: Memo::new(12),
         });
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
@@ -882,19 +885,19 @@ impl Cleaning<'_> {
 /// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
 fn locate(position: RawPosition, resolution: Resolution, cache: &mut PositionCache) -> Option<u64> {
     match position {
-        RawPosition::Cell(raw) => {
+        RawPosition::Cell(raw) => cache.cells.get_or(raw, raw, || {
             let cell = CellIndex::try_from(raw).ok()?;
             if cell.resolution() < resolution {
                 return None;
             }
             cell.parent(resolution).map(u64::from)
-        }
+        }),
         RawPosition::LatLon(lat, lon) => {
             if !(lat.is_finite() && lon.is_finite()) || lat.abs() > 90.0 || lon.abs() > 180.0 {
                 return None;
             }
             let key = (lat.to_bits(), lon.to_bits());
-            let PositionCache { memo, locator } = cache;
+            let PositionCache { memo, locator, .. } = cache;
             memo.get_or(key, key.0 ^ key.1.rotate_left(32), || {
                 locator.cell(lat, lon).map(u64::from)
             })
