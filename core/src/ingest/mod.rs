@@ -72,10 +72,10 @@ impl Decoded {
         self.country.clear();
     }
 
-    /// The rows `rows` of `from`, in that order.
-    fn gather(from: &Self, rows: &[u32]) -> Self {
-        let mut gathered = Self::with_capacity(rows.len());
-        for &row in rows {
+    /// The rows of `from` listed in `parts`, in that order.
+    fn gather(from: &Self, parts: &[&[u32]]) -> Self {
+        let mut gathered = Self::with_capacity(parts.iter().map(|rows| rows.len()).sum());
+        for &row in parts.iter().copied().flatten() {
             gathered.push_row(from, row as usize);
         }
         gathered
@@ -89,24 +89,24 @@ impl Decoded {
     }
 }
 
-/// The rows `0..rows` by group, `group_of(row)` among `groups`: one list of rows, each
+/// The rows `rows` by group, `group_of(row)` among `groups`: one list of rows, each
 /// group's in row order one after the other, and each group's place in it. A counting
 /// sort: the list is exactly as long as the rows, with no slack.
 fn rows_by_group(
-    rows: usize,
+    rows: std::ops::Range<usize>,
     groups: usize,
     group_of: impl Fn(usize) -> usize,
 ) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
     let mut starts = vec![0_usize; groups + 1];
-    for row in 0..rows {
+    for row in rows.clone() {
         starts[group_of(row) + 1] += 1;
     }
     for g in 1..=groups {
         starts[g] += starts[g - 1];
     }
     let mut next = starts.clone();
-    let mut order = vec![0_u32; rows];
-    for row in 0..rows {
+    let mut order = vec![0_u32; rows.len()];
+    for row in rows {
         let slot = &mut next[group_of(row)];
         order[*slot] = row as u32;
         *slot += 1;

@@ -58,8 +58,8 @@ struct ShardCounts {
 /// What a worker is given: the rows of the pings in memory it takes, or the spill files
 /// of whole partitions.
 enum ShardInput {
-    /// Where the shard's rows are listed among the grouped rows.
-    Memory(std::ops::Range<usize>),
+    /// The group of the shard's rows among the grouped rows.
+    Memory(usize),
     /// The group's first partition, and its files with their rows.
     Files(usize, Vec<(PathBuf, u64)>),
 }
@@ -449,7 +449,7 @@ impl Ingester<'_> {
 
         // Keeps the spill directory alive until the end of the run, however it ends.
         let mut spill = self.spill.take();
-        let mut grouped_rows = Vec::new();
+        let mut grouped_rows = None;
         let inputs: Vec<ShardInput> = if let Some(spill) = &mut spill {
             spill.write(&decoded)?;
             self.bytes_spilled = spill.bytes;
@@ -477,11 +477,12 @@ impl Ingester<'_> {
             // Each worker gathers its rows when it starts: only the shards being
             // processed are copied, not all of them at once.
             let group_of = group_of_partition(&groups);
-            let (rows, ranges) = subscriber_rows_by_group(&decoded, groups.len(), |n| {
-                group_of[partition_of(u64::from(n), count)]
+            let group = |n: u32| group_of[partition_of(u64::from(n), count)];
+            grouped_rows = Some(match pool.as_deref() {
+                Some(pool) => pool.install(|| BlockGroups::new(&decoded, groups.len(), group)),
+                None => BlockGroups::new(&decoded, groups.len(), group),
             });
-            grouped_rows = rows;
-            ranges.into_iter().map(ShardInput::Memory).collect()
+            (0..groups.len()).map(ShardInput::Memory).collect()
         };
         let grouped_rows = &grouped_rows;
         let decoded = &decoded;
@@ -516,7 +517,7 @@ impl Ingester<'_> {
             ranges
                 .into_iter()
                 .filter(|range| !range.is_empty())
-                .map(|range| finish_one(Decoded::gather(decoded, &rows[range]), cancel))
+                .map(|range| finish_one(Decoded::gather(decoded, &[&rows[range]]), cancel))
                 .collect()
         };
         // Buffers of pings read back, one per worker at a time: allocated afresh for
@@ -536,8 +537,9 @@ impl Ingester<'_> {
         };
         let process = |input: ShardInput, cancel: &Cancel| -> Result<Vec<(T, ShardCounts)>> {
             let (first, files) = match input {
-                ShardInput::Memory(range) => {
-                    let shard = Decoded::gather(decoded, &grouped_rows[range]);
+                ShardInput::Memory(group) => {
+                    let rows = grouped_rows.as_ref().map(|g| g.rows(group));
+                    let shard = Decoded::gather(decoded, rows.as_deref().unwrap_or_default());
                     return Ok(vec![finish_one(shard, cancel)?]);
                 }
                 ShardInput::Files(first, files) => (first, files),
@@ -615,7 +617,40 @@ fn subscriber_rows_by_group(
     group_of: impl Fn(u32) -> usize,
 ) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
     let subscriber = &decoded.subscriber;
-    super::rows_by_group(decoded.len(), groups, |row| group_of(subscriber[row]))
+    super::rows_by_group(0..decoded.len(), groups, |row| group_of(subscriber[row]))
+}
+
+/// Decoded rows grouped in consecutive blocks of rows, each block on its own thread:
+/// a group's rows are its rows of each block, block after block, so in row order.
+struct BlockGroups(Vec<(Vec<u32>, Vec<std::ops::Range<usize>>)>);
+
+impl BlockGroups {
+    /// The rows of `decoded` by group, `group_of(subscriber)` among `groups`, grouped
+    /// on the current rayon pool.
+    fn new(decoded: &Decoded, groups: usize, group_of: impl Fn(u32) -> usize + Sync) -> Self {
+        use rayon::prelude::*;
+        let rows = decoded.len();
+        let blocks = rayon::current_num_threads().clamp(1, rows.div_ceil(1 << 16).max(1));
+        let block_rows = rows.div_ceil(blocks).max(1);
+        let subscriber = &decoded.subscriber;
+        Self(
+            (0..blocks)
+                .into_par_iter()
+                .map(|b| {
+                    let rows = (b * block_rows).min(rows)..((b + 1) * block_rows).min(rows);
+                    super::rows_by_group(rows, groups, |row| group_of(subscriber[row]))
+                })
+                .collect(),
+        )
+    }
+
+    /// The rows of group `group`, in row order, a slice per block.
+    fn rows(&self, group: usize) -> Vec<&[u32]> {
+        self.0
+            .iter()
+            .map(|(order, ranges)| &order[ranges[group].clone()])
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -669,6 +704,37 @@ mod tests {
     }
 
     #[test]
+    fn block_groups_list_each_groups_rows_in_row_order() {
+        let mut decoded = Decoded::default();
+        for i in 0..200_000_u32 {
+            decoded.subscriber.push(i.wrapping_mul(2_654_435_761) % 977);
+            decoded.ts.push(i64::from(i));
+            decoded.cell.push(u64::from(i));
+            decoded.country.push(0);
+        }
+        let group_of = |n: u32| n as usize % 13;
+        let (rows, ranges) = subscriber_rows_by_group(&decoded, 13, group_of);
+        for threads in [1, 2, 3, 8] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let blocks = pool.install(|| BlockGroups::new(&decoded, 13, group_of));
+            assert_eq!(blocks.0.len(), threads.min(4), "{threads} threads");
+            for (group, range) in ranges.iter().enumerate() {
+                let listed: Vec<u32> = blocks.rows(group).concat();
+                assert_eq!(
+                    listed,
+                    rows[range.clone()],
+                    "group {group}, {threads} threads"
+                );
+                let gathered = Decoded::gather(&decoded, &blocks.rows(group));
+                assert!(gathered.subscriber.iter().all(|&n| group_of(n) == group));
+            }
+        }
+    }
+
+    #[test]
     fn an_in_memory_split_keeps_every_row_once_and_subscribers_whole() {
         let mut decoded = Decoded::default();
         for i in 0..1000_u32 {
@@ -687,7 +753,7 @@ mod tests {
             .map(|range| {
                 // Each group's rows in row order.
                 assert!(rows[range.clone()].is_sorted());
-                Decoded::gather(&decoded, &rows[range])
+                Decoded::gather(&decoded, &[&rows[range]])
             })
             .collect();
         assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);

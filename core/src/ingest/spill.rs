@@ -61,7 +61,7 @@ impl PartitionedFiles {
         decoded: &Decoded,
         file_of: impl Fn(usize) -> usize,
     ) -> Result<u64> {
-        let (order, ranges) = super::rows_by_group(decoded.len(), self.paths.len(), file_of);
+        let (order, ranges) = super::rows_by_group(0..decoded.len(), self.paths.len(), file_of);
         // Chunks are compressed on every core, then appended in file order.
         let chunks: Vec<(usize, usize, Vec<u8>)> = {
             use rayon::prelude::*;
