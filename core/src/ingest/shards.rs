@@ -108,7 +108,7 @@ pub(crate) fn finish_rows(
     for (row, &number) in decoded.subscriber.iter().enumerate() {
         let slot = &mut next[rank_of[number as usize] as usize];
         rows[*slot] = (
-            decoded.ts[row],
+            decoded.ts.get(row),
             decoded.cell[row],
             fin.country_rank[decoded.country[row] as usize],
         );
@@ -757,7 +757,7 @@ mod tests {
             })
             .collect();
         assert_eq!(parts.iter().map(Decoded::len).sum::<usize>(), 1000);
-        let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.clone()).collect();
+        let mut ts: Vec<i64> = parts.iter().flat_map(|p| p.ts.iter()).collect();
         ts.sort_unstable();
         assert_eq!(ts, (0..1000).collect::<Vec<_>>());
         let holder = |n: u32| parts.iter().position(|p| p.subscriber.contains(&n));
