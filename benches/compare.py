@@ -344,6 +344,7 @@ def polars_release(job: Job) -> None:
         .collect()
         .lazy()
     )
+    del rows  # the input rows (gigabytes at 10^8 pings) are not needed past this point
 
     # -- §4 home, country, presence days, nights in the study area, class, origin --------
     home = (
