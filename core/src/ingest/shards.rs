@@ -161,12 +161,49 @@ type DeviceRow = (i64, u64, u16);
 #[derive(Default)]
 struct TimeSort {
     keys: Vec<u64>,
+    /// The other buffer of the radix sort's passes.
+    passed: Vec<u64>,
     sorted: Vec<DeviceRow>,
 }
 
 impl TimeSort {
     /// Bits of the key that hold the row's place among the device's rows.
     const ROW_BITS: u32 = 24;
+
+    /// Devices with at least this many rows have their keys radix sorted.
+    const RADIX_ROWS: usize = 256;
+
+    /// Sorts the keys, built in row order, by their time bits (`time_bits` of them):
+    /// least significant byte first, each pass stable, so keys of one second stay in
+    /// row order, as a sort of the whole key puts them. A pass whose byte is the same
+    /// in every key moves nothing.
+    fn radix_sort(&mut self, time_bits: u32) {
+        let rows = self.keys.len();
+        self.passed.resize(rows, 0);
+        let mut shift = Self::ROW_BITS;
+        while shift < Self::ROW_BITS + time_bits {
+            let byte = |key: u64| ((key >> shift) & 0xff) as usize;
+            let mut starts = [0_usize; 256];
+            for &key in &self.keys {
+                starts[byte(key)] += 1;
+            }
+            if starts.contains(&rows) {
+                shift += 8;
+                continue;
+            }
+            let mut start = 0;
+            for slot in &mut starts {
+                (*slot, start) = (start, start + *slot);
+            }
+            for &key in &self.keys {
+                let slot = &mut starts[byte(key)];
+                self.passed[*slot] = key;
+                *slot += 1;
+            }
+            std::mem::swap(&mut self.keys, &mut self.passed);
+            shift += 8;
+        }
+    }
 
     /// The rows in order: sorted in place when they are too many or span too long for
     /// the key, else a sorted copy kept until the next call.
@@ -186,7 +223,11 @@ impl TimeSort {
                 .enumerate()
                 .map(|(i, r)| (r.0.abs_diff(first) << Self::ROW_BITS) | i as u64),
         );
-        self.keys.sort_unstable();
+        if rows.len() >= Self::RADIX_ROWS {
+            self.radix_sort(u64::BITS - span.leading_zeros());
+        } else {
+            self.keys.sort_unstable();
+        }
         self.sorted.clear();
         let mask = (1 << Self::ROW_BITS) - 1;
         self.sorted
@@ -667,6 +708,7 @@ mod tests {
                 (-5_i64..5, 0_u64..3, 0_u16..2),
                 0..200,
             ),
+            many in proptest::collection::vec((0_i64..100_000, 0_u64..3, 0_u16..2), 256..1_200),
             base in prop_oneof![Just(0_i64), Just(1_700_000_000), Just(-1_i64 << 62)],
             stretch in prop_oneof![Just(1_i64), Just(3_600), Just(1_i64 << 50)],
         ) {
@@ -691,6 +733,15 @@ mod tests {
             let mut in_order = distinct.clone();
             in_order.sort_unstable();
             prop_assert_eq!(scratch.sort(&mut distinct), &in_order[..]);
+            // Enough rows for the radix sort, over spans of 17 to 37 bits.
+            let step = stretch.min(1 << 20);
+            let mut many: Vec<DeviceRow> = many
+                .into_iter()
+                .map(|(t, cell, country)| (base + t * step, cell, country))
+                .collect();
+            let mut in_order = many.clone();
+            in_order.sort_unstable();
+            prop_assert_eq!(scratch.sort(&mut many), &in_order[..]);
         }
     }
 
