@@ -101,6 +101,14 @@ impl OpenRuns {
     ) {
         // The gap to the previous ping, when it can carry attribution.
         let bridged = previous.filter(|&p| t - p <= max_gap);
+        // Most pings change nothing: outside every zone with no run open, or bridged
+        // to the last one in the very zones of the open runs.
+        let same_zones = || {
+            self.open.len() == zones.len() && self.open.iter().zip(zones).all(|(o, &z)| o.0 == z)
+        };
+        if (self.open.is_empty() && zones.is_empty()) || (bridged.is_some() && same_zones()) {
+            return;
+        }
         let midpoint = bridged.map(|p| p + (t - p) / 2);
         self.next.clear();
         let mut zone_iter = zones.iter().copied().peekable();
