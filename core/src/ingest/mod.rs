@@ -189,6 +189,38 @@ fn rows_by_group(
     (order, ranges)
 }
 
+/// Rows grouped as [`rows_by_group`] groups them, in consecutive blocks of rows, each
+/// block on its own thread: a group's rows are its rows of each block, block after
+/// block, so in row order.
+struct BlockGroups(Vec<(Vec<u32>, Vec<std::ops::Range<usize>>)>);
+
+impl BlockGroups {
+    /// The rows `0..rows` by group, `group_of(row)` among `groups`, grouped on the
+    /// current rayon pool.
+    fn new(rows: usize, groups: usize, group_of: impl Fn(usize) -> usize + Sync) -> Self {
+        use rayon::prelude::*;
+        let blocks = rayon::current_num_threads().clamp(1, rows.div_ceil(1 << 16).max(1));
+        let block_rows = rows.div_ceil(blocks).max(1);
+        Self(
+            (0..blocks)
+                .into_par_iter()
+                .map(|b| {
+                    let rows = (b * block_rows).min(rows)..((b + 1) * block_rows).min(rows);
+                    rows_by_group(rows, groups, &group_of)
+                })
+                .collect(),
+        )
+    }
+
+    /// The rows of group `group`, in row order, a slice per block.
+    fn rows(&self, group: usize) -> Vec<&[u32]> {
+        self.0
+            .iter()
+            .map(|(order, ranges)| &order[ranges[group].clone()])
+            .collect()
+    }
+}
+
 /// In a dictionary's numbers: a value no row has referred to yet.
 const UNNUMBERED: u32 = u32::MAX - 1;
 

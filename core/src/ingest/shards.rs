@@ -15,7 +15,8 @@ use h3o::CellIndex;
 use super::kept::Kept;
 use super::memo::Memo;
 use super::{
-    Decoded, DictionaryNumbers, Ingester, LocatedPings, Prepared, Threads, output_country,
+    BlockGroups, Decoded, DictionaryNumbers, Ingester, LocatedPings, Prepared, Threads,
+    output_country,
 };
 use crate::config::Period;
 use crate::error::Result;
@@ -518,10 +519,11 @@ impl Ingester<'_> {
             // Each worker gathers its rows when it starts: only the shards being
             // processed are copied, not all of them at once.
             let group_of = group_of_partition(&groups);
-            let group = |n: u32| group_of[partition_of(u64::from(n), count)];
+            let subscriber = &decoded.subscriber;
+            let group = |row: usize| group_of[partition_of(u64::from(subscriber[row]), count)];
             grouped_rows = Some(match pool.as_deref() {
-                Some(pool) => pool.install(|| BlockGroups::new(&decoded, groups.len(), group)),
-                None => BlockGroups::new(&decoded, groups.len(), group),
+                Some(pool) => pool.install(|| BlockGroups::new(decoded.len(), groups.len(), group)),
+                None => BlockGroups::new(decoded.len(), groups.len(), group),
             });
             (0..groups.len()).map(ShardInput::Memory).collect()
         };
@@ -661,39 +663,6 @@ fn subscriber_rows_by_group(
     super::rows_by_group(0..decoded.len(), groups, |row| group_of(subscriber[row]))
 }
 
-/// Decoded rows grouped in consecutive blocks of rows, each block on its own thread:
-/// a group's rows are its rows of each block, block after block, so in row order.
-struct BlockGroups(Vec<(Vec<u32>, Vec<std::ops::Range<usize>>)>);
-
-impl BlockGroups {
-    /// The rows of `decoded` by group, `group_of(subscriber)` among `groups`, grouped
-    /// on the current rayon pool.
-    fn new(decoded: &Decoded, groups: usize, group_of: impl Fn(u32) -> usize + Sync) -> Self {
-        use rayon::prelude::*;
-        let rows = decoded.len();
-        let blocks = rayon::current_num_threads().clamp(1, rows.div_ceil(1 << 16).max(1));
-        let block_rows = rows.div_ceil(blocks).max(1);
-        let subscriber = &decoded.subscriber;
-        Self(
-            (0..blocks)
-                .into_par_iter()
-                .map(|b| {
-                    let rows = (b * block_rows).min(rows)..((b + 1) * block_rows).min(rows);
-                    super::rows_by_group(rows, groups, |row| group_of(subscriber[row]))
-                })
-                .collect(),
-        )
-    }
-
-    /// The rows of group `group`, in row order, a slice per block.
-    fn rows(&self, group: usize) -> Vec<&[u32]> {
-        self.0
-            .iter()
-            .map(|(order, ranges)| &order[ranges[group].clone()])
-            .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -770,7 +739,9 @@ mod tests {
                 .num_threads(threads)
                 .build()
                 .unwrap();
-            let blocks = pool.install(|| BlockGroups::new(&decoded, 13, group_of));
+            let blocks = pool.install(|| {
+                BlockGroups::new(decoded.len(), 13, |row| group_of(decoded.subscriber[row]))
+            });
             assert_eq!(blocks.0.len(), threads.min(4), "{threads} threads");
             for (group, range) in ranges.iter().enumerate() {
                 let listed: Vec<u32> = blocks.rows(group).concat();

@@ -62,17 +62,20 @@ impl PartitionedFiles {
     pub(crate) fn write(
         &mut self,
         decoded: &Decoded,
-        file_of: impl Fn(usize) -> usize,
+        file_of: impl Fn(usize) -> usize + Sync,
     ) -> Result<u64> {
-        let (order, ranges) = super::rows_by_group(0..decoded.len(), self.paths.len(), file_of);
-        // Chunks are compressed on every core, then appended in file order.
+        // Rows are grouped by file and chunks compressed on every core, then appended in
+        // file order.
+        let groups = super::BlockGroups::new(decoded.len(), self.paths.len(), file_of);
         let chunks: Vec<(usize, usize, Vec<u8>)> = {
             use rayon::prelude::*;
-            ranges
+            (0..self.paths.len())
                 .into_par_iter()
-                .enumerate()
-                .filter(|(_, rows)| !rows.is_empty())
-                .map(|(file, rows)| (file, rows.len(), encode(decoded, &order[rows])))
+                .filter_map(|file| {
+                    let parts = groups.rows(file);
+                    let rows: usize = parts.iter().map(|rows| rows.len()).sum();
+                    (rows > 0).then(|| (file, rows, encode(decoded, &parts)))
+                })
                 .collect()
         };
         let mut written = 0;
@@ -144,10 +147,12 @@ impl Spill {
     }
 }
 
-fn encode(decoded: &Decoded, rows: &[u32]) -> Vec<u8> {
-    let mut raw = Vec::with_capacity(rows.len() * PACKED_BYTES / 2 + 4 * COLUMN_HEADER);
-    let mut column = Vec::with_capacity(rows.len());
-    let rows = rows.iter().map(|&r| r as usize);
+/// The chunk of the rows of `decoded` listed in `parts`, in that order.
+fn encode(decoded: &Decoded, parts: &[&[u32]]) -> Vec<u8> {
+    let count = parts.iter().map(|rows| rows.len()).sum::<usize>();
+    let mut raw = Vec::with_capacity(count * PACKED_BYTES / 2 + 4 * COLUMN_HEADER);
+    let mut column = Vec::with_capacity(count);
+    let rows = parts.iter().copied().flatten().map(|&r| r as usize);
     column.extend(rows.clone().map(|r| u64::from(decoded.subscriber[r])));
     pack(&column, &mut raw);
     column.clear();
@@ -420,8 +425,13 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("chunks.bin");
             let mut file = Vec::new();
-            file.extend(encode(&decoded, &all[..cut]));
-            file.extend(encode(&decoded, &all[cut..]));
+            file.extend(encode(&decoded, &[&all[..cut]]));
+            file.extend(encode(&decoded, &[&all[cut..]]));
+            // Rows listed in parts make the chunk of the rows listed at once.
+            proptest::prop_assert_eq!(
+                encode(&decoded, &[&all[..cut], &all[cut..]]),
+                encode(&decoded, &[&all])
+            );
             std::fs::write(&path, file).unwrap();
             let mut back = Decoded::default();
             read(&path, &mut back).unwrap();
