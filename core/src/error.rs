@@ -96,6 +96,15 @@ impl Error {
         }
     }
 
+    /// An error of the file at `path` as a whole (no one column at fault).
+    pub(crate) fn file(path: &std::path::Path, message: impl fmt::Display) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            column: None,
+            message: message.to_string(),
+        }
+    }
+
     /// The same error, said of a file: an input error becomes a file error naming the
     /// file and the column; an Arrow error one naming the file.
     #[must_use]

@@ -28,14 +28,9 @@ impl Ingester<'_> {
     /// that is missing, not Parquet or truncated, lacks a column, or holds a column of
     /// an unsupported type. Rows pushed from the file before the error stay pushed.
     pub fn push_parquet(&mut self, path: &Path) -> Result<()> {
-        let file_error = |message: String| Error::File {
-            path: path.display().to_string(),
-            column: None,
-            message,
-        };
-        let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+        let file = File::open(path).map_err(|e| Error::file(path, e))?;
         let unreadable =
-            |e: ParquetError| file_error(format!("is not a readable Parquet file: {e}"));
+            |e: ParquetError| Error::file(path, format!("is not a readable Parquet file: {e}"));
         let columns = self.columns().clone();
         let metadata =
             ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
@@ -54,7 +49,7 @@ impl Ingester<'_> {
             .with_projection(mask)
             .with_batch_size(PARQUET_BATCH_ROWS)
             .build()
-            .map_err(|e| file_error(e.to_string()))?;
+            .map_err(|e| Error::file(path, e))?;
         // Decompressing and decoding the file runs on a thread of its own, a few batches
         // ahead, while this one cleans and locates: the two overlap.
         let schema = reader.schema();
@@ -176,14 +171,9 @@ fn projection(
 
 /// A reader of a whole Parquet file, every column; errors name the file.
 fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file_error = |message: String| Error::File {
-        path: path.display().to_string(),
-        column: None,
-        message,
-    };
-    let file = File::open(path).map_err(|e| file_error(e.to_string()))?;
+    let file = File::open(path).map_err(|e| Error::file(path, e))?;
     ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| file_error(format!("is not a readable Parquet file: {e}")))
+        .map_err(|e| Error::file(path, format!("is not a readable Parquet file: {e}")))
 }
 
 /// The number of rows of a Parquet file, from its footer (the pings are not read).
@@ -213,11 +203,7 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
     open_parquet(path)?
         .build()
-        .map_err(|e| Error::File {
-            path: path.display().to_string(),
-            column: None,
-            message: e.to_string(),
-        })?
+        .map_err(|e| Error::file(path, e))?
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| Error::Arrow(e).in_file(path))
 }
@@ -230,26 +216,19 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
 /// [`Error::File`] naming the file if it cannot be created or written, or if the reader
 /// fails.
 pub fn write_parquet(path: &Path, reader: impl RecordBatchReader) -> Result<()> {
-    let file_error = |message: String| Error::File {
-        path: path.display().to_string(),
-        column: None,
-        message,
-    };
-    let file = File::create(path).map_err(|e| file_error(e.to_string()))?;
+    let file = File::create(path).map_err(|e| Error::file(path, e))?;
     let properties = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
     let written = (|| {
         let mut writer =
             parquet::arrow::ArrowWriter::try_new(file, reader.schema(), Some(properties))
-                .map_err(|e| file_error(e.to_string()))?;
+                .map_err(|e| Error::file(path, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| Error::Arrow(e).in_file(path))?;
-            writer
-                .write(&batch)
-                .map_err(|e| file_error(e.to_string()))?;
+            writer.write(&batch).map_err(|e| Error::file(path, e))?;
         }
-        writer.close().map_err(|e| file_error(e.to_string()))?;
+        writer.close().map_err(|e| Error::file(path, e))?;
         Ok(())
     })();
     if written.is_err() {
