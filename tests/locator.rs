@@ -259,8 +259,7 @@ fn many_distinct_places_stay_exact() {
 fn multimno_positions_get_h3o_cells() {
     use arrow_array::cast::AsArray;
     use arrow_array::types::Float64Type;
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/multimno-sample");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/multimno-sample");
     let mut points = Vec::new();
     for file in ["mno_network.parquet", "mno_events.parquet"] {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(

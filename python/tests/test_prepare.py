@@ -19,7 +19,7 @@ import pytest
 import crowdtally as ct
 from conftest import CENTRE, KEY, raw_pings
 
-SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "multimno-sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "tests" / "data" / "multimno-sample"
 REASONS = ["opt_out", "bad_subscriber", "bad_position", "bad_ts", "outside_period", "duplicate"]
 
 
