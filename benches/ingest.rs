@@ -18,8 +18,7 @@ use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crowdtally::geo::CellLocator;
-use crowdtally::ingest::Ingester;
-use crowdtally::{Config, Geography, Key, PingColumns, prepare};
+use crowdtally::{Config, Key, Run, RunOptions, Study};
 
 fn bench_pseudonymize(c: &mut Criterion) {
     let key = Key::new(b"benchmark key of 16+ bytes".to_vec());
@@ -33,18 +32,14 @@ fn bench_pseudonymize(c: &mut Criterion) {
         );
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &ids, |b, ids| {
-            b.iter(|| {
-                crowdtally::ingest::pseudonymize_column(black_box(ids), &key, "2026Q3", "ids")
-            });
+            b.iter(|| crowdtally::pseudonymize_column(black_box(ids), &key, "2026Q3", "ids"));
         });
     }
     group.finish();
 }
 
 fn bench_prepare(c: &mut Criterion) {
-    let geography = geography();
-    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
-    let columns = PingColumns::default();
+    let study = study();
     for (name, as_cells) in [("prepare_cells", true), ("prepare_lat_lon", false)] {
         let mut group = c.benchmark_group(name);
         group.sample_size(10);
@@ -53,13 +48,9 @@ fn bench_prepare(c: &mut Criterion) {
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
                 b.iter(|| {
-                    prepare(
-                        [Ok(black_box(batch.clone()))],
-                        &geography,
-                        &config,
-                        &columns,
-                    )
-                    .expect("prepares")
+                    study
+                        .prepare([Ok(black_box(batch.clone()))], &RunOptions::default())
+                        .expect("prepares")
                 });
             });
         }
@@ -67,18 +58,17 @@ fn bench_prepare(c: &mut Criterion) {
     }
 }
 
-/// An ingester on every core with `batch` pushed.
-fn pushed<'a>(
-    geography: &'a Geography,
-    config: &'a Config,
-    columns: &PingColumns,
-    batch: &RecordBatch,
-) -> Ingester<'a> {
-    let mut ingester = Ingester::new(geography, config, columns)
-        .and_then(|i| i.with_threads(0))
-        .expect("valid");
-    ingester.push(batch).expect("pushes");
-    ingester
+/// The study of the bench geography.
+fn study() -> Study {
+    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
+    Study::new(geography(), config).expect("valid")
+}
+
+/// A run on every core with `batch` pushed.
+fn pushed(study: &Study, batch: &RecordBatch) -> Run {
+    let mut run = study.run(&RunOptions::default()).expect("valid");
+    run.push(batch).expect("pushes");
+    run
 }
 
 /// The per-ping part of ingestion alone: decoding, cleaning (opt-out included), numbering
@@ -86,9 +76,7 @@ fn pushed<'a>(
 /// per-device grouping and sorting of `finish` (pseudonymization is once per distinct
 /// subscriber, benched above).
 fn bench_push(c: &mut Criterion) {
-    let geography = geography();
-    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
-    let columns = PingColumns::default();
+    let study = study();
     for (name, as_cells) in [("ingest_push_cells", true), ("ingest_push_lat_lon", false)] {
         let mut group = c.benchmark_group(name);
         group.sample_size(10);
@@ -96,7 +84,7 @@ fn bench_push(c: &mut Criterion) {
             let batch = pings(n, as_cells);
             group.throughput(Throughput::Elements(n as u64));
             group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
-                b.iter(|| pushed(&geography, &config, &columns, black_box(batch)));
+                b.iter(|| pushed(&study, black_box(batch)));
             });
         }
         group.finish();
@@ -106,9 +94,7 @@ fn bench_push(c: &mut Criterion) {
 /// `finish` alone: pseudonyms of the distinct subscribers, grouping by device, per-device
 /// sorting and duplicate resolution (the pushes are set up outside the timing).
 fn bench_finish(c: &mut Criterion) {
-    let geography = geography();
-    let config = Config::new(Key::new(b"benchmark key of 16+ bytes".to_vec()));
-    let columns = PingColumns::default();
+    let study = study();
     let mut group = c.benchmark_group("ingest_finish");
     group.sample_size(10);
     for n in SIZES {
@@ -116,8 +102,8 @@ fn bench_finish(c: &mut Criterion) {
         group.throughput(Throughput::Elements(n as u64));
         group.bench_with_input(BenchmarkId::from_parameter(n), &batch, |b, batch| {
             b.iter_batched(
-                || pushed(&geography, &config, &columns, batch),
-                |ingester| ingester.finish().expect("finishes"),
+                || pushed(&study, batch),
+                |run| run.prepare().expect("finishes"),
                 BatchSize::PerIteration,
             );
         });

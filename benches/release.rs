@@ -14,12 +14,8 @@ use std::hint::black_box;
 
 use arrow_array::RecordBatch;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use crowdtally::run::RunOptions;
 use crowdtally::synth::{Scenario, ScenarioConfig};
-use crowdtally::{
-    Aggregate, BucketKind, PingColumns, ReleaseClass, ReleaseOptions, analyze, prepare, profile,
-    release,
-};
+use crowdtally::{BucketKind, ReleaseSpec, RunOptions, Study};
 
 /// Scenario scales giving about 10^6 and 10^7 pings over a summer quarter.
 const SCALES: [f64; 2] = [0.001, 0.01];
@@ -38,9 +34,8 @@ fn scenario(scale: f64) -> (Scenario, Vec<RecordBatch>, usize) {
     (scenario, batches, pings)
 }
 
-fn options() -> ReleaseOptions {
-    let mut options = ReleaseOptions::default();
-    options.bucket = BucketKind::Day;
+fn options() -> ReleaseSpec {
+    let mut options = ReleaseSpec::new(BucketKind::Day);
     options.level = Some("municipality".to_owned());
     options.roaming_factors = ["FR", "NL", "DE"]
         .into_iter()
@@ -55,8 +50,8 @@ fn bench_release(c: &mut Criterion) {
     group.sample_size(10);
     for scale in SCALES {
         let (scenario, batches, pings) = scenario(scale);
-        let geography = scenario.geography();
-        let config = scenario.run_config();
+        let study =
+            Study::new(scenario.geography().clone(), scenario.run_config()).expect("valid study");
         group.throughput(Throughput::Elements(pings as u64));
         let mut budget = RunOptions::default();
         budget.memory_limit = Some(64 << 20);
@@ -66,60 +61,29 @@ fn bench_release(c: &mut Criterion) {
         ] {
             group.bench_with_input(BenchmarkId::new(name, pings), &batches, |b, batches| {
                 b.iter(|| {
-                    analyze(
-                        batches.iter().cloned().map(Ok),
-                        geography,
-                        &config,
-                        &PingColumns::default(),
-                        black_box(&options),
-                        &run,
-                    )
-                    .expect("analyzes")
+                    study
+                        .release(batches.iter().cloned().map(Ok), black_box(&options), &run)
+                        .expect("analyzes")
                 });
             });
         }
-        let prepared = prepare(
-            batches.iter().cloned().map(Ok),
-            geography,
-            &config,
-            &PingColumns::default(),
-        )
-        .expect("prepares");
-        let profiles = profile(&prepared.pings, geography, &config).expect("profiles");
-        let classes = [ReleaseClass::Visitor];
-        group.bench_with_input(BenchmarkId::new("aggregate", pings), &profiles, |b, p| {
-            b.iter(|| {
-                Aggregate::new(
-                    black_box(p),
-                    &prepared.pings,
-                    geography,
-                    &config,
-                    options.bucket,
-                    &classes,
-                )
-                .expect("aggregates")
-            });
+        let prepared = study
+            .prepare(batches.iter().cloned().map(Ok), &RunOptions::default())
+            .expect("prepares");
+        // The devices are profiled once, outside the timing.
+        prepared.profiles().expect("profiles");
+        group.bench_with_input(BenchmarkId::new("aggregate", pings), &options, |b, o| {
+            b.iter(|| prepared.aggregate(black_box(o)).expect("aggregates"));
         });
-        let aggregate = Aggregate::new(
-            &profiles,
-            &prepared.pings,
-            geography,
-            &config,
-            options.bucket,
-            &classes,
-        )
-        .expect("aggregates")
-        .expect("the scenario has a period");
+        let aggregate = prepared
+            .aggregate(&options)
+            .expect("aggregates")
+            .expect("the scenario has a period");
         group.bench_with_input(BenchmarkId::new("disclosure", pings), &aggregate, |b, a| {
             b.iter(|| {
-                release(
-                    Some(black_box(a)),
-                    geography,
-                    &config,
-                    &options,
-                    &prepared.report,
-                )
-                .expect("releases")
+                study
+                    .release_aggregate(Some(black_box(a)), prepared.report(), &options)
+                    .expect("releases")
             });
         });
     }

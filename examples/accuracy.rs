@@ -15,10 +15,9 @@ use std::error::Error;
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
-use crowdtally::geo::UNKNOWN_REGION;
 use crowdtally::profile::DeviceClass;
 use crowdtally::synth::{Scenario, ScenarioConfig};
-use crowdtally::{PingColumns, Pseudonymizer, prepare, profile};
+use crowdtally::{Pseudonymizer, RunOptions, Study};
 
 fn main() -> Result<(), Box<dyn Error>> {
     // The scale can be given as the first argument (the tests run a smaller city).
@@ -32,13 +31,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let scenario = Scenario::new(config)?;
     let run = scenario.run_config();
     let batches = scenario.batches(2_000).collect::<Result<Vec<_>, _>>()?;
-    let prepared = prepare(
-        batches.into_iter().map(Ok),
-        scenario.geography(),
-        &run,
-        &PingColumns::default(),
-    )?;
-    let profiles = profile(&prepared.pings, scenario.geography(), &run)?;
+    let prepared = Study::new(scenario.geography().clone(), run.clone())?
+        .prepare(batches.into_iter().map(Ok), &RunOptions::default())?;
+    let profiles = prepared.profiles()?;
     let truth = scenario.truth()?;
 
     let persons = &truth.persons;
@@ -47,7 +42,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let role = persons.column(3).as_string::<i32>();
     let true_class = persons.column(4).as_string::<i32>();
     let municipality = persons.column(7).as_string::<i32>();
-    let label = prepared.pings.period_label.clone().unwrap_or_default();
+    let label = prepared.pings().period_label.clone().unwrap_or_default();
     let pseudonymizer = Pseudonymizer::new(&run.key, &label)?;
     let row_of: HashMap<u64, usize> = profiles
         .devices
@@ -69,8 +64,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         };
         if municipality.is_valid(person) {
             domestic += 1;
-            let home = profiles.devices.home[row];
-            let detected = (home != UNKNOWN_REGION).then(|| regions.id(home));
+            let detected = profiles.devices.home[row].map(|leaf| regions.id(leaf));
             homes_right += u32::from(detected == Some(municipality.value(person)));
         }
         // People who never come are day visitors by the letter of the method; they add
@@ -85,8 +79,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let devices = &profiles.devices;
         if municipality.is_valid(person) {
             domestic += 1;
-            let detected =
-                (devices.home[row] != UNKNOWN_REGION).then(|| regions.id(devices.home[row]));
+            let detected = devices.home[row].map(|leaf| regions.id(leaf));
             homes_right += u32::from(detected == Some(municipality.value(person)));
         }
         *confusion
@@ -99,7 +92,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!(
         "{} people ({} pings kept); homes right for {homes_right} of {domestic} domestic customers ({:.1} %)",
         scenario.people(),
-        prepared.report.pings_kept,
+        prepared.report().pings_kept,
         100.0 * f64::from(homes_right) / f64::from(domestic.max(1))
     );
     println!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
-use crowdtally::{Config, Geography, Key, OptOut, PingColumns, SubscriberId, prepare};
+use crowdtally::{Config, Geography, Key, OptOut, RunOptions, Study, SubscriberId};
 use h3o::{LatLng, Resolution};
 
 const CENTRE: (f64, f64) = (50.828, 3.265);
@@ -128,15 +128,16 @@ fn main() -> Result<(), Box<dyn Error>> {
     ));
     config.opt_out = OptOut::new(vec![SubscriberId::Text("206010000000007".into())]);
     config.validate()?;
-    let prepared = prepare([Ok(pings()?)], &geography, &config, &PingColumns::default())?;
-    let report = &prepared.report;
+    let prepared =
+        Study::new(geography, config)?.prepare([Ok(pings()?)], &RunOptions::default())?;
+    let report = prepared.report();
     println!(
         "crowdtally {} demo: a week of hourly pings around Kortrijk\n",
         crowdtally::VERSION
     );
     println!("{}", serde_json::to_string_pretty(&report.to_json())?);
     let in_zones = prepared
-        .pings
+        .pings()
         .zone_set()
         .iter()
         .filter(|&&s| s != 0)

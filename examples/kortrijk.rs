@@ -13,9 +13,8 @@
 
 use std::error::Error;
 
-use crowdtally::run::RunOptions;
 use crowdtally::synth::{Scenario, ScenarioConfig};
-use crowdtally::{PingColumns, ReleaseClass, ReleaseOptions, analyze};
+use crowdtally::{ReleaseClass, ReleaseSpec, RunOptions, Study};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let mut args = std::env::args().skip(1);
@@ -27,17 +26,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     let scenario = Scenario::new(config)?;
     let run = scenario.run_config();
 
-    let mut options = ReleaseOptions::default();
+    let mut options = ReleaseSpec::default();
     // Roamers are the operator's inbound-roaming share of each country's visitors.
     options.roaming_factors = ["FR", "NL", "DE"]
         .into_iter()
         .map(|code| (code.to_owned(), 1.0 / roaming_share))
         .collect();
-    let release = analyze(
+    let release = Study::new(scenario.geography().clone(), run)?.release(
         scenario.batches(2_000),
-        scenario.geography(),
-        &run,
-        &PingColumns::default(),
         &options,
         &RunOptions::default(),
     )?;
@@ -72,9 +68,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let (mut covered, mut compared) = (0_u32, 0_u32);
     let (mut centre_covered, mut centre_compared) = (0_u32, 0_u32);
     for row in &release.rows {
-        let (Some(measures), Some([est, _, low, high])) = (row.measures, row.estimate) else {
+        let (Some(measures), Some(estimate)) = (row.measures, row.estimate) else {
             continue;
         };
+        let (est, low, high) = (estimate.devices, estimate.low, estimate.high);
         let true_count = truth
             .get(&(row.zone.to_string(), row.origin.clone()))
             .copied()

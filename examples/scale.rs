@@ -22,10 +22,9 @@ use std::time::Instant;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::types::Float64Type;
-use crowdtally::ingest::Ingester;
-use crowdtally::run::{Progress, RunOptions, Stage, parse_bytes};
 use crowdtally::synth::{Scenario, ScenarioConfig};
-use crowdtally::{BucketKind, PingColumns, ReleaseOptions};
+use crowdtally::{BucketKind, ReleaseSpec};
+use crowdtally::{Progress, RunOptions, Stage, Study, parse_bytes};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
@@ -126,8 +125,7 @@ fn run(dir: &Path, memory_limit: Option<&str>, threads: usize) -> Result<(), Box
     let mut run = RunOptions::with_threads(threads);
     run.memory_limit = memory_limit.map(parse_bytes).transpose()?;
     let budget = run.memory_limit()?;
-    let mut options = ReleaseOptions::default();
-    options.bucket = BucketKind::Day;
+    let mut options = ReleaseSpec::new(BucketKind::Day);
     options.level = Some("municipality".into());
     options.roaming_factors = ["FR", "NL", "DE"]
         .into_iter()
@@ -135,40 +133,42 @@ fn run(dir: &Path, memory_limit: Option<&str>, threads: usize) -> Result<(), Box
         .collect();
 
     let started = Instant::now();
-    let mut last_shown = Instant::now();
-    let mut analyze_started = None;
-    let mut ingester = Ingester::new(scenario.geography(), &config, &PingColumns::default())?
-        .with_run(&run)?
-        .with_progress(Box::new(move |event: &Progress| {
-            if event.stage == Stage::Analyze && analyze_started.is_none() {
-                analyze_started = Some(started.elapsed().as_secs_f64());
-                eprintln!(
-                    "read {} pings in {:.1} s ({} MiB spilled); {} shards",
-                    event.rows_read,
-                    started.elapsed().as_secs_f64(),
-                    event.bytes_spilled >> 20,
-                    event.shards_total
-                );
-            }
-            if last_shown.elapsed().as_secs() >= 10 {
-                last_shown = Instant::now();
-                eprintln!(
-                    "{:>6.0} s  {:<7} rows {:>13}  spilled {:>7} MiB  shards {}/{}  peak {:.0} MiB",
-                    started.elapsed().as_secs_f64(),
-                    event.stage.name(),
-                    event.rows_read,
-                    event.bytes_spilled >> 20,
-                    event.shards_done,
-                    event.shards_total,
-                    peak_rss_mib()
-                );
-            }
-            Ok(())
-        }));
+    let shown = std::sync::Mutex::new((Instant::now(), None::<f64>));
+    run.progress = Some(std::sync::Arc::new(move |event: &Progress| {
+        let mut shown = shown
+            .lock()
+            .map_err(|_| crowdtally::Error::stopped("by a poisoned lock"))?;
+        let (last_shown, analyze_started) = &mut *shown;
+        if event.stage == Stage::Analyze && analyze_started.is_none() {
+            *analyze_started = Some(started.elapsed().as_secs_f64());
+            eprintln!(
+                "read {} pings in {:.1} s ({} MiB spilled); {} shards",
+                event.rows_read,
+                started.elapsed().as_secs_f64(),
+                event.bytes_spilled >> 20,
+                event.shards_total
+            );
+        }
+        if last_shown.elapsed().as_secs() >= 10 {
+            *last_shown = Instant::now();
+            eprintln!(
+                "{:>6.0} s  {:<7} rows {:>13}  spilled {:>7} MiB  shards {}/{}  peak {:.0} MiB",
+                started.elapsed().as_secs_f64(),
+                event.stage.name(),
+                event.rows_read,
+                event.bytes_spilled >> 20,
+                event.shards_done,
+                event.shards_total,
+                peak_rss_mib()
+            );
+        }
+        Ok(())
+    }));
+    let mut reading = Study::new(scenario.geography().clone(), config)?.run(&run)?;
     for file in parquet_files(dir)? {
-        ingester.push_parquet(&file)?;
+        reading.push_parquet(&file)?;
     }
-    let release = ingester.release(&options)?;
+    let release = reading.release(&options)?;
     let seconds = started.elapsed().as_secs_f64();
     let read = release.report.pings["read"].as_u64().unwrap_or(0);
     println!(

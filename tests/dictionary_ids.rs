@@ -10,8 +10,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
-use crowdtally::ingest::Ingester;
-use crowdtally::{Config, OptOut, PingColumns, Prepared, SubscriberId};
+use crowdtally::{Config, OptOut, Prepared, RunOptions, Study, SubscriberId};
 use crowdtally_harness::{
     DirtyMix, assert_consistent, batches, config, dirty_pings, fixture_geography,
 };
@@ -101,14 +100,14 @@ fn with_shared_dictionary(
 
 fn run(batches: &[RecordBatch], config: &Config, threads: usize) -> Prepared {
     let geography = fixture_geography();
-    let mut ingester = Ingester::new(&geography, config, &PingColumns::default())
-        .expect("ingester")
-        .with_threads(threads)
-        .expect("threads");
+    let mut run = Study::new(geography, config.clone())
+        .expect("study")
+        .run(&RunOptions::with_threads(threads))
+        .expect("run");
     for batch in batches {
-        ingester.push(batch).expect("push");
+        run.push(batch).expect("push");
     }
-    let prepared = ingester.finish().expect("finish");
+    let prepared = run.prepare().expect("prepare");
     assert_consistent(&prepared);
     prepared
 }
@@ -150,10 +149,10 @@ proptest! {
         let geography = fixture_geography();
         let expected = run(&plain, &config, 1);
         let got = run(&dictionary, &config, threads);
-        prop_assert_eq!(&expected.report, &got.report);
+        prop_assert_eq!(expected.report(), got.report());
         prop_assert_eq!(
-            expected.pings.to_record_batch(&geography).expect("pings"),
-            got.pings.to_record_batch(&geography).expect("pings")
+            expected.pings().to_record_batch(&geography).expect("pings"),
+            got.pings().to_record_batch(&geography).expect("pings")
         );
     }
 }
@@ -180,8 +179,8 @@ fn an_empty_dictionary_is_all_bad_subscribers() {
     let batch = crowdtally_harness::record_batch(columns);
     let prepared = run(std::slice::from_ref(&batch), &config(), 1);
     assert_eq!(
-        prepared.report.dropped.bad_subscriber,
+        prepared.report().dropped.bad_subscriber,
         batch.num_rows() as u64
     );
-    assert_eq!(prepared.report.pings_read, batch.num_rows() as u64);
+    assert_eq!(prepared.report().pings_read, batch.num_rows() as u64);
 }

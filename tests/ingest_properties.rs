@@ -153,8 +153,8 @@ proptest! {
         let geography = fixture_geography();
         let one = run(vec![batch(&rows)], &config);
         let other = run(batches(&shuffled, &cuts), &config);
-        prop_assert_eq!(&one.report, &other.report);
-        let (a, b) = (&one.pings, &other.pings);
+        prop_assert_eq!(one.report(), other.report());
+        let (a, b) = (one.pings(), other.pings());
         prop_assert_eq!(a.devices(), b.devices());
         prop_assert_eq!(a.device(), b.device());
         prop_assert_eq!(a.ts(), b.ts());
@@ -180,7 +180,7 @@ proptest! {
     ) {
         let config = case_config(opt_out, given_period);
         let prepared = run(vec![batch(&rows)], &config);
-        let report = &prepared.report;
+        let report = prepared.report();
 
         // The method's reasons, row by row, in its order.
         let key = |cell: Option<u64>, lat: Option<f64>, lon: Option<f64>| (cell, lat.map(f64::to_bits), lon.map(f64::to_bits));
@@ -232,7 +232,7 @@ proptest! {
         prop_assert_eq!(report.devices, subscribers.len() as u64);
 
         // Each kept ping has the smallest cell of its (subscriber, second).
-        let mut kept: Vec<(i64, u64)> = prepared.pings.ts().iter().copied().zip(prepared.pings.cell().iter().copied()).collect();
+        let mut kept: Vec<(i64, u64)> = prepared.pings().ts().iter().copied().zip(prepared.pings().cell().iter().copied()).collect();
         kept.sort_unstable();
         let mut expected: Vec<(i64, u64)> = valid
             .iter()
@@ -244,8 +244,8 @@ proptest! {
         // The derived period spans the valid pings' local dates, so it drops nothing.
         if !given_period && report.pings_kept > 0 {
             let period = report.period.unwrap();
-            let first = prepared.pings.ts().iter().min().unwrap();
-            let last = prepared.pings.ts().iter().max().unwrap();
+            let first = prepared.pings().ts().iter().min().unwrap();
+            let last = prepared.pings().ts().iter().max().unwrap();
             prop_assert_eq!(period, brussels_period(*first, *last + DAY));
         }
     }

@@ -7,31 +7,24 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use arrow_array::RecordBatch;
-use crowdtally::ingest::Ingester;
-use crowdtally::run::{MIN_MEMORY_LIMIT, Progress, RunOptions, Stage};
-use crowdtally::synth::{Scenario, ScenarioConfig};
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt64Type;
+use crowdtally::synth::Scenario;
 use crowdtally::{
-    BucketKind, Config, DeviceClass, Error, Geography, PingColumns, Release, ReleaseClass,
-    ReleaseOptions,
+    BucketKind, Config, DeviceClass, Error, Geography, MIN_MEMORY_LIMIT, Progress, Release,
+    ReleaseClass, ReleaseSpec, Run, RunOptions, Stage, Study,
 };
 
 fn scenario(seed: u64) -> Scenario {
-    let mut config = ScenarioConfig::default();
-    config.scale = 0.001;
-    config.days = 4;
-    config.seed = seed;
-    Scenario::new(config).expect("scenario")
+    crowdtally_harness::small_city(4, seed)
 }
 
 fn batches(scenario: &Scenario) -> Vec<RecordBatch> {
-    scenario
-        .batches(50)
-        .collect::<Result<_, _>>()
-        .expect("batches")
+    crowdtally_harness::city_batches(scenario, 50)
 }
 
-fn options() -> ReleaseOptions {
-    let mut options = ReleaseOptions::default();
+fn options() -> ReleaseSpec {
+    let mut options = ReleaseSpec::default();
     options.bucket = BucketKind::Day;
     options.level = Some("municipality".into());
     options.classes = vec![
@@ -52,16 +45,17 @@ fn tiny(spill_dir: &Path) -> RunOptions {
     run
 }
 
-fn spilling<'a>(geography: &'a Geography, config: &'a Config, dir: &Path) -> Ingester<'a> {
-    Ingester::new(geography, config, &PingColumns::default())
-        .unwrap()
-        .with_run(&tiny(dir))
-        .unwrap()
+fn study(geography: &Geography, config: &Config) -> Study {
+    Study::new(geography.clone(), config.clone()).unwrap()
 }
 
-fn push_all(ingester: &mut Ingester<'_>, batches: &[RecordBatch]) {
+fn spilling(geography: &Geography, config: &Config, dir: &Path) -> Run {
+    study(geography, config).run(&tiny(dir)).unwrap()
+}
+
+fn push_all(run: &mut Run, batches: &[RecordBatch]) {
     for batch in batches {
-        ingester.push(batch).unwrap();
+        run.push(batch).unwrap();
     }
 }
 
@@ -83,28 +77,27 @@ fn release_with(
     }));
     let seen = Arc::clone(&observed);
     let spill_dir = run.spill_dir.clone();
-    let mut ingester = Ingester::new(geography, config, &PingColumns::default())
-        .unwrap()
-        .with_run(run)
-        .unwrap()
-        .with_progress(Box::new(move |event: &Progress| {
-            let mut seen = seen.lock().unwrap();
-            if event.stage == Stage::Analyze
-                && event.shards_done == 0
-                && let Some(dir) = &spill_dir
-            {
-                seen.files_during_run = count_files(dir);
-            }
-            seen.events.push(*event);
-            Ok(())
-        }));
+    let mut with_progress = run.clone();
+    with_progress.progress = Some(Arc::new(move |event: &Progress| {
+        let mut seen = seen.lock().unwrap();
+        if event.stage == Stage::Analyze
+            && event.shards_done == 0
+            && let Some(dir) = &spill_dir
+        {
+            seen.files_during_run = count_files(dir);
+        }
+        seen.events.push(*event);
+        Ok(())
+    }));
+    let mut run = study(geography, config).run(&with_progress).unwrap();
+    drop(with_progress);
     for batch in batches {
-        ingester.push(batch).unwrap();
+        run.push(batch).unwrap();
     }
-    let release = ingester.release(&options()).unwrap();
+    let release = run.release(&options()).unwrap();
     let observed = Arc::try_unwrap(observed)
         .ok()
-        .expect("the callback is dropped with the ingester")
+        .expect("the callback is dropped with the run")
         .into_inner()
         .unwrap();
     (release, observed)
@@ -181,38 +174,38 @@ fn a_spilled_run_finished_whole_or_by_shard_gives_the_in_memory_pings() {
     let batches = batches(&scenario);
     let geography = scenario.geography();
     let config = scenario.run_config();
-    let whole = crowdtally::prepare(
-        batches.iter().cloned().map(Ok),
-        geography,
-        &config,
-        &PingColumns::default(),
-    )
-    .unwrap();
+    let whole = study(geography, &config)
+        .prepare(batches.iter().cloned().map(Ok), &RunOptions::default())
+        .unwrap();
 
     let spill = tempfile::tempdir().unwrap();
-    let mut ingester = spilling(geography, &config, spill.path());
-    push_all(&mut ingester, &batches);
+    let mut run = spilling(geography, &config, spill.path());
+    push_all(&mut run, &batches);
     assert!(count_files(spill.path()) > 0);
-    let read_back = ingester.finish().unwrap();
-    assert_eq!(read_back.report, whole.report);
+    let read_back = run.prepare().unwrap();
+    assert_eq!(read_back.report(), whole.report());
     assert_eq!(
-        read_back.pings.to_record_batch(geography).unwrap(),
-        whole.pings.to_record_batch(geography).unwrap()
+        read_back.pings().to_record_batch(geography).unwrap(),
+        whole.pings().to_record_batch(geography).unwrap()
     );
     assert_eq!(count_files(spill.path()), 0);
 
-    let mut ingester = spilling(geography, &config, spill.path());
-    push_all(&mut ingester, &batches);
-    let (parts, report) = ingester
-        .finish_shards(|pings| Ok(pings.devices().to_vec()))
-        .unwrap();
-    // More shards than the 256 partitions of pass 1: partitions larger than a shard
-    // were split again by device.
-    assert!(parts.len() > 256, "{} shards", parts.len());
-    let mut devices: Vec<u64> = parts.into_iter().flatten().collect();
-    devices.sort_unstable();
-    assert_eq!(devices, whole.pings.devices());
-    assert_eq!(report, whole.report);
+    // By shard (more shards than the 256 partitions of pass 1: partitions larger than a
+    // shard are split again by device, which `pipeline::tests` counts): the devices
+    // table, whose shards hold whole devices, and the aggregates' report.
+    let mut run = spilling(geography, &config, spill.path());
+    push_all(&mut run, &batches);
+    let table = run.devices().unwrap();
+    let devices = table
+        .column(0)
+        .as_primitive::<UInt64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(devices, whole.pings().devices());
+    let mut run = spilling(geography, &config, spill.path());
+    push_all(&mut run, &batches);
+    let (_, report) = run.aggregates(&[options()]).unwrap();
+    assert_eq!(&report, whole.report());
     assert_eq!(count_files(spill.path()), 0);
 }
 
@@ -224,38 +217,36 @@ fn an_interrupted_run_stops_with_the_callback_error_and_removes_its_files() {
     let config = scenario.run_config();
     for stop_at in [Stage::Read, Stage::Analyze] {
         let spill = tempfile::tempdir().unwrap();
-        let mut ingester = Ingester::new(geography, &config, &PingColumns::default())
-            .unwrap()
-            .with_run(&tiny(spill.path()))
-            .unwrap()
-            .with_progress(Box::new(move |event: &Progress| {
-                let late_enough = event.bytes_spilled > 0
-                    && (event.stage == Stage::Read || event.shards_done >= 3);
-                if event.stage == stop_at && late_enough {
-                    Err(Error::Stopped("by a test interrupt".into()))
-                } else {
-                    Ok(())
-                }
-            }));
+        let mut interrupted = tiny(spill.path());
+        interrupted.progress = Some(Arc::new(move |event: &Progress| {
+            let late_enough =
+                event.bytes_spilled > 0 && (event.stage == Stage::Read || event.shards_done >= 3);
+            if event.stage == stop_at && late_enough {
+                Err(Error::stopped("by a test interrupt"))
+            } else {
+                Ok(())
+            }
+        }));
+        let mut run = study(geography, &config).run(&interrupted).unwrap();
         let mut result = Ok(());
         for batch in &batches {
-            result = ingester.push(batch);
+            result = run.push(batch);
             if result.is_err() {
                 break;
             }
         }
         let error = match result {
             Err(error) => {
-                drop(ingester);
+                drop(run);
                 error
             }
-            Ok(()) => match ingester.release(&options()) {
+            Ok(()) => match run.release(&options()) {
                 Err(error) => error,
                 Ok(_) => panic!("a run stopped at {stop_at:?} gave a release"),
             },
         };
         assert!(
-            matches!(&error, Error::Stopped(why) if why == "by a test interrupt"),
+            matches!(&error, Error::Stopped { by, .. } if by == "by a test interrupt"),
             "{error}"
         );
         assert_eq!(count_files(spill.path()), 0, "stopped at {stop_at:?}");
@@ -269,13 +260,13 @@ fn a_failed_run_removes_its_files_and_names_the_column() {
     let geography = scenario.geography();
     let config = scenario.run_config();
     let spill = tempfile::tempdir().unwrap();
-    let mut ingester = spilling(geography, &config, spill.path());
-    push_all(&mut ingester, &batches);
+    let mut run = spilling(geography, &config, spill.path());
+    push_all(&mut run, &batches);
     assert!(count_files(spill.path()) > 0, "the run has spilled");
     let without_ts = batches[0].project(&[0, 2, 3]).unwrap();
-    let error = ingester.push(&without_ts).unwrap_err();
+    let error = run.push(&without_ts).unwrap_err();
     assert_eq!(error.field(), Some("ts"));
-    drop(ingester);
+    drop(run);
     assert_eq!(count_files(spill.path()), 0);
 }
 
@@ -313,10 +304,10 @@ fn bad_files_after_a_spill_name_the_file_and_leave_nothing() {
 
     for (bad, column) in [(&truncated, None), (&without_ts, Some("ts"))] {
         let spill = tempfile::tempdir().unwrap();
-        let mut ingester = spilling(geography, &config, spill.path());
-        ingester.push_parquet(&good).unwrap();
+        let mut run = spilling(geography, &config, spill.path());
+        run.push_parquet(&good).unwrap();
         assert!(count_files(spill.path()) > 0, "the run has spilled");
-        let error = ingester.push_parquet(bad).unwrap_err();
+        let error = run.push_parquet(bad).unwrap_err();
         match &error {
             Error::File {
                 path, column: c, ..
@@ -326,7 +317,7 @@ fn bad_files_after_a_spill_name_the_file_and_leave_nothing() {
             }
             other => panic!("not a file error: {other}"),
         }
-        drop(ingester);
+        drop(run);
         assert_eq!(count_files(spill.path()), 0, "{}", bad.display());
     }
 }
@@ -338,8 +329,8 @@ fn spill_files_hold_no_raw_id() {
     let geography = scenario.geography();
     let config = scenario.run_config();
     let spill = tempfile::tempdir().unwrap();
-    let mut ingester = spilling(geography, &config, spill.path());
-    push_all(&mut ingester, &batches);
+    let mut run = spilling(geography, &config, spill.path());
+    push_all(&mut run, &batches);
     let mut bytes = Vec::new();
     for file in walk(spill.path()) {
         bytes.extend(std::fs::read(file).unwrap());
@@ -352,7 +343,7 @@ fn spill_files_hold_no_raw_id() {
             "raw id of person {person} in a spill file"
         );
     }
-    drop(ingester);
+    drop(run);
 }
 
 #[test]
@@ -362,20 +353,14 @@ fn bad_run_options_are_errors_naming_the_field() {
     let config = scenario.run_config();
     let mut run = RunOptions::default();
     run.memory_limit = Some(1000);
-    let error = Ingester::new(geography, &config, &PingColumns::default())
-        .unwrap()
-        .with_run(&run)
-        .unwrap_err();
+    let error = study(geography, &config).run(&run).unwrap_err();
     assert_eq!(error.field(), Some("memory_limit"));
 
     let missing = tempfile::tempdir().unwrap().path().join("not-there");
-    let mut ingester = Ingester::new(geography, &config, &PingColumns::default())
-        .unwrap()
-        .with_run(&tiny(&missing))
-        .unwrap();
+    let mut run = spilling(geography, &config, &missing);
     let mut result = Ok(());
     for batch in batches(&scenario) {
-        result = ingester.push(&batch);
+        result = run.push(&batch);
         if result.is_err() {
             break;
         }

@@ -1,4 +1,4 @@
-//! Reading pings from Parquet files (`Ingester::push_parquet`, `prepare_parquet`): the
+//! Reading pings from Parquet files (`Run::push_parquet`, `Study::prepare_parquet`): the
 //! same pings give the same result as the batches they were written from, whatever the
 //! compression, the row groups, the split into files or the extra columns; and every
 //! unreadable file is an `Error::File` naming the file, and the column when one is at
@@ -13,8 +13,7 @@ use arrow_array::builder::{ListBuilder, StringDictionaryBuilder};
 use arrow_array::types::Int32Type;
 use arrow_array::{ArrayRef, Int32Array, RecordBatch, StructArray, TimestampMillisecondArray};
 use arrow_schema::{DataType, Field};
-use crowdtally::ingest::{Ingester, PARQUET_BATCH_ROWS};
-use crowdtally::{Error, Geography, PingColumns, Prepared, prepare_parquet};
+use crowdtally::{Error, Geography, PARQUET_BATCH_ROWS, PingColumns, Prepared, RunOptions, Study};
 use crowdtally_harness::{
     DirtyMix, Ping, T0, assert_consistent, batch, config, dirty_pings, fixture_geography, floats,
     ints, prepare, record_batch, texts,
@@ -74,17 +73,19 @@ fn pings(rows: usize, seed: u64) -> Vec<Ping> {
 }
 
 fn prepare_files(paths: &[PathBuf], columns: &PingColumns) -> crowdtally::Result<Prepared> {
-    prepare_parquet(paths, &fixture_geography(), &config(), columns)
+    Study::new(fixture_geography(), config())?
+        .with_columns(columns.clone())
+        .prepare_parquet(paths, &RunOptions::default())
 }
 
 /// Asserts two results are identical: same pings (as the record batch of the method's
 /// output) and same report.
 fn assert_same(expected: &Prepared, actual: &Prepared, geography: &Geography) {
     assert_consistent(actual);
-    assert_eq!(expected.report, actual.report);
+    assert_eq!(expected.report(), actual.report());
     assert_eq!(
-        expected.pings.to_record_batch(geography).unwrap(),
-        actual.pings.to_record_batch(geography).unwrap()
+        expected.pings().to_record_batch(geography).unwrap(),
+        actual.pings().to_record_batch(geography).unwrap()
     );
 }
 
@@ -104,6 +105,7 @@ fn file_error(error: Error) -> (String, Option<String>, String) {
             path,
             column,
             message,
+            ..
         } => {
             assert_eq!(field.as_ref(), Some(column.as_ref().unwrap_or(&path)));
             assert!(shown.contains(&path), "{shown}");
@@ -144,22 +146,22 @@ fn a_parquet_file_gives_the_same_result_as_its_batches() {
             .build(),
     );
     let expected = expected(vec![whole]);
-    assert!(expected.report.pings_kept > 0);
-    assert!(expected.report.dropped.total() > 0);
+    assert!(expected.report().pings_kept > 0);
+    assert!(expected.report().dropped.total() > 0);
     let geography = fixture_geography();
     let from_file = prepare_files(std::slice::from_ref(&path), &PingColumns::default()).unwrap();
     assert_same(&expected, &from_file, &geography);
-    assert_eq!(from_file.report.pings_read, ROWS as u64);
+    assert_eq!(from_file.report().pings_read, ROWS as u64);
 
-    // The ingester's own method, on one thread and on several.
+    // A run's own method, on one thread and on several.
     for threads in [1, 2] {
         let config = config();
-        let mut ingester = Ingester::new(&geography, &config, &PingColumns::default())
+        let mut run = Study::new(geography.clone(), config)
             .unwrap()
-            .with_threads(threads)
+            .run(&RunOptions::with_threads(threads))
             .unwrap();
-        ingester.push_parquet(&path).unwrap();
-        assert_same(&expected, &ingester.finish().unwrap(), &geography);
+        run.push_parquet(&path).unwrap();
+        assert_same(&expected, &run.prepare().unwrap(), &geography);
     }
 }
 
@@ -200,15 +202,15 @@ fn pings_split_across_files_give_the_same_result_in_any_file_order() {
     )
     .unwrap();
     let once = prepare_files(&paths[..1], &PingColumns::default()).unwrap();
-    assert_eq!(twice.report.pings_read, 2 * once.report.pings_read);
-    assert_eq!(twice.report.pings_kept, once.report.pings_kept);
+    assert_eq!(twice.report().pings_read, 2 * once.report().pings_read);
+    assert_eq!(twice.report().pings_kept, once.report().pings_kept);
     assert_eq!(
-        twice.report.dropped.duplicate,
-        2 * once.report.dropped.duplicate + once.report.pings_kept
+        twice.report().dropped.duplicate,
+        2 * once.report().dropped.duplicate + once.report().pings_kept
     );
     assert_eq!(
-        twice.pings.to_record_batch(&geography).unwrap(),
-        once.pings.to_record_batch(&geography).unwrap()
+        twice.pings().to_record_batch(&geography).unwrap(),
+        once.pings().to_record_batch(&geography).unwrap()
     );
 }
 
@@ -246,11 +248,11 @@ fn every_compression_gives_the_same_result() {
     // Files of different compressions in one run: every file's pings, duplicates of each
     // other.
     let all = prepare_files(&paths, &PingColumns::default()).unwrap();
-    assert_eq!(all.report.pings_read, 6 * expected.report.pings_read);
-    assert_eq!(all.report.pings_kept, expected.report.pings_kept);
+    assert_eq!(all.report().pings_read, 6 * expected.report().pings_read);
+    assert_eq!(all.report().pings_kept, expected.report().pings_kept);
     assert_eq!(
-        all.pings.to_record_batch(&geography).unwrap(),
-        expected.pings.to_record_batch(&geography).unwrap()
+        all.pings().to_record_batch(&geography).unwrap(),
+        expected.pings().to_record_batch(&geography).unwrap()
     );
 }
 
@@ -365,25 +367,26 @@ fn an_empty_file_gives_an_empty_result() {
     write(&path, &[batch(&[])]);
     let prepared = prepare_files(std::slice::from_ref(&path), &PingColumns::default()).unwrap();
     assert_same(&expected(vec![batch(&[])]), &prepared, &fixture_geography());
-    assert_eq!(prepared.report.pings_read, 0);
-    assert!(prepared.pings.is_empty());
+    assert_eq!(prepared.report().pings_read, 0);
+    assert!(prepared.pings().is_empty());
     // No files at all: as no batches at all.
     let none: [PathBuf; 0] = [];
     let prepared = prepare_files(&none, &PingColumns::default()).unwrap();
-    assert_eq!(prepared.report, expected(vec![]).report);
+    assert_eq!(prepared.report(), expected(vec![]).report());
 }
 
 #[test]
 fn the_configuration_is_checked_before_any_file_is_opened() {
     let mut config = config();
     config.k = 0;
-    let error = prepare_parquet(
-        &[Path::new("/nonexistent/crowdtally/pings.parquet")],
-        &fixture_geography(),
-        &config,
-        &PingColumns::default(),
-    )
-    .unwrap_err();
+    let error = Study::new(fixture_geography(), config)
+        .and_then(|study| {
+            study.prepare_parquet(
+                &[Path::new("/nonexistent/crowdtally/pings.parquet")],
+                &RunOptions::default(),
+            )
+        })
+        .unwrap_err();
     assert!(matches!(error, Error::Config { field: "k", .. }), "{error}");
 }
 
@@ -641,10 +644,7 @@ fn in_file_turns_input_and_arrow_errors_into_file_errors() {
     );
     assert!(error.to_string().contains("bad page"), "{error}");
     // Other errors are not about the file: they stay as they are.
-    let config = Error::Config {
-        field: "k",
-        message: "must be at least 2".into(),
-    };
+    let config = Error::config("k", "must be at least 2");
     assert!(matches!(
         config.in_file(path),
         Error::Config { field: "k", .. }
@@ -656,7 +656,7 @@ fn in_file_turns_input_and_arrow_errors_into_file_errors() {
 #[test]
 fn read_parquet_gives_back_every_row_and_column() {
     use crowdtally::geo::RegionTable;
-    use crowdtally::ingest::read_parquet;
+    use crowdtally::read_parquet;
 
     let scratch = Scratch::new("whole-table");
     let path = scratch.path("regions.parquet");
@@ -697,7 +697,7 @@ fn read_parquet_names_a_missing_truncated_or_foreign_file() {
     let bytes = fs::read(&whole).unwrap();
     let missing = scratch.path("missing.parquet");
     assert_file_error(
-        crowdtally::ingest::read_parquet(&missing).unwrap_err(),
+        crowdtally::read_parquet(&missing).unwrap_err(),
         &missing,
         None,
     );
@@ -709,18 +709,14 @@ fn read_parquet_names_a_missing_truncated_or_foreign_file() {
     ] {
         let path = scratch.path(name);
         fs::write(&path, contents).unwrap();
-        assert_file_error(
-            crowdtally::ingest::read_parquet(&path).unwrap_err(),
-            &path,
-            None,
-        );
+        assert_file_error(crowdtally::read_parquet(&path).unwrap_err(), &path, None);
     }
 }
 
 #[test]
 fn write_parquet_round_trips_and_leaves_nothing_on_error() {
     use arrow_array::RecordBatchIterator;
-    use crowdtally::ingest::{read_parquet, write_parquet};
+    use crowdtally::{read_parquet, write_parquet};
 
     let scratch = Scratch::new("write-table");
     let rows = batch(&pings(1_000, 5));

@@ -8,9 +8,9 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::{TimestampSecondType, UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
-use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
-use crowdtally::profile::{Origin, Profiles, origin_name};
-use crowdtally::{Config, DeviceClass, Geography, Key, Prepared, Pseudonymizer, profile};
+use crowdtally::geo::RegionIndex;
+use crowdtally::profile::{Origin, Profiles, origin_name, profile};
+use crowdtally::{Config, DeviceClass, Geography, Key, Prepared, Pseudonymizer};
 use crowdtally_harness::{
     GeographyBuilder, KEY, MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STREET_CELL,
     assert_consistent, batch, brussels, config, fixture_builder, free_neighbours_of_kortrijk,
@@ -120,20 +120,20 @@ fn daily(subscriber: &str, days: &[u32], time: &str, cell: u64) -> Vec<Ping> {
 fn run(rows: &[Ping], geography: &Geography, config: &Config) -> (Prepared, Profiles) {
     let prepared = prepare(vec![batch(rows)], geography, config).expect("prepare");
     assert_consistent(&prepared);
-    let profiles = profile(&prepared.pings, geography, config).expect("profile");
-    assert_eq!(profiles.devices.device, prepared.pings.devices());
-    assert_eq!(profiles.period, prepared.pings.period);
+    let profiles = profile(prepared.pings(), geography, config).expect("profile");
+    assert_eq!(profiles.devices.device, prepared.pings().devices());
+    assert_eq!(profiles.period, prepared.pings().period);
     (prepared, profiles)
 }
 
 /// The index of a subscriber's device in the profiles.
 fn device(prepared: &Prepared, subscriber: &str) -> usize {
-    let label = prepared.pings.period_label.as_deref().unwrap();
+    let label = prepared.pings().period_label.as_deref().unwrap();
     let pseudonym = Pseudonymizer::new(&Key::new(KEY.to_vec()), label)
         .unwrap()
         .device(subscriber.as_bytes());
     prepared
-        .pings
+        .pings()
         .devices()
         .iter()
         .position(|&d| d == pseudonym)
@@ -600,7 +600,7 @@ fn the_visits_batch_has_one_row_per_visit() {
         devices
             .values()
             .iter()
-            .all(|&d| d == prepared.pings.devices()[0])
+            .all(|&d| d == prepared.pings().devices()[0])
     );
     assert_eq!(out.column_by_name("start").unwrap().null_count(), 0);
 }
@@ -625,7 +625,7 @@ fn home_is_the_leaf_with_the_most_nights_not_the_most_pings() {
     let d = &profiles.devices;
     // Menen: 3 nights (07-01, 07-02, 07-03), 3 night pings. Kortrijk: 2 nights (07-04 and
     // 07-05, each 22:00–01:00), 8 night pings. Most nights wins: home menen, 3 nights.
-    assert_eq!(d.home[0], leaf(&geography, "menen"));
+    assert_eq!(d.home[0], Some(leaf(&geography, "menen")));
     assert_eq!(d.home_nights[0], 3);
     assert_eq!(d.origin(0), Origin::Leaf(leaf(&geography, "menen")));
     // The two Kortrijk nights are spent in the study area; no daytime pings: an overnight
@@ -648,7 +648,7 @@ fn equal_nights_go_to_more_night_pings() {
     let (_, profiles) = run(&rows, &geography, &week());
     // 3 nights each; night pings B 3, a 6: a wins, although "B" < "a" and B has more
     // pings in all (8).
-    assert_eq!(profiles.devices.home[0], leaf(&geography, "a"));
+    assert_eq!(profiles.devices.home[0], Some(leaf(&geography, "a")));
     assert_eq!(profiles.devices.home_nights[0], 3);
 }
 
@@ -661,9 +661,9 @@ fn equal_nights_and_night_pings_go_to_the_smaller_id_in_byte_order() {
     let (prepared, profiles) = run(&rows, &geography, &week());
     // 3 nights and 3 night pings each. Byte order: "B" is 0x42, "a" is 0x61, so "B" wins
     // (a case-insensitive or table-order comparison would pick "a").
-    assert_eq!(profiles.devices.home[0], leaf(&geography, "B"));
+    assert_eq!(profiles.devices.home[0], Some(leaf(&geography, "B")));
     assert_eq!(
-        origin_name(profiles.devices.origin(0), &prepared.pings, &geography),
+        origin_name(profiles.devices.origin(0), prepared.pings(), &geography),
         "B"
     );
 }
@@ -678,10 +678,10 @@ fn exactly_min_nights_make_a_home_and_one_fewer_do_not() {
     let d = &profiles.devices;
     let (three, two) = (device(&prepared, "three"), device(&prepared, "two"));
     // 3 nights = min_nights (default 3): home menen.
-    assert_eq!(d.home[three], leaf(&geography, "menen"));
+    assert_eq!(d.home[three], Some(leaf(&geography, "menen")));
     assert_eq!(d.home_nights[three], 3);
     // 2 nights < 3: no home, 0 home nights, origin unknown.
-    assert_eq!(d.home[two], UNKNOWN_REGION);
+    assert_eq!(d.home[two], None);
     assert_eq!(d.home_nights[two], 0);
     assert_eq!(d.origin(two), Origin::Unknown);
 }
@@ -697,13 +697,16 @@ fn a_given_min_nights_is_followed() {
     let (prepared, profiles) = run(&rows, &geography, &config);
     let d = &profiles.devices;
     // min_nights = 4: 4 nights make a home, 3 do not.
-    assert_eq!(d.home[device(&prepared, "four")], leaf(&geography, "menen"));
-    assert_eq!(d.home[device(&prepared, "three")], UNKNOWN_REGION);
+    assert_eq!(
+        d.home[device(&prepared, "four")],
+        Some(leaf(&geography, "menen"))
+    );
+    assert_eq!(d.home[device(&prepared, "three")], None);
     // min_nights = 1: a single night makes a home.
     config.min_nights = 1;
     let rows = daily("one", &[1], "23:00:00", c.menen);
     let (_, profiles) = run(&rows, &geography, &config);
-    assert_eq!(profiles.devices.home[0], leaf(&geography, "menen"));
+    assert_eq!(profiles.devices.home[0], Some(leaf(&geography, "menen")));
     assert_eq!(profiles.devices.home_nights[0], 1);
 }
 
@@ -722,11 +725,11 @@ fn pings_in_no_leaf_never_make_a_home() {
     let d = &profiles.devices;
     // few: `unknown` has the most nights but is never a home; Menen's 2 < 3: no home.
     let few = device(&prepared, "few");
-    assert_eq!(d.home[few], UNKNOWN_REGION);
+    assert_eq!(d.home[few], None);
     assert_eq!(d.origin(few), Origin::Unknown);
     // enough: Menen's 3 nights make the home, whatever the 5 nights outside.
     let enough = device(&prepared, "enough");
-    assert_eq!(d.home[enough], leaf(&geography, "menen"));
+    assert_eq!(d.home[enough], Some(leaf(&geography, "menen")));
     assert_eq!(d.home_nights[enough], 3);
 }
 
@@ -761,7 +764,7 @@ fn the_nine_hour_night_of_the_october_change() {
     let d = &profiles.devices;
     let home = device(&prepared, "home");
     // 3 nights of presence in Menen = min_nights: home menen.
-    assert_eq!(d.home[home], leaf(&geography, "menen"));
+    assert_eq!(d.home[home], Some(leaf(&geography, "menen")));
     assert_eq!(d.home_nights[home], 3);
     let town = device(&prepared, "town");
     // One night spent in Kortrijk (three night pings, one night) and one presence day.
@@ -802,10 +805,10 @@ fn the_seven_hour_night_of_the_march_change() {
     let (prepared, profiles) = run(&rows, &geography, &config);
     let d = &profiles.devices;
     let home = device(&prepared, "home");
-    assert_eq!(d.home[home], leaf(&geography, "menen"));
+    assert_eq!(d.home[home], Some(leaf(&geography, "menen")));
     assert_eq!(d.home_nights[home], 3);
     // 2 nights < min_nights 3: no home.
-    assert_eq!(d.home[device(&prepared, "day")], UNKNOWN_REGION);
+    assert_eq!(d.home[device(&prepared, "day")], None);
     let town = device(&prepared, "town");
     assert_eq!(d.study_nights[town], 1);
     assert_eq!(d.presence_days[town], 1);
@@ -826,11 +829,11 @@ fn nights_sticking_out_of_the_period_count_with_their_pings() {
     ];
     let config = config_for("2026-07-01", "2026-07-04");
     let (prepared, profiles) = run(&rows, &geography, &config);
-    assert_eq!(prepared.report.dropped.outside_period, 1);
+    assert_eq!(prepared.report().dropped.outside_period, 1);
     let d = &profiles.devices;
     // Nights of 06-30, 07-02 and 07-03 in Kortrijk: 3 = min_nights, a resident, all three
     // nights spent in the study area.
-    assert_eq!(d.home[0], leaf(&geography, "kortrijk"));
+    assert_eq!(d.home[0], Some(leaf(&geography, "kortrijk")));
     assert_eq!(d.home_nights[0], 3);
     assert_eq!(d.study_nights[0], 3);
     assert_eq!(d.presence_days[0], 0);
@@ -854,15 +857,15 @@ fn a_roamer_country_is_the_most_frequent_tied_to_the_smaller_code() {
     let d = &profiles.devices;
     // Non-empty countries: "nl" is upper-cased to NL, so NL 2 and FR 2 (the empty and the
     // null country do not count). A tie goes to the smaller code: FR.
-    assert_eq!(prepared.pings.country_code(d.country[0]), Some("FR"));
+    assert_eq!(prepared.pings().country_code(d.country[0]), Some("FR"));
     // FR ≠ BE: a roamer, origin country:FR, and no home although its 3 nights in Kortrijk
     // would make one.
     assert!(d.roamer[0]);
-    assert_eq!(d.home[0], UNKNOWN_REGION);
+    assert_eq!(d.home[0], None);
     assert_eq!(d.home_nights[0], 0);
     assert!(matches!(d.origin(0), Origin::Country(_)));
     assert_eq!(
-        origin_name(d.origin(0), &prepared.pings, &geography),
+        origin_name(d.origin(0), prepared.pings(), &geography),
         "country:FR"
     );
     // Presence days 07-02, 07-03, 07-04 (3 < 5) and 3 nights in Kortrijk: never a
@@ -882,9 +885,9 @@ fn the_home_country_in_lower_case_is_not_a_roamer() {
     let (prepared, profiles) = run(&rows, &geography, &week());
     let d = &profiles.devices;
     // "be" upper-cases to BE = home_country: not a roamer; 3 nights in Kortrijk: resident.
-    assert_eq!(prepared.pings.country_code(d.country[0]), Some("BE"));
+    assert_eq!(prepared.pings().country_code(d.country[0]), Some("BE"));
     assert!(!d.roamer[0]);
-    assert_eq!(d.home[0], leaf(&geography, "kortrijk"));
+    assert_eq!(d.home[0], Some(leaf(&geography, "kortrijk")));
     assert_eq!(d.class[0], DeviceClass::Resident);
 }
 
@@ -906,12 +909,15 @@ fn frequency_decides_the_country_before_code_order() {
     let d = &profiles.devices;
     // domestic: BE 3, NL 2: country BE, not a roamer.
     let domestic = device(&prepared, "domestic");
-    assert_eq!(prepared.pings.country_code(d.country[domestic]), Some("BE"));
+    assert_eq!(
+        prepared.pings().country_code(d.country[domestic]),
+        Some("BE")
+    );
     assert!(!d.roamer[domestic]);
     assert_eq!(d.origin(domestic), Origin::Unknown);
     // dutch: NL 3, DE 2: NL although DE is the smaller code.
     let dutch = device(&prepared, "dutch");
-    assert_eq!(prepared.pings.country_code(d.country[dutch]), Some("NL"));
+    assert_eq!(prepared.pings().country_code(d.country[dutch]), Some("NL"));
     assert!(d.roamer[dutch]);
 }
 
@@ -928,7 +934,7 @@ fn a_roamer_can_be_regular() {
     assert_eq!(d.presence_days[0], 5);
     assert_eq!(d.class[0], DeviceClass::Regular);
     assert_eq!(
-        origin_name(d.origin(0), &prepared.pings, &geography),
+        origin_name(d.origin(0), prepared.pings(), &geography),
         "country:DE"
     );
 }
@@ -942,7 +948,7 @@ fn a_roamer_can_be_a_day_visitor() {
     // One daytime ping in Kortrijk, no night: 1 presence day < 5, no night: day visitor.
     assert_eq!(d.class[0], DeviceClass::DayVisitor);
     assert_eq!(
-        origin_name(d.origin(0), &prepared.pings, &geography),
+        origin_name(d.origin(0), prepared.pings(), &geography),
         "country:NL"
     );
     // Its visit counts like anyone's: a zero-length visit at its only ping.
@@ -981,7 +987,7 @@ fn roaming_is_judged_against_the_configured_home_country() {
     let belgian = device(&prepared, "belgian");
     assert!(d.roamer[belgian]);
     assert_eq!(
-        origin_name(d.origin(belgian), &prepared.pings, &geography),
+        origin_name(d.origin(belgian), prepared.pings(), &geography),
         "country:BE"
     );
     assert_eq!(d.class[belgian], DeviceClass::OvernightVisitor);
@@ -1022,7 +1028,7 @@ fn a_commuter_all_day_in_the_study_area_is_present() {
     // Each daytime: 10 pings in Kortrijk ≥ 2 in Menen: 5 presence days. Home Menen (5
     // nights). Not resident, 5 ≥ usual_env_min_days 5: regular.
     assert_eq!(d.presence_days[0], 5);
-    assert_eq!(d.home[0], leaf(&geography, "menen"));
+    assert_eq!(d.home[0], Some(leaf(&geography, "menen")));
     assert_eq!(d.study_nights[0], 0);
     assert_eq!(d.class[0], DeviceClass::Regular);
 }
@@ -1127,7 +1133,7 @@ fn nights_in_the_study_area_follow_the_same_rule() {
     assert_eq!(d.study_nights[0], 1);
     // Night presence counts any ping: 2 nights in each leaf, < 3, so no home; one night
     // in the study area: an overnight visitor.
-    assert_eq!(d.home[0], UNKNOWN_REGION);
+    assert_eq!(d.home[0], None);
     assert_eq!(d.class[0], DeviceClass::OvernightVisitor);
 }
 
@@ -1143,7 +1149,7 @@ fn a_home_in_the_study_area_is_a_resident() {
     assert_eq!(d.class[0], DeviceClass::Resident);
     assert_eq!(d.origin(0), Origin::Leaf(leaf(&geography, "kortrijk")));
     assert_eq!(
-        origin_name(d.origin(0), &prepared.pings, &geography),
+        origin_name(d.origin(0), prepared.pings(), &geography),
         "kortrijk"
     );
 }
@@ -1155,7 +1161,10 @@ fn a_home_in_a_study_area_of_two_leaves_is_a_resident() {
     let rows = daily("r", &[1, 2, 3], "23:00:00", c.harelbeke);
     let (_, profiles) = run(&rows, &geography, &week());
     // Home Harelbeke, which is in the study area Kortrijk + Harelbeke: resident.
-    assert_eq!(profiles.devices.home[0], leaf(&geography, "harelbeke"));
+    assert_eq!(
+        profiles.devices.home[0],
+        Some(leaf(&geography, "harelbeke"))
+    );
     assert_eq!(profiles.devices.class[0], DeviceClass::Resident);
 }
 
@@ -1218,7 +1227,7 @@ fn a_night_in_the_study_area_makes_an_overnight_visitor() {
     assert_eq!(d.presence_days[0], 2);
     assert_eq!(d.class[0], DeviceClass::OvernightVisitor);
     assert_eq!(
-        origin_name(d.origin(0), &prepared.pings, &geography),
+        origin_name(d.origin(0), prepared.pings(), &geography),
         "menen"
     );
 }
@@ -1256,7 +1265,7 @@ fn resident_comes_before_regular_and_regular_before_overnight() {
     assert_eq!(d.presence_days[res], 7);
     assert_eq!(d.class[res], DeviceClass::Resident);
     let reg = device(&prepared, "reg");
-    assert_eq!(d.home[reg], leaf(&geography, "menen"));
+    assert_eq!(d.home[reg], Some(leaf(&geography, "menen")));
     assert_eq!(d.study_nights[reg], 1);
     assert_eq!(d.class[reg], DeviceClass::Regular);
 }
@@ -1286,7 +1295,9 @@ fn origins_and_the_devices_batch() {
     assert!(matches!(d.origin(nl), Origin::Country(_)));
     assert_eq!(d.origin(nobody), Origin::Unknown);
 
-    let out = profiles.devices_batch(&prepared.pings, &geography).unwrap();
+    let out = profiles
+        .devices_batch(prepared.pings(), &geography)
+        .unwrap();
     assert_eq!(out.schema(), Profiles::devices_schema());
     assert_eq!(out.num_rows(), 3);
     let at = |values: Vec<Option<String>>| -> [Option<String>; 3] {
@@ -1324,7 +1335,7 @@ fn origins_and_the_devices_batch() {
         .column_by_name("device")
         .unwrap()
         .as_primitive::<UInt64Type>();
-    assert_eq!(devices.values().to_vec(), prepared.pings.devices());
+    assert_eq!(devices.values().to_vec(), prepared.pings().devices());
 }
 
 #[test]

@@ -5,10 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crowdtally::calendar::{Calendar, days_from_civil, format_local};
 use crowdtally::geo::{RegionIndex, UNKNOWN_REGION};
-use crowdtally::profile::Profiles;
-use crowdtally::{Config, DeviceClass, Geography, Prepared, profile};
+use crowdtally::profile::{Profiles, profile};
+use crowdtally::{Config, DeviceClass, Geography, Prepared};
 use crowdtally_harness::{
     MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, assert_consistent,
     batch, brussels, brussels_period, config, fixture_builder, free_neighbours_of_kortrijk,
@@ -186,7 +185,7 @@ fn raw_pings() -> impl Strategy<Value = Vec<RawPing>> {
 fn run(rows: &[Ping], geography: &Geography, config: &Config) -> (Prepared, Profiles) {
     let prepared = prepare(vec![batch(rows)], geography, config).expect("prepare");
     assert_consistent(&prepared);
-    let profiles = profile(&prepared.pings, geography, config).expect("profile");
+    let profiles = profile(prepared.pings(), geography, config).expect("profile");
     (prepared, profiles)
 }
 
@@ -230,9 +229,12 @@ fn device_rows(prepared: &Prepared, profiles: &Profiles) -> BTreeMap<u64, Device
         rows.insert(
             d.device[i],
             DeviceRow {
-                home: d.home[i],
+                home: d.home[i].unwrap_or(UNKNOWN_REGION),
                 home_nights: d.home_nights[i],
-                country: prepared.pings.country_code(d.country[i]).map(str::to_owned),
+                country: prepared
+                    .pings()
+                    .country_code(d.country[i])
+                    .map(str::to_owned),
                 roamer: d.roamer[i],
                 presence_days: d.presence_days[i],
                 study_nights: d.study_nights[i],
@@ -259,11 +261,10 @@ fn shuffled_rows() -> impl Strategy<Value = (Vec<RawPing>, Vec<RawPing>, Vec<usi
 /// The part of day of an instant by the method's words, from its local wall-clock time:
 /// `(true, D)` for the night of local date D (`[D 22:00, D+1 06:00)`), `(false, D)` for
 /// the daytime of D. Dates are days since 1970-01-01.
-fn part_of_day(calendar: &Calendar, instant: i64) -> (bool, i64) {
-    let local = format_local(calendar, instant);
-    let number = |range: std::ops::Range<usize>| -> u32 { local[range].parse().unwrap() };
-    let day = days_from_civil(i64::from(number(0..4)), number(5..7), number(8..10));
-    match number(11..13) {
+fn part_of_day(tz: &jiff::tz::TimeZone, instant: i64) -> (bool, i64) {
+    let local = tz.to_datetime(jiff::Timestamp::from_second(instant).unwrap());
+    let day = i64::from((local.date() - jiff::civil::date(1970, 1, 1)).get_days());
+    match local.hour() {
         hour if hour >= 22 => (true, day),
         hour if hour < 6 => (true, day - 1),
         _ => (false, day),
@@ -271,13 +272,17 @@ fn part_of_day(calendar: &Calendar, instant: i64) -> (bool, i64) {
 }
 
 /// The method's §4–5 read directly, device by device, from the located pings.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the reference reads §4–5 as written, rule after rule"
+)]
 fn reference(
     prepared: &Prepared,
     geography: &Geography,
     config: &Config,
 ) -> BTreeMap<u64, DeviceRow> {
-    let calendar = Calendar::new(&config.tz).unwrap();
-    let pings = &prepared.pings;
+    let calendar = jiff::tz::TimeZone::get(&config.tz).unwrap();
+    let pings = prepared.pings();
     let period = pings.period.unwrap();
     // Given, or max(5, ceil(D_p / 4)).
     let threshold = match config.usual_env_min_days {
@@ -433,14 +438,14 @@ proptest! {
         let (a_prepared, a) = run(&setting.rows(&raw), &geography, &config);
         let b_prepared = prepare(batches(&setting.rows(&shuffled), &cuts), &geography, &config)
             .expect("prepare");
-        let b = profile(&b_prepared.pings, &geography, &config).expect("profile");
+        let b = profile(b_prepared.pings(), &geography, &config).expect("profile");
         prop_assert_eq!(&a.devices, &b.devices);
         prop_assert_eq!(&a.visits, &b.visits);
         prop_assert_eq!(a.period, b.period);
         prop_assert_eq!(a.usual_env_min_days, b.usual_env_min_days);
         prop_assert_eq!(
-            a.devices_batch(&a_prepared.pings, &geography).unwrap(),
-            b.devices_batch(&b_prepared.pings, &geography).unwrap()
+            a.devices_batch(a_prepared.pings(), &geography).unwrap(),
+            b.devices_batch(b_prepared.pings(), &geography).unwrap()
         );
         prop_assert_eq!(
             a.visits_batch(&geography).unwrap(),
@@ -481,7 +486,7 @@ proptest! {
         let (prepared, profiles) = run(&setting.rows(&raw), &geography, &config);
         let d = &profiles.devices;
         let v = &profiles.visits;
-        prop_assert_eq!(d.len(), prepared.pings.devices().len());
+        prop_assert_eq!(d.len(), prepared.pings().devices().len());
         prop_assert_eq!(d.class.len(), d.len());
 
         // Grouped by device in the order of `devices`, then by start, then zone.
@@ -492,7 +497,7 @@ proptest! {
             );
         }
         for i in 0..d.len() {
-            let ts = &prepared.pings.ts()[prepared.pings.device_rows(i)];
+            let ts = &prepared.pings().ts()[prepared.pings().device_rows(i)];
             let (first, last) = (ts[0], ts[ts.len() - 1]);
             let mut by_zone: BTreeMap<u32, Vec<(i64, i64)>> = BTreeMap::new();
             for k in (0..v.len()).filter(|&k| v.device[k] as usize == i) {
@@ -511,14 +516,14 @@ proptest! {
             }
 
             // (e) Class rules.
-            let home_in_study = d.home[i] != UNKNOWN_REGION && geography.in_study_area(d.home[i]);
+            let home_in_study = d.home[i].is_some_and(|leaf| geography.in_study_area(leaf));
             let threshold = profiles.usual_env_min_days;
             prop_assert_eq!(d.class[i] == DeviceClass::Resident, home_in_study && !d.roamer[i]);
             if d.roamer[i] {
                 prop_assert_ne!(d.class[i], DeviceClass::Resident);
-                prop_assert_eq!(d.home[i], UNKNOWN_REGION);
+                prop_assert_eq!(d.home[i], None);
             }
-            if d.home[i] == UNKNOWN_REGION {
+            if d.home[i].is_none() {
                 prop_assert_eq!(d.home_nights[i], 0);
             } else {
                 prop_assert!(d.home_nights[i] >= config.min_nights);

@@ -6,12 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crowdtally::aggregate::Measures;
-use crowdtally::geo::UNKNOWN_REGION;
-use crowdtally::run::RunOptions;
+use crowdtally::profile::Profiles;
 use crowdtally::{
-    Aggregate, BucketKind, Config, DeviceClass, Geography, PingColumns, Prepared, Profiles,
-    Release, ReleaseClass, ReleaseOptions, profile,
+    Aggregate, BucketKind, Config, DeviceClass, Estimate, Geography, Measures, Prepared, Release,
+    ReleaseClass, ReleaseSpec, RunOptions, Study,
 };
 use crowdtally_harness::{
     MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, batch, brussels,
@@ -235,8 +233,8 @@ impl Scenario {
             .collect()
     }
 
-    fn options(&self) -> ReleaseOptions {
-        let mut options = ReleaseOptions::default();
+    fn options(&self) -> ReleaseSpec {
+        let mut options = ReleaseSpec::default();
         options.bucket = BucketKind::ALL[self.bucket];
         options.level = LEVELS[self.level].map(str::to_owned);
         options.classes = self.classes();
@@ -302,34 +300,18 @@ fn run(scenario: &Scenario, rows: &[Ping], geography: &Geography) -> Run {
     let config = scenario.config();
     let options = scenario.options();
     let prepared = prepare(vec![batch(rows)], geography, &config).expect("prepare");
-    let profiles = profile(&prepared.pings, geography, &config).expect("profile");
-    let aggregate = Aggregate::new(
-        &profiles,
-        &prepared.pings,
-        geography,
-        &config,
-        options.bucket,
-        &options.classes,
-    )
-    .expect("aggregate")
-    .expect("a given period makes a grid");
-    let release = crowdtally::release(
-        Some(&aggregate),
-        geography,
-        &config,
-        &options,
-        &prepared.report,
-    )
-    .expect("release");
-    let analyzed = crowdtally::analyze(
-        [Ok(batch(rows))],
-        geography,
-        &config,
-        &PingColumns::default(),
-        &options,
-        &RunOptions::default(),
-    )
-    .expect("analyze");
+    let profiles = prepared.profiles().expect("profile").clone();
+    let aggregate = prepared
+        .aggregate(&options)
+        .expect("aggregate")
+        .expect("a given period makes a grid");
+    let study = prepared.study();
+    let release = study
+        .release_aggregate(Some(&aggregate), prepared.report(), &options)
+        .expect("release");
+    let analyzed = study
+        .release([Ok(batch(rows))], &options, &RunOptions::default())
+        .expect("analyze");
     assert_eq!(analyzed.rows, release.rows);
     Run {
         prepared,
@@ -337,6 +319,16 @@ fn run(scenario: &Scenario, rows: &[Ping], geography: &Geography) -> Run {
         aggregate,
         release,
     }
+}
+
+/// An estimate as `[est_devices, est_visits, est_low, est_high]`.
+fn parts(estimate: Estimate) -> [f64; 4] {
+    [
+        estimate.devices,
+        estimate.visits,
+        estimate.low,
+        estimate.high,
+    ]
 }
 
 /// The groups of a release: (first row, one past the last row).
@@ -440,12 +432,16 @@ fn reference_rows(
             continue;
         };
         let origin = if devices.roamer[i] {
-            let code = run.prepared.pings.country_code(devices.country[i]).unwrap();
+            let code = run
+                .prepared
+                .pings()
+                .country_code(devices.country[i])
+                .unwrap();
             format!("country:{code}")
-        } else if devices.home[i] == UNKNOWN_REGION {
-            "unknown".to_owned()
+        } else if let Some(leaf) = devices.home[i] {
+            geography.regions().id(leaf).to_owned()
         } else {
-            geography.regions().id(devices.home[i]).to_owned()
+            "unknown".to_owned()
         };
         let mut overlapped: BTreeSet<(u32, u32)> = BTreeSet::new();
         for v in (0..visits.len()).filter(|&v| visits.device[v] as usize == i) {
@@ -546,8 +542,9 @@ proptest! {
             prop_assert_eq!(sum, total.measures.unwrap());
             let names: Vec<&str> = origins.iter().map(|r| r.origin.as_str()).collect();
             prop_assert!(names.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()), "{:?}", names);
-            let estimates: Option<Vec<[f64; 4]>> = origins.iter().map(|r| r.estimate).collect();
-            match (total.estimate, estimates) {
+            let estimates: Option<Vec<[f64; 4]>> =
+                origins.iter().map(|r| r.estimate.map(parts)).collect();
+            match (total.estimate.map(parts), estimates) {
                 (Some(whole), Some(parts)) => {
                     let devices: f64 = parts.iter().map(|e| e[0]).sum();
                     let visits: f64 = parts.iter().map(|e| e[1]).sum();
@@ -589,15 +586,10 @@ proptest! {
             batches.push(Ok(batch(&shuffled[from..cut])));
             from = cut;
         }
-        let release = crowdtally::analyze(
-            batches,
-            &geography,
-            &scenario.config(),
-            &PingColumns::default(),
-            &scenario.options(),
-            &RunOptions::default(),
-        )
-        .expect("analyze");
+        let release = Study::new(geography.clone(), scenario.config())
+            .expect("study")
+            .release(batches, &scenario.options(), &RunOptions::default())
+            .expect("analyze");
         prop_assert_eq!(&release.rows, &whole.release.rows);
         prop_assert_eq!(release.report.disclosure, whole.release.report.disclosure);
         prop_assert_eq!(&release.report.devices, &whole.release.report.devices);
@@ -629,14 +621,10 @@ proptest! {
             merged.merge(&parts[shard]).expect("shards of one grid merge");
         }
         prop_assert_eq!(&merged, &whole.aggregate);
-        let release = crowdtally::release(
-            Some(&merged),
-            &geography,
-            &config,
-            &options,
-            &whole.prepared.report,
-        )
-        .expect("release");
+        let release = Study::new(geography.clone(), config.clone())
+            .expect("study")
+            .release_aggregate(Some(&merged), whole.prepared.report(), &options)
+            .expect("release");
         prop_assert_eq!(&release.rows, &whole.release.rows);
         prop_assert_eq!(&release.report.devices, &whole.release.report.devices);
 
@@ -674,7 +662,7 @@ proptest! {
         for row in run.release.rows.iter().filter(|r| !r.suppressed) {
             let devices = row.measures.unwrap().devices;
             prop_assert!(devices >= k);
-            if let Some([est, _, low, high]) = row.estimate {
+            if let Some([est, _, low, high]) = row.estimate.map(parts) {
                 prop_assert!(low >= devices as f64, "{:?}", row);
                 prop_assert!(est >= devices as f64 - 1e-9, "{:?}", row);
                 prop_assert!(low <= est + 1e-9, "{:?}", row);
@@ -712,9 +700,9 @@ proptest! {
         // devices.
         let devices = &run.profiles.devices;
         let counts = run.aggregate.devices();
-        for (c, class) in DeviceClass::ALL.iter().enumerate() {
-            let n = devices.class.iter().filter(|&d| d == class).count() as u64;
-            prop_assert_eq!(counts.by_class[c], n, "{:?}", class);
+        for class in DeviceClass::ALL {
+            let n = devices.class.iter().filter(|&&d| d == class).count() as u64;
+            prop_assert_eq!(counts.by_class.get(class), n, "{:?}", class);
         }
         let roamers = devices.roamer.iter().filter(|&&r| r).count() as u64;
         prop_assert_eq!(counts.roamers, roamers);
@@ -724,10 +712,10 @@ proptest! {
             if devices.roamer[i] {
                 continue;
             }
-            if devices.home[i] == UNKNOWN_REGION {
-                unknown += 1;
+            if let Some(leaf) = devices.home[i] {
+                *subscribers.entry(geography.regions().id(leaf).to_owned()).or_default() += 1;
             } else {
-                *subscribers.entry(geography.regions().id(devices.home[i]).to_owned()).or_default() += 1;
+                unknown += 1;
             }
         }
         prop_assert_eq!(counts.domestic_unknown_home, unknown);

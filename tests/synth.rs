@@ -6,7 +6,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt32Type;
 use arrow_array::{Array, RecordBatch};
 use crowdtally::synth::{Scenario, ScenarioConfig};
-use crowdtally::{PingColumns, prepare};
+use crowdtally::{RunOptions, Study};
 
 fn small(seed: u64) -> ScenarioConfig {
     let mut config = ScenarioConfig::default();
@@ -47,14 +47,11 @@ fn rates_match_the_parameters() {
     let scenario = Scenario::new(config.clone()).unwrap();
     let batches = all_pings(&scenario);
     let run = scenario.run_config();
-    let prepared = prepare(
-        batches.iter().cloned().map(Ok),
-        scenario.geography(),
-        &run,
-        &PingColumns::default(),
-    )
-    .unwrap();
-    let r = &prepared.report;
+    let prepared = Study::new(scenario.geography().clone(), run)
+        .unwrap()
+        .prepare(batches.iter().cloned().map(Ok), &RunOptions::default())
+        .unwrap();
+    let r = prepared.report();
     let read = r.pings_read as f64;
     let near = |got: f64, want: f64, what: &str| {
         assert!(
@@ -197,13 +194,10 @@ fn customers_pings_come_from_their_true_trajectory_and_others_have_none() {
     // With exact cells and no dirt, every observed ping in a zone is in a true visit:
     // its (person, zone, local date) is in the truth.
     let run = scenario.run_config();
-    let prepared = prepare(
-        batches.into_iter().map(Ok),
-        scenario.geography(),
-        &run,
-        &PingColumns::default(),
-    )
-    .unwrap();
+    let prepared = Study::new(scenario.geography().clone(), run.clone())
+        .unwrap()
+        .prepare(batches.into_iter().map(Ok), &RunOptions::default())
+        .unwrap();
     let zone_days = &truth.zone_days;
     let day_person = zone_days.column(0).as_primitive::<UInt32Type>();
     let day_zone = arrow_cast::cast(zone_days.column(1), &arrow_schema::DataType::Utf8).unwrap();
@@ -227,13 +221,16 @@ fn customers_pings_come_from_their_true_trajectory_and_others_have_none() {
             )
         })
         .collect();
-    let calendar = crowdtally::calendar::Calendar::new(&run.tz).unwrap();
-    let located = &prepared.pings;
+    let calendar = jiff::tz::TimeZone::get(&run.tz).unwrap();
+    let located = prepared.pings();
     let zones = scenario.geography().zones();
     let mut checked = 0;
     for row in 0..located.len() {
         let person = person_of[&located.device()[row]];
-        let date = calendar.date_of(located.ts()[row]).to_string();
+        let date = calendar
+            .to_datetime(jiff::Timestamp::from_second(located.ts()[row]).unwrap())
+            .date()
+            .to_string();
         for &zone in scenario.geography().zone_set(located.zone_set()[row]) {
             let key = (person, zones[zone as usize].id.clone(), date.clone());
             assert!(true_days.contains(&key), "{key:?} is not a true visit");

@@ -1,11 +1,10 @@
-//! Locating pings on several threads (`Ingester::with_threads`, and `prepare`, which uses
+//! Locating pings on several threads (`RunOptions::threads`, and `prepare`, which uses
 //! every core) gives exactly the result of one thread, on batches large enough for the
 //! parallel path to share them out (it takes batches above 4,096 rows, 4,096 rows a
 //! task).
 
 use arrow_array::RecordBatch;
-use crowdtally::ingest::Ingester;
-use crowdtally::{Config, PingColumns, Prepared};
+use crowdtally::{Config, Prepared, RunOptions, Study};
 use crowdtally_harness::{
     DirtyMix, T0, assert_consistent, batch, batches, brussels_period, config, dirty_pings,
     fixture_geography,
@@ -19,14 +18,14 @@ const ROWS_PER_TASK: usize = 1 << 12;
 
 fn with_threads(batches: &[RecordBatch], config: &Config, threads: usize) -> Prepared {
     let geography = fixture_geography();
-    let mut ingester = Ingester::new(&geography, config, &PingColumns::default())
+    let mut run = Study::new(geography, config.clone())
         .unwrap()
-        .with_threads(threads)
+        .run(&RunOptions::with_threads(threads))
         .unwrap();
     for batch in batches {
-        ingester.push(batch).unwrap();
+        run.push(batch).unwrap();
     }
-    let prepared = ingester.finish().unwrap();
+    let prepared = run.prepare().unwrap();
     assert_consistent(&prepared);
     prepared
 }
@@ -63,22 +62,16 @@ proptest! {
         }
         let geography = fixture_geography();
         let one = with_threads(&batches, &config, 1);
-        let expected = one.pings.to_record_batch(&geography).unwrap();
+        let expected = one.pings().to_record_batch(&geography).unwrap();
         for threads in [2, 4] {
             let many = with_threads(&batches, &config, threads);
-            prop_assert_eq!(&one.report, &many.report, "{} threads", threads);
-            prop_assert_eq!(&expected, &many.pings.to_record_batch(&geography).unwrap());
+            prop_assert_eq!(one.report(), many.report(), "{} threads", threads);
+            prop_assert_eq!(&expected, &many.pings().to_record_batch(&geography).unwrap());
         }
         // `prepare` locates on every core.
-        let all_cores = crowdtally::prepare(
-            batches.into_iter().map(Ok),
-            &geography,
-            &config,
-            &PingColumns::default(),
-        )
-        .unwrap();
-        prop_assert_eq!(&one.report, &all_cores.report);
-        prop_assert_eq!(&expected, &all_cores.pings.to_record_batch(&geography).unwrap());
+        let all_cores = crowdtally_harness::prepare(batches, &geography, &config).unwrap();
+        prop_assert_eq!(one.report(), all_cores.report());
+        prop_assert_eq!(&expected, &all_cores.pings().to_record_batch(&geography).unwrap());
     }
 }
 
@@ -92,10 +85,10 @@ fn a_batch_just_above_the_threshold_and_one_at_it_agree() {
         let batches = [batch(&dirty_pings(rows, rows as u64, DirtyMix::default()))];
         let one = with_threads(&batches, &config, 1);
         let many = with_threads(&batches, &config, 3);
-        assert_eq!(one.report, many.report, "{rows} rows");
+        assert_eq!(one.report(), many.report(), "{rows} rows");
         assert_eq!(
-            one.pings.to_record_batch(&geography).unwrap(),
-            many.pings.to_record_batch(&geography).unwrap(),
+            one.pings().to_record_batch(&geography).unwrap(),
+            many.pings().to_record_batch(&geography).unwrap(),
             "{rows} rows"
         );
     }
@@ -112,9 +105,9 @@ fn zero_threads_is_one_per_core_and_agrees() {
     ))];
     let one = with_threads(&batches, &config, 1);
     let per_core = with_threads(&batches, &config, 0);
-    assert_eq!(one.report, per_core.report);
+    assert_eq!(one.report(), per_core.report());
     assert_eq!(
-        one.pings.to_record_batch(&geography).unwrap(),
-        per_core.pings.to_record_batch(&geography).unwrap()
+        one.pings().to_record_batch(&geography).unwrap(),
+        per_core.pings().to_record_batch(&geography).unwrap()
     );
 }

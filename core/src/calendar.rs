@@ -19,7 +19,6 @@ const SECONDS_PER_DAY: i64 = 86_400;
 /// The study's time zone, resolving local times to instants and back.
 #[derive(Clone, Debug)]
 pub struct Calendar {
-    name: String,
     tz: TimeZone,
 }
 
@@ -31,16 +30,7 @@ impl Calendar {
     pub fn new(name: &str) -> Result<Self> {
         let tz = TimeZone::get(name)
             .map_err(|_| Error::config("tz", format!("is not a known IANA time zone: {name:?}")))?;
-        Ok(Self {
-            name: name.to_owned(),
-            tz,
-        })
-    }
-
-    /// The zone's IANA name.
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
+        Ok(Self { tz })
     }
 
     /// The instant (epoch seconds) of a local wall-clock time, by the compatible rule.
@@ -96,6 +86,8 @@ impl Calendar {
 /// are exact; a ping's part of day is then a search in this list, not a zone look-up.
 #[derive(Clone, Debug)]
 pub struct DayParts {
+    /// The date of index 0 (the method only needs the bounds; tests read dates back).
+    #[cfg(test)]
     first: Date,
     /// `bounds[2k]` is `first + k` at 06:00, `bounds[2k + 1]` the same date at 22:00.
     bounds: Vec<i64>,
@@ -126,7 +118,11 @@ impl DayParts {
             );
             date = date.tomorrow().unwrap_or(date);
         }
-        Self { first, bounds }
+        Self {
+            #[cfg(test)]
+            first,
+            bounds,
+        }
     }
 
     /// Day parts for a study period: from the night before its first day (which holds
@@ -137,12 +133,14 @@ impl DayParts {
         Self::new(calendar, first, end)
     }
 
+    #[cfg(test)]
     /// The first date (index 0).
     #[must_use]
     pub fn first(&self) -> Date {
         self.first
     }
 
+    #[cfg(test)]
     /// The date of an index.
     #[must_use]
     pub fn date(&self, index: i32) -> Date {
@@ -151,6 +149,7 @@ impl DayParts {
             .unwrap_or(self.first)
     }
 
+    #[cfg(test)]
     /// The part of day of an instant. Instants before the first 06:00 fall in
     /// `Night(-1)`; instants past the last boundary in the last night.
     #[must_use]

@@ -174,7 +174,7 @@ impl fmt::Debug for OptOut {
 /// assert_eq!(config.max_gap, 3 * 3600);
 /// # Ok::<(), crowdtally::Error>(())
 /// ```
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 #[non_exhaustive]
 pub struct Config {
@@ -187,8 +187,6 @@ pub struct Config {
     pub tz: String,
     /// The study period in local dates; default from the data (§1.4).
     pub period: Option<Period>,
-    /// The H3 analysis resolution, 0 to 15.
-    pub resolution: u8,
     /// The operator's own country (ISO 3166-1 alpha-2).
     pub home_country: String,
     /// Raw subscriber ids whose pings are dropped first. Never serialised or shown.
@@ -214,7 +212,6 @@ impl Default for Config {
             period_label: None,
             tz: "Europe/Brussels".to_owned(),
             period: None,
-            resolution: 9,
             home_country: "BE".to_owned(),
             opt_out: OptOut::default(),
             k: 30,
@@ -240,7 +237,7 @@ impl Config {
     ///
     /// # Errors
     /// [`Error::Config`] naming the field: `key` shorter than 16 bytes, `period_label`
-    /// empty or with a NUL, unknown `tz`, `period` not increasing, `resolution` above 15,
+    /// empty or with a NUL, unknown `tz`, `period` not increasing,
     /// `home_country` not two ASCII letters, `k` < 2, non-positive `max_gap`, negative
     /// `min_dwell`, `min_nights` < 1, `usual_env_min_days` < 1.
     pub fn validate(&self) -> Result<()> {
@@ -251,15 +248,6 @@ impl Config {
         Calendar::new(&self.tz)?;
         if let Some(period) = &self.period {
             period.validate()?;
-        }
-        if self.resolution > 15 {
-            return Err(Error::config(
-                "resolution",
-                format!(
-                    "must be an H3 resolution from 0 to 15, got {}",
-                    self.resolution
-                ),
-            ));
         }
         if self.home_country.len() != 2
             || !self.home_country.bytes().all(|b| b.is_ascii_alphabetic())
@@ -323,7 +311,6 @@ impl fmt::Debug for Config {
             .field("period_label", &self.period_label)
             .field("tz", &self.tz)
             .field("period", &self.period)
-            .field("resolution", &self.resolution)
             .field("home_country", &self.home_country)
             .field("opt_out", &self.opt_out)
             .field("k", &self.k)
@@ -415,7 +402,6 @@ mod tests {
                     });
                 }),
             ),
-            ("resolution", Box::new(|c| c.resolution = 16)),
             ("home_country", Box::new(|c| c.home_country = "BEL".into())),
             ("k", Box::new(|c| c.k = 1)),
             ("max_gap", Box::new(|c| c.max_gap = 0)),

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::geo::{Geography, RegionIndex};
+use crate::release::Estimate;
 
 /// The z value of a two-sided 95 % normal interval, as the method fixes it.
 const Z_95: f64 = 1.96;
@@ -31,7 +32,7 @@ pub enum SubscriberSource {
 ///
 /// # Errors
 /// [`Error::Config`] naming `subscribers`.
-pub fn validate_subscribers(
+pub(crate) fn validate_subscribers(
     subscribers: &BTreeMap<String, u64>,
     geography: &Geography,
 ) -> Result<()> {
@@ -63,7 +64,9 @@ pub fn validate_subscribers(
 /// # Errors
 /// [`Error::Config`] naming `roaming_factors` for a factor that is not a positive
 /// finite number or an empty code.
-pub fn normalise_roaming_factors(factors: &BTreeMap<String, f64>) -> Result<BTreeMap<String, f64>> {
+pub(crate) fn normalise_roaming_factors(
+    factors: &BTreeMap<String, f64>,
+) -> Result<BTreeMap<String, f64>> {
     let mut normalised = BTreeMap::new();
     for (code, &factor) in factors {
         let code = code.trim().to_ascii_uppercase();
@@ -91,22 +94,26 @@ pub fn normalise_roaming_factors(factors: &BTreeMap<String, f64>) -> Result<BTre
 
 /// The factors of a run's origins, and what the user must be told about them.
 #[derive(Clone, Debug)]
-pub struct Factors {
+pub(crate) struct Factors {
     /// Per origin (in the order asked for), its factor, `None` when it has none.
-    pub by_origin: Vec<Option<f64>>,
+    pub(crate) by_origin: Vec<Option<f64>>,
     /// The national (root) factor, `None` without any subscriber.
-    pub national: Option<f64>,
+    pub(crate) national: Option<f64>,
     /// Total subscribers used.
-    pub subscribers_total: u64,
+    pub(crate) subscribers_total: u64,
     /// Warnings for the report.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Factors {
     /// Factors for `origins` (leaf ids, `unknown`, `country:XX`) from per-leaf subscriber
     /// counts and roaming factors (codes upper-cased).
     #[must_use]
-    pub fn new(
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the factor rules of §8 (pooling, clamping, roaming, warnings) in their order"
+    )]
+    pub(crate) fn new(
         origins: &[String],
         geography: &Geography,
         subscribers: &BTreeMap<String, u64>,
@@ -236,21 +243,21 @@ fn list(names: &[String]) -> String {
 
 /// An estimate under construction: sums over the leaf origins a row pools.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Estimate {
+pub(crate) struct EstimateSums {
     /// `Σ devices_o · f_o`.
-    pub devices: f64,
+    pub(crate) devices: f64,
     /// `Σ visits_o · f_o`.
-    pub visits: f64,
+    pub(crate) visits: f64,
     /// `Σ devices_o · f_o · (f_o − 1)`.
-    pub variance: f64,
+    pub(crate) variance: f64,
     /// Whether some pooled origin has no factor (the estimate is then null).
-    pub missing: bool,
+    pub(crate) missing: bool,
 }
 
-impl Estimate {
+impl EstimateSums {
     /// The contribution of one leaf origin row.
     #[must_use]
-    pub fn of(devices: u64, visits: u64, factor: Option<f64>) -> Self {
+    pub(crate) fn of(devices: u64, visits: u64, factor: Option<f64>) -> Self {
         match factor {
             Some(f) => Self {
                 devices: devices as f64 * f,
@@ -265,20 +272,24 @@ impl Estimate {
         }
     }
 
-    /// `(est_devices, est_visits, est_low, est_high)` for a row with `observed` devices,
-    /// or `None` when some origin has no factor.
+    /// The estimate of a row with `observed` devices, or `None` when some origin has no
+    /// factor.
     #[must_use]
-    pub fn finish(&self, observed: u64) -> Option<[f64; 4]> {
+    pub(crate) fn finish(&self, observed: u64) -> Option<Estimate> {
         if self.missing {
             return None;
         }
         let half_width = Z_95 * self.variance.max(0.0).sqrt();
-        let low = (self.devices - half_width).max(observed as f64);
-        Some([self.devices, self.visits, low, self.devices + half_width])
+        Some(Estimate {
+            devices: self.devices,
+            visits: self.visits,
+            low: (self.devices - half_width).max(observed as f64),
+            high: self.devices + half_width,
+        })
     }
 }
 
-impl AddAssign for Estimate {
+impl AddAssign for EstimateSums {
     fn add_assign(&mut self, other: Self) {
         self.devices += other.devices;
         self.visits += other.visits;

@@ -5,14 +5,30 @@
 //! dwell, aggregation with disclosure control, and extrapolation with honest intervals.
 //! Every number is defined by the method (`docs/METHOD.md` in the repository).
 //!
-//! The data flows one way through the modules, in the order of the method:
-//! [`config`] → [`geo`] → [`ingest`] (cleaning, [`pseudonym`], location) → [`profile`](mod@profile)
-//! (homes, classes, visits) → [`aggregate`] → [`release`](mod@release) (disclosure control,
-//! [`extrapolate`], the report). [`analyze`] runs all of it in one call.
+//! The front door is [`Study`]: one [`Geography`] and one [`Config`], checked together.
+//! Everything runs through it, and what it computes keeps it, so a table can never be
+//! released with another geography than its pings were located in:
+//!
+//! - [`Study::release`] runs the whole method on raw pings and returns a protected
+//!   [`Release`] (its table and its report) for a [`ReleaseSpec`] (bucket, origin level,
+//!   classes, extrapolation inputs); [`Study::releases`] gives several tables from one
+//!   reading of the pings;
+//! - [`Study::prepare`] gives the located pings ([`Prepared`]), from which any number of
+//!   releases and the per-device tables follow;
+//! - [`Study::run`] reads pings pushed batch by batch ([`Run`]), from streams or Parquet
+//!   files, for inputs far larger than memory;
+//! - [`RunOptions`] holds the machine's settings (threads, memory budget, spill
+//!   directory, progress, stop), which never change a number.
+//!
+//! The data flows one way through the stages, in the order of the method: `ingest`
+//! (cleaning, pseudonyms, location) → `profile` (homes, classes, visits) → `aggregate` →
+//! `disclosure` → `extrapolate` → the release and its report, driven by `pipeline`
+//! (shards, spill, threads). A distributed run computes [`Aggregate`]s anywhere, merges
+//! them with [`Aggregate::merge_all`], and finishes with [`Study::release_aggregate`].
 //!
 //! ```
-//! use crowdtally::{prepare, Config, Geography, Key, PingColumns};
 //! use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
+//! use crowdtally::{Config, Geography, Key, ReleaseSpec, RunOptions, Study};
 //! use std::sync::Arc;
 //! use arrow_array::{Float64Array, RecordBatch, StringArray};
 //! use arrow_schema::{DataType, Field, Schema};
@@ -50,42 +66,60 @@
 //!     Arc::new(Float64Array::from(vec![3.265, 3.265])),
 //! ])?;
 //!
-//! let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
-//! let prepared = prepare([Ok(pings)], &geography, &config, &PingColumns::default())?;
-//! assert_eq!(prepared.report.pings_kept, 2);
-//! assert_eq!(prepared.pings.devices().len(), 1);
+//! let study = Study::new(geography, Config::new(Key::new(b"a secret of 16+ bytes".to_vec())))?;
+//! let prepared = study.prepare([Ok(pings)], &RunOptions::default())?;
+//! assert_eq!(prepared.report().pings_kept, 2);
+//! assert_eq!(prepared.pings().devices().len(), 1);
+//! // One device is below k = 30: the release is one suppressed total row per group.
+//! let release = prepared.release(&ReleaseSpec::default())?;
+//! assert!(release.rows.iter().all(|row| row.suppressed));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-pub mod aggregate;
-pub mod calendar;
+mod aggregate;
+mod calendar;
 mod columns;
-pub mod config;
+mod config;
+mod disclosure;
 mod error;
-pub mod extrapolate;
+mod extrapolate;
 pub mod geo;
-pub mod ingest;
+mod ingest;
+mod pipeline;
 pub mod profile;
-pub mod pseudonym;
-pub mod release;
-pub mod report;
-pub mod run;
+mod pseudonym;
+mod release;
+mod report;
+mod study;
 pub mod synth;
+mod workers;
 
 #[doc(hidden)]
 pub mod doc_example;
 
-pub use aggregate::{Aggregate, BucketKind, ReleaseClass};
+pub use aggregate::{
+    Aggregate, AggregateSpec, BucketKind, ClassCounts, DWELL_BANDS, DeviceCounts, Measures,
+    ReleaseClass, RowKey,
+};
 pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_duration};
-pub use error::{Error, Result};
+pub use error::{Error, Result, Source};
 pub use geo::Geography;
-pub use ingest::{LocatedPings, PingColumns, Prepared, prepare, prepare_parquet};
-pub use profile::{DeviceClass, Profiles, profile};
+pub use ingest::{
+    LocatedPings, PARQUET_BATCH_ROWS, PingColumns, parquet_rows, pseudonymize_column, read_parquet,
+    read_parquet_table, write_parquet,
+};
+pub use pipeline::{
+    MIN_MEMORY_LIMIT, Progress, ProgressCallback, Run, RunOptions, Stage, StopSignal,
+    default_memory_limit, parse_bytes,
+};
+pub use profile::DeviceClass;
 pub use pseudonym::{Key, Pseudonymizer};
 pub use release::{
-    Release, ReleaseOptions, ReleaseReport, ReleaseRow, analyze, analyze_prepared, release,
+    DeviceReport, DisclosureCounts, Estimate, ExtrapolationReport, Release, ReleaseReport,
+    ReleaseRow, ReleaseSpec, SubscriberSource,
 };
-pub use report::{DropReason, QualityReport};
+pub use report::{DropReason, Dropped, OptOutCounts, QualityReport};
+pub use study::{Prepared, Study};
 
 /// The library version, as reported in every quality report.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

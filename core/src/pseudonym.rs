@@ -46,7 +46,7 @@ impl Key {
         self.0.is_empty()
     }
 
-    /// Checks the key is at least [`MIN_KEY_BYTES`] long.
+    /// Checks the key is at least 16 bytes long.
     ///
     /// # Errors
     /// [`Error::Config`] naming `key`.
@@ -67,6 +67,21 @@ impl Key {
         &self.0
     }
 }
+
+impl PartialEq for Key {
+    /// Compares in time that depends on the lengths only, not on where the keys differ.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.len() == other.0.len()
+            && self
+                .0
+                .iter()
+                .zip(&other.0)
+                .fold(0_u8, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl Eq for Key {}
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

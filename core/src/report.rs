@@ -100,6 +100,14 @@ impl Dropped {
     }
 }
 
+impl std::ops::AddAssign for Dropped {
+    fn add_assign(&mut self, other: Self) {
+        for reason in DropReason::ALL {
+            self.add(reason, other.get(reason));
+        }
+    }
+}
+
 /// What the opt-out list removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OptOutCounts {

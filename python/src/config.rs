@@ -13,6 +13,34 @@ use crate::errors::{CoreError, config_error};
 #[pyclass(name = "Config", module = "crowdtally", frozen)]
 pub struct PyConfig {
     pub(crate) inner: Config,
+    /// The analysis resolution the caller expects, if given: the geography's is used,
+    /// and a study refuses a configuration that expects another.
+    pub(crate) resolution: Option<u8>,
+}
+
+/// A configuration's parameters for a repr: never its key or opt-out ids, only their
+/// sizes.
+pub(crate) fn describe(c: &Config) -> String {
+    let period = c.period.map_or_else(
+        || "None".to_owned(),
+        |p| format!("('{}', '{}')", p.start, p.end),
+    );
+    format!(
+        "key=<{} secret bytes>, period_label={:?}, tz={:?}, period={period}, \
+         home_country={:?}, opt_out=<{} ids>, k={}, max_gap={}, min_dwell={}, min_nights={}, \
+         usual_env_min_days={}",
+        c.key.len(),
+        c.period_label,
+        c.tz,
+        c.home_country,
+        c.opt_out.len(),
+        c.k,
+        c.max_gap,
+        c.min_dwell,
+        c.min_nights,
+        c.usual_env_min_days
+            .map_or_else(|| "None".to_owned(), |d| d.to_string()),
+    )
 }
 
 fn key_of(key: &Bound<'_, PyAny>) -> PyResult<Key> {
@@ -152,8 +180,14 @@ impl PyConfig {
         config.period_label = period_label;
         tz.clone_into(&mut config.tz);
         config.period = period.map(period_of).transpose()?;
-        if let Some(value) = resolution {
-            config.resolution = int_of("resolution", value, "an H3 resolution from 0 to 15")?;
+        let resolution = resolution
+            .map(|value| int_of::<u8>("resolution", value, "an H3 resolution from 0 to 15"))
+            .transpose()?;
+        if let Some(r) = resolution.filter(|&r| r > 15) {
+            return Err(config_error(
+                "resolution",
+                format!("must be an H3 resolution from 0 to 15, got {r}"),
+            ));
         }
         home_country.clone_into(&mut config.home_country);
         if let Some(value) = opt_out {
@@ -175,7 +209,10 @@ impl PyConfig {
             config.usual_env_min_days = Some(int_of("usual_env_min_days", value, "at least 1")?);
         }
         config.validate().map_err(CoreError)?;
-        Ok(Self { inner: config })
+        Ok(Self {
+            inner: config,
+            resolution,
+        })
     }
 
     /// The pseudonym period label, or None for the default (`YYYYQn` of the period start).
@@ -196,9 +233,10 @@ impl PyConfig {
             .map(|p| (p.start.to_string(), p.end.to_string()))
     }
 
+    /// The analysis resolution expected, or None: the geography's is used.
     #[getter]
-    fn resolution(&self) -> u8 {
-        self.inner.resolution
+    fn resolution(&self) -> Option<u8> {
+        self.resolution
     }
 
     #[getter]
@@ -244,28 +282,10 @@ impl PyConfig {
     }
 
     fn __repr__(&self) -> String {
-        let c = &self.inner;
-        let period = c.period.map_or_else(
-            || "None".to_owned(),
-            |p| format!("('{}', '{}')", p.start, p.end),
-        );
-        format!(
-            "Config(key=<{} secret bytes>, period_label={:?}, tz={:?}, period={period}, resolution={}, \
-             home_country={:?}, opt_out=<{} ids>, k={}, max_gap={}, min_dwell={}, min_nights={}, \
-             usual_env_min_days={})",
-            c.key.len(),
-            c.period_label,
-            c.tz,
-            c.resolution,
-            c.home_country,
-            c.opt_out.len(),
-            c.k,
-            c.max_gap,
-            c.min_dwell,
-            c.min_nights,
-            c.usual_env_min_days
-                .map_or_else(|| "None".to_owned(), |d| d.to_string()),
-        )
+        let resolution = self
+            .resolution
+            .map_or_else(String::new, |r| format!(", resolution={r}"));
+        format!("Config({}{resolution})", describe(&self.inner))
     }
 
     /// Pickling would write the key: refuse.

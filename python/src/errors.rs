@@ -60,20 +60,12 @@ impl From<CoreError> for PyErr {
 
 /// A Python-side error naming a parameter (wrong type or value of an argument).
 pub fn config_error(field: &'static str, message: impl std::fmt::Display) -> PyErr {
-    CoreError(crowdtally::Error::Config {
-        field,
-        message: message.to_string(),
-    })
-    .into()
+    CoreError(crowdtally::Error::config(field, message)).into()
 }
 
 /// An input error naming a column or argument.
 pub fn input_error(column: impl Into<String>, message: impl std::fmt::Display) -> PyErr {
-    CoreError(crowdtally::Error::Input {
-        column: column.into(),
-        message: message.to_string(),
-    })
-    .into()
+    CoreError(crowdtally::Error::input(column, message)).into()
 }
 
 /// The name of an object's Python type (never its value).

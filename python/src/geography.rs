@@ -63,7 +63,7 @@ fn table<T: Send>(
     if value.is_instance_of::<PyString>() || value.hasattr(intern!(py, "__fspath__"))? {
         let path: PathBuf = value.extract()?;
         return detach(py, || {
-            crowdtally::ingest::read_parquet(&path)
+            crowdtally::read_parquet(&path)
                 .and_then(|batches| from_arrow(&batches))
                 .map_err(|e| e.in_file(&path))
         });

@@ -2,14 +2,14 @@
 //! structs, the work runs in the core with the GIL released, and results go back as Arrow
 //! (through the PyCapsule interface), numpy arrays or plain dicts.
 
-mod analytics;
 mod config;
 mod convert;
+mod engine;
 mod errors;
 mod geography;
 mod prepare;
-mod release;
-mod run;
+mod spec;
+mod study;
 mod synth;
 mod table;
 
@@ -19,29 +19,41 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _crowdtally {
     #[pymodule_export]
-    use crate::analytics::{profile, visits};
-    #[pymodule_export]
     use crate::config::PyConfig;
+    #[pymodule_export]
+    use crate::engine::{PyEngine, PyProgress};
     #[pymodule_export]
     use crate::errors::{ConfigError, CrowdtallyError, GeographyError, InputError};
     #[pymodule_export]
     use crate::geography::PyGeography;
     #[pymodule_export]
-    use crate::prepare::{PyPrepared, prepare, pseudonymize};
+    use crate::prepare::{PyPrepared, pseudonymize};
     #[pymodule_export]
-    use crate::release::analyze;
+    use crate::spec::PyReleaseSpec;
     #[pymodule_export]
-    use crate::run::PyProgress;
+    use crate::study::PyStudy;
     #[pymodule_export]
     use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]
-    use crate::table::{PyResultTable, write_parquet};
+    use crate::table::{
+        PyResultTable, read_parquet_table, table_from_ipc, table_to_ipc, write_parquet,
+    };
 
     use pyo3::prelude::*;
 
     #[pymodule_init]
     fn init(module: &Bound<'_, PyModule>) -> PyResult<()> {
-        module.add("__version__", crowdtally::VERSION)
+        module.add("__version__", crowdtally::VERSION)?;
+        // The release table's columns and the dwell bands, from the core, so that the
+        // Python package never retypes them.
+        let columns: Vec<String> = crowdtally::Release::schema()
+            .fields()
+            .iter()
+            .map(|field| field.name().clone())
+            .collect();
+        module.add("RELEASE_COLUMNS", columns)?;
+        let bands: Vec<(&str, i64)> = crowdtally::DWELL_BANDS.to_vec();
+        module.add("DWELL_BANDS", bands)
     }
 }
 

@@ -1,13 +1,11 @@
-//! `crowdtally.prepare` and `crowdtally.pseudonymize`.
+//! `crowdtally.Prepared` (located pings, and the releases and per-device tables made from
+//! them), where pings come from, and `crowdtally.pseudonymize`.
 
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use arrow_array::RecordBatch;
-use std::path::PathBuf;
-
-use arrow_array::RecordBatchReader;
-use crowdtally::ingest::Ingester;
-use crowdtally::{Geography, Key, LocatedPings, PingColumns, Prepared, QualityReport};
+use arrow_array::{RecordBatch, RecordBatchReader};
+use crowdtally::{Key, LocatedPings, PingColumns, Prepared, QualityReport};
 use numpy::PyArray1;
 use pyo3::exceptions::PyTypeError;
 use pyo3::intern;
@@ -16,11 +14,12 @@ use pyo3::types::{PyBytes, PyCapsule, PyDict, PyList, PyString, PyTuple};
 use pyo3_arrow::PyTable;
 use pyo3_arrow::input::AnyRecordBatch;
 
-use crate::config::PyConfig;
 use crate::convert::{batches, column};
+use crate::engine::{BatchIterator, RunArgs};
 use crate::errors::{config_error, detach, input_error};
-use crate::geography::PyGeography;
-use crate::run::{BatchIterator, RunArgs};
+use crate::spec::{SpecKeywords, specs_of};
+use crate::study::{PyStudy, release_list, release_object};
+use crate::table::PyResultTable;
 
 pub(crate) fn columns_of(columns: Option<&Bound<'_, PyDict>>) -> PyResult<PingColumns> {
     let mut names = PingColumns::default();
@@ -58,14 +57,16 @@ pub(crate) fn columns_of(columns: Option<&Bound<'_, PyDict>>) -> PyResult<PingCo
     Ok(names)
 }
 
-/// Cleaned, pseudonymized, located pings and their quality report.
+/// Cleaned, pseudonymized, located pings and their quality report, with the study they
+/// were located for: release as many tables from them as needed (`release`,
+/// `releases`), and the per-device tables (`profile`, `visits`); the devices are
+/// profiled once.
 ///
 /// The pings are microdata: pseudonymous, not anonymous. Never publish them.
 #[pyclass(name = "Prepared", module = "crowdtally", frozen)]
 pub struct PyPrepared {
     pub(crate) prepared: Arc<Prepared>,
-    pub(crate) geography: Arc<Geography>,
-    table: OnceLock<Py<PyTable>>,
+    pub(crate) table: OnceLock<Py<PyTable>>,
 }
 
 impl PyPrepared {
@@ -74,11 +75,20 @@ impl PyPrepared {
             return Ok(table.bind(py).clone());
         }
         let prepared = Arc::clone(&self.prepared);
-        let geography = Arc::clone(&self.geography);
-        let batch: RecordBatch = detach(py, move || prepared.pings.to_record_batch(&geography))?;
+        let batch: RecordBatch = detach(py, move || prepared.to_record_batch())?;
         let table = PyTable::try_new(vec![batch], LocatedPings::schema())?;
         let table = Py::new(py, table)?;
         Ok(self.table.get_or_init(|| table).bind(py).clone())
+    }
+
+    /// A per-device table of these pings: `devices` or `visits`.
+    pub(crate) fn per_device(&self, py: Python<'_>, name: &'static str) -> PyResult<PyResultTable> {
+        let prepared = Arc::clone(&self.prepared);
+        let batch = detach(py, move || match name {
+            "devices" => prepared.devices(),
+            _ => prepared.visits(),
+        })?;
+        PyResultTable::new(py, name, batch)
     }
 }
 
@@ -87,12 +97,73 @@ impl PyPrepared {
     /// The quality report: pings read and kept, drops by reason, opt-out counts.
     #[getter]
     fn report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        crate::json_to_py(py, &self.prepared.report.to_json())
+        crate::json_to_py(py, &self.prepared.report().to_json())
+    }
+
+    /// The study the pings were located for.
+    #[getter]
+    fn study(&self) -> PyStudy {
+        PyStudy {
+            inner: self.prepared.study().clone(),
+        }
     }
 
     /// The number of located pings.
     fn __len__(&self) -> usize {
-        self.prepared.pings.len()
+        self.prepared.pings().len()
+    }
+
+    /// One release of these pings (method §6–9).
+    #[pyo3(signature = (
+        bucket="period", level=None, classes=None, subscribers=None, roaming_factors=None, *,
+        roll_up=true,
+    ))]
+    #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
+    fn release<'py>(
+        &self,
+        py: Python<'py>,
+        bucket: &str,
+        level: Option<String>,
+        classes: Option<&Bound<'py, PyAny>>,
+        subscribers: Option<&Bound<'py, PyAny>>,
+        roaming_factors: Option<&Bound<'py, PyAny>>,
+        roll_up: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = SpecKeywords {
+            bucket: Some(bucket),
+            level,
+            classes,
+            subscribers,
+            roaming_factors,
+            roll_up: Some(roll_up),
+        }
+        .spec()?;
+        let prepared = Arc::clone(&self.prepared);
+        let release = detach(py, move || prepared.release(&spec))?;
+        release_object(py, release)
+    }
+
+    /// Several releases of these pings: `specs` is a list of `crowdtally.ReleaseSpec`
+    /// (or dicts of their keywords).
+    fn releases<'py>(
+        &self,
+        py: Python<'py>,
+        specs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let specs = specs_of(specs)?;
+        let prepared = Arc::clone(&self.prepared);
+        let releases = detach(py, move || prepared.releases(&specs))?;
+        release_list(py, releases)
+    }
+
+    /// Per-device microdata (method §4). Pseudonymous, not anonymous: never publish it.
+    fn profile(&self, py: Python<'_>) -> PyResult<PyResultTable> {
+        self.per_device(py, "devices")
+    }
+
+    /// Visits (method §5). Pseudonymous, not anonymous: never publish them.
+    fn visits(&self, py: Python<'_>) -> PyResult<PyResultTable> {
+        self.per_device(py, "visits")
     }
 
     #[pyo3(signature = (requested_schema=None))]
@@ -125,7 +196,7 @@ impl PyPrepared {
     }
 
     fn __repr__(&self) -> String {
-        let report: &QualityReport = &self.prepared.report;
+        let report: &QualityReport = self.prepared.report();
         let period = report.period.map_or_else(
             || "None".to_owned(),
             |p| format!("('{}', '{}')", p.start, p.end),
@@ -247,118 +318,30 @@ impl PingSource {
     /// The input rows in all, when known without reading the pings.
     pub(crate) fn rows_total(&self) -> Option<u64> {
         match self {
-            Self::Files(paths) => paths
-                .iter()
-                .map(|p| crowdtally::ingest::parquet_rows(p).ok())
-                .sum(),
+            Self::Files(paths) => paths.iter().map(|p| crowdtally::parquet_rows(p).ok()).sum(),
             Self::Batches(batches) => Some(batches.iter().map(|b| b.num_rows() as u64).sum()),
             Self::Stream(_) | Self::Iterator(_) => None,
         }
     }
 
-    pub(crate) fn push_into(self, ingester: &mut Ingester<'_>) -> crowdtally::Result<()> {
+    pub(crate) fn push_into(self, run: &mut crowdtally::Run) -> crowdtally::Result<()> {
         match self {
             Self::Files(paths) => {
                 for path in &paths {
-                    ingester.push_parquet(path)?;
+                    run.push_parquet(path)?;
                 }
                 Ok(())
             }
-            Self::Stream(reader) => ingester.push_reader(reader),
-            Self::Iterator(reader) => ingester.push_reader(reader),
+            Self::Stream(reader) => run.push_reader(reader),
+            Self::Iterator(reader) => run.push_reader(reader),
             Self::Batches(batches) => {
                 for batch in &batches {
-                    ingester.push(batch)?;
+                    run.push(batch)?;
                 }
                 Ok(())
             }
         }
     }
-}
-
-/// The number of threads asked for: `None` or 0 is one per core.
-pub(crate) fn threads_of(threads: Option<i64>) -> PyResult<usize> {
-    let n = threads.unwrap_or(0);
-    usize::try_from(n).map_err(|_| {
-        config_error(
-            "threads",
-            format!("must be a number of threads (0 or None: one per core), got {n}"),
-        )
-    })
-}
-
-/// Reads raw pings into an ingester with the run's options (and, with a budget, its
-/// memory budget and spill directory), then finishes it with `finish`, all with the GIL
-/// released; Ctrl-C and the progress callable are served between batches and shards.
-pub(crate) fn run_ingester<T, F>(
-    py: Python<'_>,
-    pings: &Bound<'_, PyAny>,
-    geography: &Arc<Geography>,
-    config: &crowdtally::Config,
-    columns: &PingColumns,
-    run: &mut RunArgs,
-    finish: F,
-) -> PyResult<T>
-where
-    T: Send,
-    F: for<'a> FnOnce(Ingester<'a>) -> crowdtally::Result<T> + Send,
-{
-    let source = PingSource::of(pings, run)?;
-    // Tables in memory (pyarrow, polars...) say how many rows they hold.
-    let in_memory = || {
-        pings
-            .getattr(pyo3::intern!(py, "num_rows"))
-            .ok()?
-            .extract()
-            .ok()
-    };
-    run.set_rows_total(source.rows_total().or_else(in_memory));
-    let callback = run.core_callback();
-    let (options, budget) = (&run.options, run.budget);
-    run.detach(py, move || {
-        let ingester = Ingester::new(geography, config, columns)?;
-        let mut ingester = if budget {
-            ingester.with_run(options)?
-        } else {
-            ingester.with_threads(options.threads)?
-        }
-        .with_progress(callback);
-        source.push_into(&mut ingester)?;
-        finish(ingester)
-    })
-}
-
-/// Cleans, pseudonymizes and locates raw pings (method §1–3).
-#[pyfunction]
-#[pyo3(signature = (pings, geography, config, columns=None, *, threads=None, progress=None))]
-pub fn prepare(
-    py: Python<'_>,
-    pings: &Bound<'_, PyAny>,
-    geography: &Bound<'_, PyGeography>,
-    config: &Bound<'_, PyConfig>,
-    columns: Option<&Bound<'_, PyDict>>,
-    threads: Option<i64>,
-    progress: Option<&Bound<'_, PyAny>>,
-) -> PyResult<PyPrepared> {
-    let mut run = RunArgs::new(py, threads, None, None, progress)?;
-    run.budget = false;
-    let columns = columns_of(columns)?;
-    let geography = Arc::clone(&geography.get().inner);
-    let config = config.get().inner.clone();
-    let prepared = run_ingester(
-        py,
-        pings,
-        &geography,
-        &config,
-        &columns,
-        &mut run,
-        |ingester: Ingester<'_>| ingester.finish(),
-    )?;
-    Ok(PyPrepared {
-        prepared: Arc::new(prepared),
-        geography,
-        table: OnceLock::new(),
-    })
 }
 
 /// Pseudonymizes raw subscriber ids: str, bytes or non-negative int (as a sequence, a
@@ -381,7 +364,7 @@ pub fn pseudonymize<'py>(
     let array = column("ids", ids)?;
     let label = period_label.to_owned();
     let devices = detach(py, move || {
-        crowdtally::ingest::pseudonymize_column(&array, &key, &label, "ids")
+        crowdtally::pseudonymize_column(&array, &key, &label, "ids")
     })?;
     Ok(PyArray1::from_vec(py, devices))
 }

@@ -91,6 +91,7 @@ impl PyScenario {
     fn config(&self) -> PyConfig {
         PyConfig {
             inner: self.inner.run_config(),
+            resolution: None,
         }
     }
 

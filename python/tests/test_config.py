@@ -16,7 +16,7 @@ KEY = b"config-test-key-0123456789"
 def test_defaults_follow_the_method() -> None:
     config = ct.Config(key=KEY)
     assert config.tz == "Europe/Brussels"
-    assert config.resolution == 9
+    assert config.resolution is None  # the geography's resolution is used
     assert config.home_country == "BE"
     assert config.k == 30
     assert config.max_gap == 3 * 3600

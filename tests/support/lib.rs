@@ -8,9 +8,34 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array};
 use arrow_schema::{Field, Schema};
-use crowdtally::calendar::{Calendar, ParsedTimestamp, parse_timestamp};
 use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
-use crowdtally::{Config, Geography, Key, Period, PingColumns, Prepared};
+use crowdtally::{Config, Geography, Key, Period, PingColumns, Prepared, RunOptions, Study};
+
+/// A small synthetic city (about 3,000 people, scale 0.001) over `days` days from
+/// 2026-07-01, with its seed.
+///
+/// # Panics
+/// Never: the parameters are valid.
+#[must_use]
+pub fn small_city(days: u16, seed: u64) -> crowdtally::synth::Scenario {
+    let mut config = crowdtally::synth::ScenarioConfig::default();
+    config.scale = 0.001;
+    config.days = days;
+    config.seed = seed;
+    crowdtally::synth::Scenario::new(config).expect("a valid scenario")
+}
+
+/// A scenario's pings as batches of `people` people each.
+///
+/// # Panics
+/// Never: a scenario's batches always build.
+#[must_use]
+pub fn city_batches(scenario: &crowdtally::synth::Scenario, people: usize) -> Vec<RecordBatch> {
+    scenario
+        .batches(people)
+        .collect::<Result<_, _>>()
+        .expect("batches")
+}
 
 /// The pseudonymization key of the fixtures (32 bytes).
 pub const KEY: &[u8] = b"fixture key: 32 bytes of secret!";
@@ -299,21 +324,35 @@ pub fn batch(rows: &[Ping]) -> RecordBatch {
     ])
 }
 
-/// Runs [`crowdtally::prepare`] on batches with the default column names.
+/// Runs [`Study::prepare`] on batches with the default column names, on every core.
 ///
 /// # Errors
-/// As [`crowdtally::prepare`].
+/// As [`Study::new`] and [`Study::prepare`].
 pub fn prepare(
     batches: Vec<RecordBatch>,
     geography: &Geography,
     config: &Config,
 ) -> crowdtally::Result<Prepared> {
-    crowdtally::prepare(
-        batches.into_iter().map(Ok),
-        geography,
-        config,
-        &PingColumns::default(),
-    )
+    Study::new(geography.clone(), config.clone())?
+        .prepare(batches.into_iter().map(Ok), &RunOptions::default())
+}
+
+/// Runs [`Study::prepare`] on any batches with the given column names, on every core.
+///
+/// # Errors
+/// As [`Study::new`] and [`Study::prepare`].
+pub fn prepare_with<I>(
+    batches: I,
+    geography: &Geography,
+    config: &Config,
+    columns: &PingColumns,
+) -> crowdtally::Result<Prepared>
+where
+    I: IntoIterator<Item = Result<RecordBatch, arrow_schema::ArrowError>>,
+{
+    Study::new(geography.clone(), config.clone())?
+        .with_columns(columns.clone())
+        .prepare(batches, &RunOptions::default())
 }
 
 /// A text column.
@@ -347,8 +386,16 @@ pub fn floats(values: &[Option<f64>]) -> ArrayRef {
 /// When `end` falls on or before the local date of `first`.
 #[must_use]
 pub fn brussels_period(first: i64, end: i64) -> Period {
-    let calendar = Calendar::new("Europe/Brussels").expect("a known zone");
-    Period::new(calendar.date_of(first), calendar.date_of(end)).expect("an increasing period")
+    let date = |instant: i64| {
+        brussels_zone()
+            .to_datetime(jiff::Timestamp::from_second(instant).expect("an instant of the calendar"))
+            .date()
+    };
+    Period::new(date(first), date(end)).expect("an increasing period")
+}
+
+fn brussels_zone() -> jiff::tz::TimeZone {
+    jiff::tz::TimeZone::get("Europe/Brussels").expect("a known zone")
 }
 
 /// The instant (epoch seconds) of a time written `YYYY-MM-DD HH:MM:SS`: Brussels local
@@ -360,12 +407,17 @@ pub fn brussels_period(first: i64, end: i64) -> Period {
 /// When the text is not such a time.
 #[must_use]
 pub fn brussels(text: &str) -> i64 {
-    let calendar = Calendar::new("Europe/Brussels").expect("a known zone");
-    match parse_timestamp(text.as_bytes()) {
-        Some(ParsedTimestamp::Instant(instant)) => instant,
-        Some(ParsedTimestamp::Local(local)) => calendar.resolver().instant(local),
-        None => panic!("not a time: {text:?}"),
+    if let Ok(instant) = text.parse::<jiff::Timestamp>() {
+        return instant.as_second();
     }
+    let local: jiff::civil::DateTime = text
+        .parse()
+        .unwrap_or_else(|_| panic!("not a time: {text:?}"));
+    brussels_zone()
+        .to_ambiguous_timestamp(local)
+        .compatible()
+        .expect("a time of the calendar")
+        .as_second()
 }
 
 /// Checks the invariants every prepared result holds: the report adds up and agrees with
@@ -375,8 +427,8 @@ pub fn brussels(text: &str) -> i64 {
 /// # Panics
 /// When an invariant does not hold.
 pub fn assert_consistent(prepared: &Prepared) {
-    let report = &prepared.report;
-    let pings = &prepared.pings;
+    let report = prepared.report();
+    let pings = prepared.pings();
     assert_eq!(
         report.pings_read,
         report.pings_kept + report.dropped.total(),

@@ -12,7 +12,7 @@ use jiff::ToSpan;
 use jiff::civil::{Date, Weekday};
 use serde::{Deserialize, Serialize};
 
-use crate::calendar::{Calendar, format_local};
+use crate::calendar::Calendar;
 use crate::config::Period;
 use crate::error::{Error, Result};
 
@@ -91,7 +91,6 @@ impl FromStr for BucketKind {
 /// The buckets of one kind overlapping a period: contiguous, as `n + 1` increasing bounds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Buckets {
-    kind: BucketKind,
     bounds: Vec<i64>,
 }
 
@@ -123,25 +122,13 @@ impl Buckets {
                 bounds
             }
         };
-        Self { kind, bounds }
-    }
-
-    /// The kind of the buckets.
-    #[must_use]
-    pub fn kind(&self) -> BucketKind {
-        self.kind
+        Self { bounds }
     }
 
     /// The number of buckets.
     #[must_use]
     pub fn len(&self) -> usize {
         self.bounds.len() - 1
-    }
-
-    /// Whether there are no buckets (never: a period has at least one day).
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The bounds: bucket `b` is `[bounds[b], bounds[b + 1])`.
@@ -176,10 +163,11 @@ impl Buckets {
         first..last.max(first)
     }
 
+    #[cfg(test)]
     /// Bucket `b`'s start as local time text, `YYYY-MM-DDTHH:MM:SS±HH:MM`.
     #[must_use]
     pub fn label(&self, calendar: &Calendar, bucket: usize) -> String {
-        format_local(calendar, self.bounds[bucket])
+        crate::calendar::format_local(calendar, self.bounds[bucket])
     }
 }
 

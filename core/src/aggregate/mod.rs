@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 
 pub use buckets::{BucketKind, Buckets};
 
-use crate::calendar::Calendar;
-use crate::config::{Config, Period};
+use crate::config::Period;
 use crate::error::{Error, Result};
-use crate::geo::Geography;
 use crate::ingest::LocatedPings;
 use crate::profile::{DeviceClass, Origin, Profiles, origin_name};
+use crate::release::ReleaseSpec;
+use crate::study::Study;
 
 /// The dwell bands of §6, as `[lower, upper)` seconds of a visit's whole dwell.
 pub const DWELL_BANDS: [(&str, i64); 5] = [
@@ -193,11 +193,53 @@ pub struct RowKey {
     pub origin: u32,
 }
 
+/// Devices by class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassCounts {
+    /// Residents.
+    pub resident: u64,
+    /// Regulars (commuters, students).
+    pub regular: u64,
+    /// Overnight visitors (tourists).
+    pub overnight_visitor: u64,
+    /// Day visitors (excursionists).
+    pub day_visitor: u64,
+}
+
+impl ClassCounts {
+    /// The devices of one class.
+    #[must_use]
+    pub fn get(&self, class: DeviceClass) -> u64 {
+        match class {
+            DeviceClass::Resident => self.resident,
+            DeviceClass::Regular => self.regular,
+            DeviceClass::OvernightVisitor => self.overnight_visitor,
+            DeviceClass::DayVisitor => self.day_visitor,
+        }
+    }
+
+    fn add(&mut self, class: DeviceClass, count: u64) {
+        let slot = match class {
+            DeviceClass::Resident => &mut self.resident,
+            DeviceClass::Regular => &mut self.regular,
+            DeviceClass::OvernightVisitor => &mut self.overnight_visitor,
+            DeviceClass::DayVisitor => &mut self.day_visitor,
+        };
+        *slot += count;
+    }
+
+    /// All devices.
+    #[must_use]
+    pub fn total(&self) -> u64 {
+        DeviceClass::ALL.iter().map(|&class| self.get(class)).sum()
+    }
+}
+
 /// Counts over all devices (every class), for extrapolation and the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCounts {
-    /// Devices by class, in [`DeviceClass::ALL`] order.
-    pub by_class: [u64; 4],
+    /// Devices by class.
+    pub by_class: ClassCounts,
     /// Inbound roamers.
     pub roamers: u64,
     /// Domestic devices without a home.
@@ -208,8 +250,8 @@ pub struct DeviceCounts {
 
 impl DeviceCounts {
     fn merge(&mut self, other: &Self) {
-        for (mine, theirs) in self.by_class.iter_mut().zip(other.by_class) {
-            *mine += theirs;
+        for class in DeviceClass::ALL {
+            self.by_class.add(class, other.by_class.get(class));
         }
         self.roamers += other.roamers;
         self.domestic_unknown_home += other.domestic_unknown_home;
@@ -221,7 +263,7 @@ impl DeviceCounts {
     /// All devices.
     #[must_use]
     pub fn total(&self) -> u64 {
-        self.by_class.iter().sum()
+        self.by_class.total()
     }
 }
 
@@ -235,25 +277,25 @@ pub struct Aggregate {
 }
 
 impl Aggregate {
-    /// Aggregates the visits of profiled devices. With no period (no pings and none
-    /// given) there is no grid and the aggregate is `None`.
+    /// Aggregates the visits of profiled devices (of `pings`, in `study`) for the table
+    /// `spec` asks for. With no period (no pings and none given) there is no grid and the
+    /// aggregate is `None`.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid configuration or class list.
-    pub fn new(
+    /// [`Error::Config`] for an invalid class list.
+    pub(crate) fn new(
         profiles: &Profiles,
         pings: &LocatedPings,
-        geography: &Geography,
-        config: &Config,
-        bucket: BucketKind,
-        classes: &[ReleaseClass],
+        study: &Study,
+        spec: &ReleaseSpec,
     ) -> Result<Option<Self>> {
+        let (geography, config) = (study.geography(), study.config());
+        let (bucket, classes) = (spec.bucket, &spec.classes[..]);
         ReleaseClass::validate_list(classes)?;
         let Some(period) = profiles.period.or(config.period) else {
             return Ok(None);
         };
-        let calendar = Calendar::new(&config.tz)?;
-        let buckets = Buckets::new(bucket, &calendar, period);
+        let buckets = Buckets::new(bucket, study.calendar(), period);
         let spec = AggregateSpec {
             bucket,
             classes: classes.to_vec(),
@@ -275,7 +317,7 @@ impl Aggregate {
         for i in 0..devices.len() {
             let class = devices.class[i];
             let origin = devices.origin(i);
-            counts.by_class[class as usize] += 1;
+            counts.by_class.add(class, 1);
             match origin {
                 Origin::Country(_) => counts.roamers += 1,
                 Origin::Unknown => counts.domestic_unknown_home += 1,

@@ -32,7 +32,7 @@ const RESERVED_REGION_IDS: [&str; 3] = ["unknown", "other", "*"];
 const RESERVED_REGION_PREFIXES: [&str; 2] = ["country:", "other:"];
 
 /// The region tree: ids, level names, parents and populations.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Regions {
     ids: Vec<String>,
     levels: Vec<String>,
@@ -254,7 +254,7 @@ pub struct Zone {
 }
 
 /// A validated study geography.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Geography {
     resolution: Resolution,
     region_resolution: Option<Resolution>,

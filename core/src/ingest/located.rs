@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::geo::{Geography, RegionIndex, UNKNOWN_REGION, ZoneSetIndex};
 
 /// The country number of pings without a country.
-pub const NO_COUNTRY: u16 = 0;
+pub(crate) const NO_COUNTRY: u16 = 0;
 
 /// Cleaned, pseudonymized, located pings as columns, grouped by device (in increasing
 /// pseudonym) and sorted by time within each device, with one ping per device and second.
@@ -34,6 +34,9 @@ pub struct LocatedPings {
 }
 
 impl LocatedPings {
+    /// The country number of pings without a country (see [`LocatedPings::country`]).
+    pub const NO_COUNTRY: u16 = NO_COUNTRY;
+
     pub(crate) fn empty(countries: Vec<String>) -> Self {
         Self {
             countries,
@@ -124,7 +127,7 @@ impl LocatedPings {
         &self.country
     }
 
-    /// The upper-cased code of a country number; `None` for [`NO_COUNTRY`].
+    /// The upper-cased code of a country number; `None` for [`LocatedPings::NO_COUNTRY`].
     #[must_use]
     pub fn country_code(&self, number: u16) -> Option<&str> {
         (number != NO_COUNTRY).then(|| self.countries[number as usize].as_str())
@@ -166,7 +169,7 @@ impl LocatedPings {
     ///
     /// # Errors
     /// An Arrow error if the batch cannot be assembled (it always can for pings built by
-    /// [`prepare`](crate::prepare) with the same geography).
+    /// [`Study::prepare`](crate::Study::prepare) with the same geography).
     pub fn to_record_batch(&self, geography: &Geography) -> Result<RecordBatch> {
         let regions = geography.regions();
         let mut region = StringDictionaryBuilder::<UInt32Type>::new();

@@ -12,116 +12,87 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::errors::ParquetError;
 
+use super::PingColumns;
 use super::columns::is_dictionary_id_type;
-use super::{Ingester, PingColumns};
 use crate::error::{Error, Result};
 
 /// Rows decoded at a time: large enough to amortise per-batch work, small enough that a
 /// batch stays a few megabytes.
 pub const PARQUET_BATCH_ROWS: usize = 1 << 16;
 
-impl Ingester<'_> {
-    /// Reads one Parquet file and pushes its pings, batch by batch.
-    ///
-    /// # Errors
-    /// [`Error::File`] naming the file (and the column, when one is at fault) for a file
-    /// that is missing, not Parquet or truncated, lacks a column, or holds a column of
-    /// an unsupported type. Rows pushed from the file before the error stay pushed.
-    pub fn push_parquet(&mut self, path: &Path) -> Result<()> {
-        let file = File::open(path).map_err(|e| Error::file(path, e))?;
-        let unreadable =
-            |e: ParquetError| Error::file(path, format!("is not a readable Parquet file: {e}"));
-        let columns = self.columns().clone();
-        let metadata =
-            ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
-        // Subscriber ids and country codes are read as Parquet stores them, a dictionary
-        // per column chunk, so that each distinct value is looked up once per chunk
-        // rather than once per row.
-        let schema = with_dictionaries(metadata.schema(), &columns);
-        let metadata = ArrowReaderMetadata::try_new(
-            std::sync::Arc::clone(metadata.metadata()),
-            ArrowReaderOptions::new().with_schema(schema),
-        )
+/// Reads the pings of one Parquet file, batch by batch, handing each to `push`: only the
+/// columns the run reads are decoded, subscriber ids and country codes as the dictionaries
+/// Parquet stores them in (each distinct value is then looked up once per column chunk,
+/// not once per row). Decoding runs on a thread of its own, a few batches ahead of
+/// `push`. A file without rows still has its columns checked: `push` gets one empty
+/// batch.
+///
+/// # Errors
+/// [`Error::File`] naming the file (and the column, when one is at fault) for a file
+/// that is missing, not Parquet or truncated, lacks a column, or holds a column of an
+/// unsupported type; `push`'s own errors, said of the file. Rows pushed from the file
+/// before the error stay pushed.
+pub(crate) fn read_ping_file(
+    path: &Path,
+    columns: &PingColumns,
+    mut push: impl FnMut(&RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let file = File::open(path).map_err(|e| Error::file_source(path, "", e))?;
+    let unreadable =
+        |e: ParquetError| Error::file_source(path, "is not a readable Parquet file", e);
+    let metadata =
+        ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
+    let schema = with_dictionaries(metadata.schema(), columns);
+    let metadata = ArrowReaderMetadata::try_new(
+        std::sync::Arc::clone(metadata.metadata()),
+        ArrowReaderOptions::new().with_schema(schema),
+    )
+    .map_err(unreadable)?;
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
+    let mask = projection(&builder, columns);
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(PARQUET_BATCH_ROWS)
+        .build()
         .map_err(unreadable)?;
-        let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, metadata);
-        let mask = projection(&builder, &columns);
-        let reader = builder
-            .with_projection(mask)
-            .with_batch_size(PARQUET_BATCH_ROWS)
-            .build()
-            .map_err(|e| Error::file(path, e))?;
-        // Decompressing and decoding the file runs on a thread of its own, a few batches
-        // ahead, while this one cleans and locates: the two overlap.
-        let schema = reader.schema();
-        std::thread::scope(|scope| {
-            let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD);
-            scope.spawn(move || {
-                let mut reader = reader;
-                loop {
-                    // A corrupt page can make the decoder panic: it is this file's error,
-                    // not the run's crash.
-                    let next =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
-                            .unwrap_or_else(|_| {
-                                Some(Err(arrow_schema::ArrowError::ParquetError(
-                                    "the decoder failed on a corrupt page".into(),
-                                )))
-                            });
-                    let Some(batch) = next else { break };
-                    let failed = batch.is_err();
-                    // The receiver is gone when pushing failed; after an error the reader
-                    // is in no state to go on.
-                    if sender.send(batch).is_err() || failed {
-                        break;
-                    }
+    let schema = reader.schema();
+    std::thread::scope(|scope| {
+        let (sender, receiver) = std::sync::mpsc::sync_channel(READ_AHEAD);
+        scope.spawn(move || {
+            let mut reader = reader;
+            loop {
+                // A corrupt page can make the decoder panic: it is this file's error,
+                // not the run's crash.
+                let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.next()))
+                    .unwrap_or_else(|_| {
+                        Some(Err(arrow_schema::ArrowError::ParquetError(
+                            "the decoder failed on a corrupt page".into(),
+                        )))
+                    });
+                let Some(batch) = next else { break };
+                let failed = batch.is_err();
+                // The receiver is gone when pushing failed; after an error the reader
+                // is in no state to go on.
+                if sender.send(batch).is_err() || failed {
+                    break;
                 }
-            });
-            self.push_reader(Prefetched { receiver, schema })
-        })
-        .map_err(|e| e.in_file(path))
-    }
-
-    /// Pushes every batch of an Arrow batch reader (an FFI stream, a file reader). A
-    /// reader without rows still has its columns checked.
-    ///
-    /// # Errors
-    /// As [`Ingester::push`], and the reader's own errors.
-    pub fn push_reader(&mut self, reader: impl RecordBatchReader) -> Result<()> {
-        let schema = reader.schema();
+            }
+        });
         let mut pushed = false;
-        for batch in reader {
-            self.push(&batch?)?;
+        for batch in receiver {
+            push(&batch?)?;
             pushed = true;
         }
         if !pushed {
-            self.push(&RecordBatch::new_empty(schema))?;
+            push(&RecordBatch::new_empty(schema))?;
         }
         Ok(())
-    }
+    })
+    .map_err(|e: Error| e.in_file(path))
 }
 
 /// Batches decoded ahead of the one being pushed.
 const READ_AHEAD: usize = 8;
-
-/// The batches of a reader running on another thread.
-struct Prefetched {
-    receiver: std::sync::mpsc::Receiver<Result<RecordBatch, arrow_schema::ArrowError>>,
-    schema: arrow_schema::SchemaRef,
-}
-
-impl Iterator for Prefetched {
-    type Item = Result<RecordBatch, arrow_schema::ArrowError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        self.receiver.recv().ok()
-    }
-}
-
-impl RecordBatchReader for Prefetched {
-    fn schema(&self) -> arrow_schema::SchemaRef {
-        std::sync::Arc::clone(&self.schema)
-    }
-}
 
 /// `schema` with the subscriber column, when it holds text or binary, and the country
 /// column, when it holds text, as dictionaries.
@@ -171,9 +142,9 @@ fn projection(
 
 /// A reader of a whole Parquet file, every column; errors name the file.
 fn open_parquet(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
-    let file = File::open(path).map_err(|e| Error::file(path, e))?;
+    let file = File::open(path).map_err(|e| Error::file_source(path, "", e))?;
     ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| Error::file(path, format!("is not a readable Parquet file: {e}")))
+        .map_err(|e| Error::file_source(path, "is not a readable Parquet file", e))
 }
 
 /// The number of rows of a Parquet file, from its footer (the pings are not read).
@@ -194,18 +165,31 @@ pub fn parquet_rows(path: &Path) -> Result<u64> {
 /// # Example
 /// ```no_run
 /// use crowdtally::geo::RegionTable;
-/// use crowdtally::ingest::read_parquet;
+/// use crowdtally::read_parquet;
 ///
 /// let path = std::path::Path::new("geography/regions.parquet");
 /// let regions = RegionTable::from_arrow(&read_parquet(path)?).map_err(|e| e.in_file(path))?;
 /// # Ok::<(), crowdtally::Error>(())
 /// ```
 pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
-    open_parquet(path)?
+    read_parquet_table(path).map(|(_, batches)| batches)
+}
+
+/// Every row and column of a Parquet file, with the file's Arrow schema, its metadata
+/// included (a release file keeps its report there); the batches carry that schema.
+///
+/// # Errors
+/// As [`read_parquet`].
+pub fn read_parquet_table(path: &Path) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    let builder = open_parquet(path)?;
+    let schema = std::sync::Arc::clone(builder.schema());
+    let batches = builder
         .build()
-        .map_err(|e| Error::file(path, e))?
+        .map_err(|e| Error::file_source(path, "", e))?
+        .map(|batch| batch.and_then(|b| b.with_schema(std::sync::Arc::clone(&schema))))
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Arrow(e).in_file(path))
+        .map_err(|e| Error::Arrow(e).in_file(path))?;
+    Ok((schema, batches))
 }
 
 /// Writes the batches of a reader as one Parquet file at `path` (Snappy-compressed, as
@@ -216,40 +200,27 @@ pub fn read_parquet(path: &Path) -> Result<Vec<RecordBatch>> {
 /// [`Error::File`] naming the file if it cannot be created or written, or if the reader
 /// fails.
 pub fn write_parquet(path: &Path, reader: impl RecordBatchReader) -> Result<()> {
-    let file = File::create(path).map_err(|e| Error::file(path, e))?;
+    let file = File::create(path).map_err(|e| Error::file_source(path, "", e))?;
     let properties = parquet::file::properties::WriterProperties::builder()
         .set_compression(parquet::basic::Compression::SNAPPY)
         .build();
     let written = (|| {
         let mut writer =
             parquet::arrow::ArrowWriter::try_new(file, reader.schema(), Some(properties))
-                .map_err(|e| Error::file(path, e))?;
+                .map_err(|e| Error::file_source(path, "", e))?;
         for batch in reader {
             let batch = batch.map_err(|e| Error::Arrow(e).in_file(path))?;
-            writer.write(&batch).map_err(|e| Error::file(path, e))?;
+            writer
+                .write(&batch)
+                .map_err(|e| Error::file_source(path, "", e))?;
         }
-        writer.close().map_err(|e| Error::file(path, e))?;
+        writer
+            .close()
+            .map_err(|e| Error::file_source(path, "", e))?;
         Ok(())
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(path);
     }
     written
-}
-
-/// Cleans, pseudonymizes and locates the pings of Parquet files, read in order.
-///
-/// # Errors
-/// As [`prepare`](super::prepare), and [`Error::File`] naming the file at fault.
-pub fn prepare_parquet<P: AsRef<Path>>(
-    paths: &[P],
-    geography: &crate::Geography,
-    config: &crate::Config,
-    columns: &PingColumns,
-) -> Result<super::Prepared> {
-    let mut ingester = Ingester::new(geography, config, columns)?.with_threads(0)?;
-    for path in paths {
-        ingester.push_parquet(path.as_ref())?;
-    }
-    ingester.finish()
 }

@@ -81,11 +81,11 @@ pub enum Origin {
 pub struct Devices {
     /// Device pseudonyms.
     pub device: Vec<u64>,
-    /// Home leaf, [`UNKNOWN_REGION`] when none (always for roamers).
-    pub home: Vec<RegionIndex>,
+    /// Home leaf, `None` when none (always for roamers).
+    pub home: Vec<Option<RegionIndex>>,
     /// Nights of presence in the home leaf (0 without a home).
     pub home_nights: Vec<u32>,
-    /// Most frequent non-empty country of the device's pings ([`NO_COUNTRY`] if none).
+    /// Most frequent non-empty country of the device's pings ([`LocatedPings::NO_COUNTRY`] if none).
     pub country: Vec<u16>,
     /// Whether the device is an inbound roamer.
     pub roamer: Vec<bool>,
@@ -115,10 +115,8 @@ impl Devices {
     pub fn origin(&self, i: usize) -> Origin {
         if self.roamer[i] {
             Origin::Country(self.country[i])
-        } else if self.home[i] == UNKNOWN_REGION {
-            Origin::Unknown
         } else {
-            Origin::Leaf(self.home[i])
+            self.home[i].map_or(Origin::Unknown, Origin::Leaf)
         }
     }
 }
@@ -144,13 +142,13 @@ pub struct Profiles {
 /// # Example
 /// ```
 /// # use crowdtally::doc_example::{geography, pings};
-/// use crowdtally::{prepare, profile, Config, Key, PingColumns};
-/// use crowdtally::profile::DeviceClass;
+/// use crowdtally::{Config, DeviceClass, Key, RunOptions, Study};
+/// use crowdtally::profile::profile;
 ///
 /// let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
-/// let geography = geography();
-/// let prepared = prepare([Ok(pings())], &geography, &config, &PingColumns::default())?;
-/// let profiles = profile(&prepared.pings, &geography, &config)?;
+/// let study = Study::new(geography(), config.clone())?;
+/// let prepared = study.prepare([Ok(pings())], &RunOptions::default())?;
+/// let profiles = profile(prepared.pings(), study.geography(), &config)?;
 /// // Two daytime pings in the study area and no night: a day visitor, with one visit
 /// // to the zone and one to its category.
 /// assert_eq!(profiles.devices.class, vec![DeviceClass::DayVisitor]);
@@ -347,7 +345,7 @@ impl Context<'_> {
             DeviceClass::DayVisitor
         };
         devices.device.push(self.pings.devices()[index]);
-        devices.home.push(home);
+        devices.home.push((home != UNKNOWN_REGION).then_some(home));
         devices.home_nights.push(home_nights);
         devices.country.push(country);
         devices.roamer.push(roamer);

@@ -10,10 +10,10 @@ use arrow_array::{
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
-use super::{Origin, Profiles, profile};
+use super::{Origin, Profiles};
 use crate::error::Result;
-use crate::geo::{Geography, UNKNOWN_REGION};
-use crate::ingest::{Ingester, LocatedPings};
+use crate::geo::Geography;
+use crate::ingest::LocatedPings;
 
 fn dictionary() -> DataType {
     DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
@@ -70,10 +70,9 @@ impl Profiles {
         for i in 0..d.len() {
             class.append_value(d.class[i].name());
             origin.append_value(origin_name(d.origin(i), pings, geography));
-            if d.home[i] == UNKNOWN_REGION {
-                home.append_null();
-            } else {
-                home.append_value(geography.regions().id(d.home[i]));
+            match d.home[i] {
+                None => home.append_null(),
+                Some(leaf) => home.append_value(geography.regions().id(leaf)),
             }
             country.append_option(pings.country_code(d.country[i]));
         }
@@ -135,61 +134,34 @@ impl Profiles {
     }
 }
 
-impl Ingester<'_> {
-    /// Finishes ingestion and returns the devices table ([`Profiles::devices_batch`]),
-    /// computed shard by shard in parallel within the memory budget, rows in increasing
-    /// pseudonym as in one piece.
-    ///
-    /// # Errors
-    /// The errors of [`Ingester::finish_shards`].
-    pub fn devices_table(self) -> Result<RecordBatch> {
-        let (geography, config) = (self.geography(), self.config());
-        let (parts, _) = self.finish_shards(|pings| {
-            profile(pings, geography, config)?.devices_batch(pings, geography)
-        })?;
-        by_device(&Profiles::devices_schema(), &parts)
+impl Profiles {
+    /// Shards' tables as one, ordered by device; each device's rows keep their order (they
+    /// all come from one shard), as the sort is stable.
+    pub(crate) fn by_device(schema: &Arc<Schema>, parts: &[RecordBatch]) -> Result<RecordBatch> {
+        let all = arrow_select::concat::concat_batches(schema, parts)?;
+        let device = all
+            .column(0)
+            .as_any()
+            .downcast_ref::<UInt64Array>()
+            .map(|a| a.values().to_vec())
+            .unwrap_or_default();
+        let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
+        order.sort_by_key(|&row| device[row as usize]);
+        let order = UInt32Array::from(order);
+        let sorted = arrow_select::take::take_record_batch(&all, &order)?;
+        // Concatenation appends the shards' dictionaries; one dictionary of distinct values
+        // each, as a single shard would give.
+        let columns = sorted
+            .columns()
+            .iter()
+            .map(|column| match column.data_type() {
+                dictionary @ DataType::Dictionary(_, _) => {
+                    let plain = arrow_cast::cast(column, &DataType::Utf8)?;
+                    arrow_cast::cast(&plain, dictionary)
+                }
+                _ => Ok(Arc::clone(column)),
+            })
+            .collect::<Result<Vec<ArrayRef>, _>>()?;
+        Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
     }
-
-    /// Finishes ingestion and returns the visits table ([`Profiles::visits_batch`]),
-    /// computed shard by shard in parallel within the memory budget, rows grouped by
-    /// device in increasing pseudonym, then by start, as in one piece.
-    ///
-    /// # Errors
-    /// The errors of [`Ingester::finish_shards`].
-    pub fn visits_table(self) -> Result<RecordBatch> {
-        let (geography, config) = (self.geography(), self.config());
-        let (parts, _) =
-            self.finish_shards(|pings| profile(pings, geography, config)?.visits_batch(geography))?;
-        by_device(&Profiles::visits_schema(), &parts)
-    }
-}
-
-/// Shards' tables as one, ordered by device; each device's rows keep their order (they
-/// all come from one shard), as the sort is stable.
-fn by_device(schema: &Arc<Schema>, parts: &[RecordBatch]) -> Result<RecordBatch> {
-    let all = arrow_select::concat::concat_batches(schema, parts)?;
-    let device = all
-        .column(0)
-        .as_any()
-        .downcast_ref::<UInt64Array>()
-        .map(|a| a.values().to_vec())
-        .unwrap_or_default();
-    let mut order: Vec<u32> = (0..all.num_rows() as u32).collect();
-    order.sort_by_key(|&row| device[row as usize]);
-    let order = UInt32Array::from(order);
-    let sorted = arrow_select::take::take_record_batch(&all, &order)?;
-    // Concatenation appends the shards' dictionaries; one dictionary of distinct values
-    // each, as a single shard would give.
-    let columns = sorted
-        .columns()
-        .iter()
-        .map(|column| match column.data_type() {
-            dictionary @ DataType::Dictionary(_, _) => {
-                let plain = arrow_cast::cast(column, &DataType::Utf8)?;
-                arrow_cast::cast(&plain, dictionary)
-            }
-            _ => Ok(Arc::clone(column)),
-        })
-        .collect::<Result<Vec<ArrayRef>, _>>()?;
-    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }

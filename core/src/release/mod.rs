@@ -1,8 +1,8 @@
-//! The release (method §6–9): aggregation over the grid, disclosure control,
-//! extrapolation and the quality and privacy report, from raw pings in one call
-//! ([`analyze`]) or from merged partial aggregates ([`release`]).
+//! The release (method §6–9): what a city receives. A [`ReleaseSpec`] says which table
+//! (bucket, origin level, classes, the inputs of extrapolation); [`Release::protect`]
+//! turns a merged aggregate into the protected table (disclosure control, §7), with
+//! estimates (§8) and the quality and privacy report (§9).
 
-pub mod disclosure;
 mod report;
 
 use std::collections::BTreeMap;
@@ -11,30 +11,36 @@ use std::sync::Arc;
 use arrow_array::{
     ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
 };
-use arrow_schema::{ArrowError, DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema};
 
-pub use disclosure::DisclosureCounts;
+pub use crate::disclosure::DisclosureCounts;
+pub use crate::extrapolate::SubscriberSource;
 pub use report::{DeviceReport, ExtrapolationReport, ReleaseReport};
 
 use crate::aggregate::{Aggregate, BucketKind, DWELL_BANDS, Measures, ReleaseClass};
-use crate::calendar::{Calendar, format_local};
-use crate::config::Config;
+use crate::calendar::format_local;
+use crate::disclosure::{Cell, Disclosure, Group, LevelOrigin};
 use crate::error::{Error, Result};
-use crate::extrapolate::{
-    Estimate, Factors, SubscriberSource, normalise_roaming_factors, validate_subscribers,
-};
+use crate::extrapolate::{EstimateSums, Factors, normalise_roaming_factors, validate_subscribers};
 use crate::geo::{Geography, RegionIndex};
-use crate::ingest::{Ingester, PingColumns, Prepared};
-use crate::profile::profile;
 use crate::report::QualityReport;
-use crate::run::RunOptions;
-use disclosure::{Cell, Disclosure, Group, LevelOrigin};
+use crate::study::Study;
 
-/// The shape of a release: bucket kind, origin level, classes, and the inputs of
-/// extrapolation.
+/// Which table a release is: bucket kind, origin level, classes, and the inputs of
+/// extrapolation (the method's settings of one release; the machine's are in
+/// [`RunOptions`](crate::RunOptions)).
+///
+/// ```
+/// use crowdtally::{BucketKind, ReleaseSpec};
+///
+/// let mut spec = ReleaseSpec::new(BucketKind::Day);
+/// spec.level = Some("province".into());
+/// spec.roaming_factors.insert("*".into(), 2.5);
+/// assert!(spec.roll_up);
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub struct ReleaseOptions {
+pub struct ReleaseSpec {
     /// The time bucket (default: the whole period).
     pub bucket: BucketKind,
     /// The origin level, a level name of the region tree (default: the leaves).
@@ -49,7 +55,7 @@ pub struct ReleaseOptions {
     pub roll_up: bool,
 }
 
-impl Default for ReleaseOptions {
+impl Default for ReleaseSpec {
     fn default() -> Self {
         Self {
             bucket: BucketKind::Period,
@@ -62,8 +68,17 @@ impl Default for ReleaseOptions {
     }
 }
 
-impl ReleaseOptions {
-    /// Checks the options against a geography, and returns the roaming factors by
+impl ReleaseSpec {
+    /// The default spec with buckets of `bucket`.
+    #[must_use]
+    pub fn new(bucket: BucketKind) -> Self {
+        Self {
+            bucket,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the spec against a geography, and returns the roaming factors by
     /// upper-cased country code.
     ///
     /// # Errors
@@ -74,9 +89,17 @@ impl ReleaseOptions {
             let regions = geography.regions();
             let known = (0..regions.len() as RegionIndex).any(|r| regions.level(r) == level);
             if !known {
+                let mut levels: Vec<&str> = (0..regions.len() as RegionIndex)
+                    .map(|r| regions.level(r))
+                    .collect();
+                levels.sort_unstable();
+                levels.dedup();
                 return Err(Error::config(
                     "level",
-                    format!("{level:?} is not a level of the region tree"),
+                    format!(
+                        "{level:?} is not a level of the region tree; its levels are {}",
+                        levels.join(", ")
+                    ),
                 ));
             }
         }
@@ -103,9 +126,22 @@ pub struct ReleaseRow {
     pub measures: Option<Measures>,
     /// Whether the group is suppressed (this is then its total row, alone).
     pub suppressed: bool,
-    /// `[est_devices, est_visits, est_low, est_high]`; `None` when suppressed or when an
-    /// origin in the row has no factor.
-    pub estimate: Option<[f64; 4]>,
+    /// The row's estimate; `None` when suppressed or when an origin in the row has no
+    /// factor.
+    pub estimate: Option<Estimate>,
+}
+
+/// The estimate of a row for the whole population (method §8), with its 95 % interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Estimate {
+    /// Estimated people: `Σ devices_o · f_o`.
+    pub devices: f64,
+    /// Estimated visits: `Σ visits_o · f_o`.
+    pub visits: f64,
+    /// The interval's lower end, never below the devices observed.
+    pub low: f64,
+    /// The interval's upper end.
+    pub high: f64,
 }
 
 /// A protected release: the table and its report.
@@ -118,266 +154,172 @@ pub struct Release {
     pub report: ReleaseReport,
 }
 
-/// Runs the whole method on raw pings: cleaning, pseudonymization and location,
-/// per-device analytics, aggregation, disclosure control, extrapolation and the report.
-/// `run` sets the threads and the memory budget: pings beyond it are spilled to disk by
-/// device and analysed shard by shard, with the same result.
-///
-/// # Errors
-/// [`Error::Config`] for an invalid configuration or options, [`Error::Input`] for
-/// unreadable pings.
-///
-/// # Example
-/// ```
-/// # use crowdtally::doc_example::{geography, pings};
-/// use crowdtally::{analyze, Config, Key, PingColumns, ReleaseOptions};
-/// use crowdtally::run::RunOptions;
-///
-/// let config = Config::new(Key::new(b"a secret of 16+ bytes".to_vec()));
-/// let release = analyze(
-///     [Ok(pings())],
-///     &geography(),
-///     &config,
-///     &PingColumns::default(),
-///     &ReleaseOptions::default(),
-///     &RunOptions::default(),
-/// )?;
-/// // One device is far below k = 30: every group is suppressed.
-/// assert!(release.rows.iter().all(|row| row.suppressed && row.measures.is_none()));
-/// assert_eq!(release.report.disclosure.groups_suppressed, release.rows.len() as u64);
-/// # Ok::<(), crowdtally::Error>(())
-/// ```
-pub fn analyze<I>(
-    batches: I,
-    geography: &Geography,
-    config: &Config,
-    columns: &PingColumns,
-    options: &ReleaseOptions,
-    run: &RunOptions,
-) -> Result<Release>
-where
-    I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
-{
-    config.validate()?;
-    options.validate(geography)?;
-    let mut ingester = Ingester::new(geography, config, columns)?.with_run(run)?;
-    for batch in batches {
-        ingester.push(&batch?)?;
-    }
-    ingester.release(options)
-}
-
-impl Ingester<'_> {
-    /// Finishes ingestion and releases: per-device analytics and partial aggregates
-    /// shard by shard in parallel within the memory budget, merged into one aggregate,
-    /// then disclosure control, extrapolation and the report.
+impl Release {
+    /// Protects and extrapolates an aggregate (possibly merged from shards) into a release.
+    /// `None` (no period, no pings) gives an empty release.
     ///
     /// # Errors
-    /// [`Error::Config`] for invalid options; the errors of [`Ingester::finish_shards`].
-    pub fn release(self, options: &ReleaseOptions) -> Result<Release> {
-        let (geography, config) = (self.geography(), self.config());
-        options.validate(geography)?;
-        let (parts, quality) = self.finish_shards(|pings| {
-            let profiles = profile(pings, geography, config)?;
-            Aggregate::new(
-                &profiles,
-                pings,
-                geography,
+    /// [`Error::Config`] for an invalid spec, or naming `aggregate` for one computed for
+    /// other classes, buckets, zones, time zone, period or geography than the spec and
+    /// study ask for.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one pass over the grid; the rules themselves live in disclosure and extrapolate"
+    )]
+    pub(crate) fn protect(
+        study: &Study,
+        aggregate: Option<&Aggregate>,
+        quality: &QualityReport,
+        spec: &ReleaseSpec,
+    ) -> Result<Release> {
+        let (geography, config) = (study.geography(), study.config());
+        let roaming = spec.validate(geography)?;
+        let Some(aggregate) = aggregate else {
+            let report = ReleaseReport::new(
                 config,
-                options.bucket,
-                &options.classes,
-            )
-        })?;
-        let aggregate = Aggregate::merge_all(parts.into_iter().flatten())?;
-        release(aggregate.as_ref(), geography, config, options, &quality)
-    }
-}
-
-/// The release of pings already prepared: per-device analytics, aggregation, disclosure
-/// control, extrapolation and the report.
-///
-/// # Errors
-/// [`Error::Config`] for an invalid configuration or options.
-pub fn analyze_prepared(
-    prepared: &Prepared,
-    geography: &Geography,
-    config: &Config,
-    options: &ReleaseOptions,
-) -> Result<Release> {
-    options.validate(geography)?;
-    let profiles = profile(&prepared.pings, geography, config)?;
-    let aggregate = Aggregate::new(
-        &profiles,
-        &prepared.pings,
-        geography,
-        config,
-        options.bucket,
-        &options.classes,
-    )?;
-    release(
-        aggregate.as_ref(),
-        geography,
-        config,
-        options,
-        &prepared.report,
-    )
-}
-
-/// Protects and extrapolates an aggregate (possibly merged from shards) into a release.
-/// `None` (no period, no pings) gives an empty release.
-///
-/// # Errors
-/// [`Error::Config`] for invalid options, or an aggregate computed for other classes or
-/// buckets than the options ask for.
-pub fn release(
-    aggregate: Option<&Aggregate>,
-    geography: &Geography,
-    config: &Config,
-    options: &ReleaseOptions,
-    quality: &QualityReport,
-) -> Result<Release> {
-    config.validate()?;
-    let roaming = options.validate(geography)?;
-    let Some(aggregate) = aggregate else {
-        let report = ReleaseReport::new(
-            config,
-            options,
-            quality,
-            None,
-            None,
-            DisclosureCounts {
-                k: u64::from(config.k),
-                ..DisclosureCounts::default()
-            },
-            geography,
-        );
-        return Ok(Release {
-            rows: Vec::new(),
-            report,
-        });
-    };
-    let spec = aggregate.spec();
-    if spec.classes != options.classes || spec.bucket != options.bucket {
-        return Err(Error::config(
-            "aggregate",
-            "was computed for other classes or another bucket than the release asks for",
-        ));
-    }
-    // Bucket bounds are local calendar instants of the aggregate's zone and period: read
-    // in another zone they would be mislabelled.
-    if spec.tz != config.tz || config.period.is_some_and(|p| p != spec.period) {
-        return Err(Error::config(
-            "aggregate",
-            format!(
-                "was computed for time zone {:?} and period [{}, {}), not for the \
+                spec,
+                quality,
+                None,
+                None,
+                DisclosureCounts {
+                    k: u64::from(config.k),
+                    ..DisclosureCounts::default()
+                },
+                geography,
+            );
+            return Ok(Release {
+                rows: Vec::new(),
+                report,
+            });
+        };
+        let computed = aggregate.spec();
+        if computed.classes != spec.classes || computed.bucket != spec.bucket {
+            return Err(Error::config(
+                "aggregate",
+                "was computed for other classes or another bucket than the release asks for",
+            ));
+        }
+        // Bucket bounds are local calendar instants of the aggregate's zone and period: read
+        // in another zone they would be mislabelled.
+        if computed.tz != config.tz || config.period.is_some_and(|p| p != computed.period) {
+            return Err(Error::config(
+                "aggregate",
+                format!(
+                    "was computed for time zone {:?} and period [{}, {}), not for the \
                  configuration's",
-                spec.tz, spec.period.start, spec.period.end
-            ),
-        ));
-    }
-    let regions = geography.regions();
-    let (subscribers, source) = match &options.subscribers {
-        Some(given) => (given, SubscriberSource::Given),
-        None => (&aggregate.devices().subscribers, SubscriberSource::Detected),
-    };
-    // Each leaf origin's origin at the release level.
-    let level_origin: Vec<LevelOrigin> = aggregate
-        .origins()
-        .iter()
-        .map(|name| {
-            if name == "unknown" {
-                return Ok(LevelOrigin::Unknown);
-            }
-            if name.starts_with("country:") {
-                return Ok(LevelOrigin::Country(name.clone()));
-            }
-            // Merged partials from another geography would pool silently: refuse them.
-            let leaf = regions.index_of(name).ok_or_else(|| {
-                Error::config(
-                    "aggregate",
-                    "names origins that are not regions of this geography",
-                )
-            })?;
-            let at_level = options
-                .level
-                .as_deref()
-                .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
-            Ok(LevelOrigin::Region(at_level.unwrap_or(leaf)))
-        })
-        .collect::<Result<_>>()?;
-    let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
-    let calendar = Calendar::new(&config.tz)?;
-    let zones: Vec<Arc<str>> = spec.zones.iter().map(|z| Arc::from(z.as_str())).collect();
-    let buckets = spec.bounds.len().saturating_sub(1);
-    let labels: Vec<Arc<str>> = spec.bounds[..buckets]
-        .iter()
-        .map(|&b0| Arc::from(format_local(&calendar, b0)))
-        .collect();
-    let disclosure = Disclosure {
-        regions,
-        k: u64::from(config.k),
-        roll_up: options.roll_up,
-    };
-    let mut counts = DisclosureCounts {
-        k: u64::from(config.k),
-        ..DisclosureCounts::default()
-    };
-    let mut rows = Vec::new();
-    let source_rows = aggregate.rows();
-    let mut cursor = 0;
-    for (zone, zone_id) in zones.iter().enumerate() {
-        for (bucket, label) in labels.iter().enumerate() {
-            for (slot, &class) in spec.classes.iter().enumerate() {
-                let mut cells: BTreeMap<LevelOrigin, Cell> = BTreeMap::new();
-                while let Some(&(key, measures)) = source_rows.get(cursor) {
-                    if (key.zone as usize, key.bucket as usize, key.class as usize)
-                        != (zone, bucket, slot)
-                    {
-                        break;
-                    }
-                    let origin = key.origin as usize;
-                    let estimate =
-                        Estimate::of(measures.devices, measures.visits, factors.by_origin[origin]);
-                    *cells.entry(level_origin[origin].clone()).or_default() +=
-                        Cell { measures, estimate };
-                    cursor += 1;
+                    computed.tz, computed.period.start, computed.period.end
+                ),
+            ));
+        }
+        let regions = geography.regions();
+        let (subscribers, source) = match &spec.subscribers {
+            Some(given) => (given, SubscriberSource::Given),
+            None => (&aggregate.devices().subscribers, SubscriberSource::Detected),
+        };
+        // Each leaf origin's origin at the release level.
+        let level_origin: Vec<LevelOrigin> = aggregate
+            .origins()
+            .iter()
+            .map(|name| {
+                if name == "unknown" {
+                    return Ok(LevelOrigin::Unknown);
                 }
-                let row = |origin: String, cell: Option<Cell>| ReleaseRow {
-                    zone: Arc::clone(zone_id),
-                    bucket_start: Arc::clone(label),
-                    class,
-                    origin,
-                    measures: cell.map(|c| c.measures),
-                    suppressed: cell.is_none(),
-                    estimate: cell.and_then(|c| c.estimate.finish(c.measures.devices)),
-                };
-                match disclosure.protect(cells.into_iter().collect(), &mut counts) {
-                    Group::Suppressed => rows.push(row("*".to_owned(), None)),
-                    Group::Released { total, origins } => {
-                        rows.push(row("*".to_owned(), Some(total)));
-                        rows.extend(
-                            origins
-                                .into_iter()
-                                .map(|(name, cell)| row(name, Some(cell))),
+                if name.starts_with("country:") {
+                    return Ok(LevelOrigin::Country(name.clone()));
+                }
+                // Merged partials from another geography would pool silently: refuse them.
+                let leaf = regions.index_of(name).ok_or_else(|| {
+                    Error::config(
+                        "aggregate",
+                        "names origins that are not regions of this geography",
+                    )
+                })?;
+                let at_level = spec
+                    .level
+                    .as_deref()
+                    .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
+                Ok(LevelOrigin::Region(at_level.unwrap_or(leaf)))
+            })
+            .collect::<Result<_>>()?;
+        let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
+        let calendar = study.calendar();
+        let zones: Vec<Arc<str>> = computed
+            .zones
+            .iter()
+            .map(|z| Arc::from(z.as_str()))
+            .collect();
+        let buckets = computed.bounds.len().saturating_sub(1);
+        let labels: Vec<Arc<str>> = computed.bounds[..buckets]
+            .iter()
+            .map(|&b0| Arc::from(format_local(calendar, b0)))
+            .collect();
+        let disclosure = Disclosure {
+            regions,
+            k: u64::from(config.k),
+            roll_up: spec.roll_up,
+        };
+        let mut counts = DisclosureCounts {
+            k: u64::from(config.k),
+            ..DisclosureCounts::default()
+        };
+        let mut rows = Vec::new();
+        let source_rows = aggregate.rows();
+        let mut cursor = 0;
+        for (zone, zone_id) in zones.iter().enumerate() {
+            for (bucket, label) in labels.iter().enumerate() {
+                for (slot, &class) in computed.classes.iter().enumerate() {
+                    let mut cells: BTreeMap<LevelOrigin, Cell> = BTreeMap::new();
+                    while let Some(&(key, measures)) = source_rows.get(cursor) {
+                        if (key.zone as usize, key.bucket as usize, key.class as usize)
+                            != (zone, bucket, slot)
+                        {
+                            break;
+                        }
+                        let origin = key.origin as usize;
+                        let estimate = EstimateSums::of(
+                            measures.devices,
+                            measures.visits,
+                            factors.by_origin[origin],
                         );
+                        *cells.entry(level_origin[origin].clone()).or_default() +=
+                            Cell { measures, estimate };
+                        cursor += 1;
+                    }
+                    let row = |origin: String, cell: Option<Cell>| ReleaseRow {
+                        zone: Arc::clone(zone_id),
+                        bucket_start: Arc::clone(label),
+                        class,
+                        origin,
+                        measures: cell.map(|c| c.measures),
+                        suppressed: cell.is_none(),
+                        estimate: cell.and_then(|c| c.estimate.finish(c.measures.devices)),
+                    };
+                    match disclosure.protect(cells.into_iter().collect(), &mut counts) {
+                        Group::Suppressed => rows.push(row("*".to_owned(), None)),
+                        Group::Released { total, origins } => {
+                            rows.push(row("*".to_owned(), Some(total)));
+                            rows.extend(
+                                origins
+                                    .into_iter()
+                                    .map(|(name, cell)| row(name, Some(cell))),
+                            );
+                        }
                     }
                 }
             }
         }
+        let report = ReleaseReport::new(
+            config,
+            spec,
+            quality,
+            Some(aggregate),
+            Some((&factors, source)),
+            counts,
+            geography,
+        );
+        Ok(Release { rows, report })
     }
-    let report = ReleaseReport::new(
-        config,
-        options,
-        quality,
-        Some(aggregate),
-        Some((&factors, source)),
-        counts,
-        geography,
-    );
-    Ok(Release { rows, report })
-}
 
-impl Release {
     /// The schema of the release table: §6's columns in order.
     #[must_use]
     pub fn schema() -> Arc<Schema> {
@@ -418,10 +360,10 @@ impl Release {
                     .collect::<UInt64Array>(),
             )
         };
-        let estimate = |i: usize| -> ArrayRef {
+        let estimate = |f: &dyn Fn(&Estimate) -> f64| -> ArrayRef {
             Arc::new(
                 rows.iter()
-                    .map(|r| r.estimate.map(|e| e[i]))
+                    .map(|r| r.estimate.as_ref().map(f))
                     .collect::<Float64Array>(),
             )
         };
@@ -446,9 +388,10 @@ impl Release {
                 .map(|r| Some(r.suppressed))
                 .collect::<BooleanArray>(),
         ));
-        for i in 0..4 {
-            columns.push(estimate(i));
-        }
+        columns.push(estimate(&|e| e.devices));
+        columns.push(estimate(&|e| e.visits));
+        columns.push(estimate(&|e| e.low));
+        columns.push(estimate(&|e| e.high));
         Ok(RecordBatch::try_new(Self::schema(), columns)?)
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::{DisclosureCounts, ReleaseOptions};
+use super::{DisclosureCounts, ReleaseSpec};
 use crate::aggregate::Aggregate;
 use crate::config::{Config, Period};
 use crate::extrapolate::{Factors, SubscriberSource};
@@ -81,7 +81,7 @@ pub struct ReleaseReport {
 impl ReleaseReport {
     pub(super) fn new(
         config: &Config,
-        options: &ReleaseOptions,
+        options: &ReleaseSpec,
         quality: &QualityReport,
         aggregate: Option<&Aggregate>,
         extrapolation: Option<(&Factors, SubscriberSource)>,
@@ -101,7 +101,7 @@ impl ReleaseReport {
             "tz": config.tz,
             "period": period,
             "period_label": label,
-            "resolution": config.resolution,
+            "resolution": u8::from(geography.resolution()),
             "home_country": config.home_country_code(),
             "k": config.k,
             "roll_up": options.roll_up,
@@ -126,8 +126,10 @@ impl ReleaseReport {
             devices.total = counts.total();
             devices.roamers = counts.roamers;
             devices.domestic_unknown_home = counts.domestic_unknown_home;
-            for (class, &n) in DeviceClass::ALL.iter().zip(&counts.by_class) {
-                devices.by_class.insert(class.name(), n);
+            for class in DeviceClass::ALL {
+                devices
+                    .by_class
+                    .insert(class.name(), counts.by_class.get(class));
             }
         } else {
             for class in DeviceClass::ALL {

@@ -13,45 +13,57 @@ Quick start::
     geography = ct.Geography.from_tables(
         regions=..., region_cells=..., zones=..., zone_cells=..., study_area=["kortrijk"]
     )
-    prepared = ct.prepare(pings, geography, config)
-    prepared.report  # pings read, kept, dropped by reason
-    devices = ct.profile(prepared, geography, config)  # home, class, origin per device
-    visits = ct.visits(prepared, geography, config)  # visits to zones, with dwell
-    release = ct.analyze(pings, geography, config, bucket="day")  # the protected table
+    study = ct.Study(geography, config)  # every verb of the method runs through it
+    release = study.release(pings, bucket="day")  # the protected table, in one call
     release.report_html("2026Q3.html")
+
+    prepared = study.prepare(pings)  # read once, then release as many tables as needed
+    prepared.report  # pings read, kept, dropped by reason
+    by_day, by_hour = prepared.releases([ct.ReleaseSpec(bucket="day"), {"bucket": "hour"}])
+    devices = prepared.profile()  # home, class, origin per device
+    visits = prepared.visits()  # visits to zones, with dwell
+
+Machine settings never change a number and are given per call:
+``study.release(pings, engine=ct.Engine(threads=2, memory_limit="4GiB"))``. The
+module-level ``ct.analyze``, ``ct.prepare``, ``ct.profile`` and ``ct.visits`` are
+shortcuts of a ``Study``.
 
 Only the release is fit to publish. The per-device tables are microdata: pseudonymous,
 not anonymous. Never publish them.
 """
 
+from crowdtally._api import analyze, prepare, profile, visits
 from crowdtally._crowdtally import (
     Config,
     ConfigError,
     CrowdtallyError,
+    Engine,
     Geography,
     GeographyError,
     InputError,
     Prepared,
     Progress,
+    ReleaseSpec,
+    Study,
     Table,
     __version__,
-    prepare,
-    profile,
     pseudonymize,
-    visits,
 )
-from crowdtally.release import Release, analyze
+from crowdtally.release import Release
 
 __all__ = [
     "Config",
     "ConfigError",
     "CrowdtallyError",
+    "Engine",
     "Geography",
     "GeographyError",
     "InputError",
     "Prepared",
     "Progress",
     "Release",
+    "ReleaseSpec",
+    "Study",
     "Table",
     "__version__",
     "analyze",

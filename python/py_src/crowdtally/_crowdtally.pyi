@@ -2,31 +2,40 @@
 
 import datetime
 import os
+import pathlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, final
 
 import numpy as np
 import numpy.typing as npt
 
+from crowdtally.release import Release
+
 __version__: str
+RELEASE_COLUMNS: list[str]
+DWELL_BANDS: list[tuple[str, int]]
 __all__ = [
+    "DWELL_BANDS",
+    "RELEASE_COLUMNS",
     "Config",
     "ConfigError",
     "CrowdtallyError",
+    "Engine",
     "Geography",
     "GeographyError",
     "InputError",
     "PingBatches",
     "Prepared",
     "Progress",
+    "ReleaseSpec",
     "Scenario",
+    "Study",
     "Table",
     "__version__",
-    "analyze",
-    "prepare",
-    "profile",
     "pseudonymize",
-    "visits",
+    "read_parquet_table",
+    "table_from_ipc",
+    "table_to_ipc",
     "write_parquet",
 ]
 
@@ -124,7 +133,8 @@ class Config:
     @property
     def period(self) -> tuple[str, str] | None: ...
     @property
-    def resolution(self) -> int: ...
+    def resolution(self) -> int | None:
+        """The analysis resolution expected, or None: the geography's is used."""
     @property
     def home_country(self) -> str: ...
     @property
@@ -192,8 +202,110 @@ class Geography:
         resolution=g.resolution, study_area=g.study_area)` gives it back."""
 
 @final
+class Engine:
+    """The machine settings of a run: threads, memory budget, spill directory and
+    progress. None of them changes a number."""
+
+    def __new__(
+        cls,
+        *,
+        threads: int | None = None,
+        memory_limit: _Bytes | None = None,
+        spill_dir: str | os.PathLike[str] | None = None,
+        progress: _ProgressArg = None,
+    ) -> Engine: ...
+    @property
+    def threads(self) -> int:
+        """Threads (0: one per core)."""
+    @property
+    def memory_limit(self) -> int | None:
+        """The memory budget in bytes, or None for the default (half of the machine's)."""
+    @property
+    def spill_dir(self) -> pathlib.Path | None:
+        """Where spill files go, or None for the system's temporary directory."""
+    @property
+    def progress(self) -> Any:
+        """The progress setting: True, a callable, or None."""
+
+@final
+class ReleaseSpec:
+    """Which table a release is: bucket, origin level, classes, extrapolation inputs and
+    roll-up."""
+
+    def __new__(
+        cls,
+        bucket: str = "period",
+        level: str | None = None,
+        classes: str | Sequence[str] | None = None,
+        subscribers: Mapping[str, int] | None = None,
+        roaming_factors: Mapping[str, float] | None = None,
+        *,
+        roll_up: bool = True,
+    ) -> ReleaseSpec: ...
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def level(self) -> str | None: ...
+    @property
+    def classes(self) -> list[str]: ...
+    @property
+    def subscribers(self) -> dict[str, int] | None: ...
+    @property
+    def roaming_factors(self) -> dict[str, float]: ...
+    @property
+    def roll_up(self) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+_Spec = ReleaseSpec | Mapping[str, Any]
+
+@final
+class Study:
+    """One geography and one configuration, checked together once: every verb of the
+    method runs through it."""
+
+    def __new__(
+        cls, geography: Geography, config: Config, *, columns: Mapping[str, str] | None = None
+    ) -> Study: ...
+    @property
+    def geography(self) -> Geography:
+        """The geography."""
+    @property
+    def config(self) -> Config:
+        """The configuration (its key is never shown)."""
+    @property
+    def columns(self) -> dict[str, str]:
+        """The column names pings are read with, by role."""
+    def prepare(self, pings: _Pings, *, engine: Engine | None = None) -> Prepared:
+        """Cleans, pseudonymizes and locates pings (method §1-3), all in memory."""
+    def profile(self, pings: Prepared | _Pings, *, engine: Engine | None = None) -> Table:
+        """Per-device microdata (method §4). Pseudonymous, not anonymous: never publish it."""
+    def visits(self, pings: Prepared | _Pings, *, engine: Engine | None = None) -> Table:
+        """Visits (method §5). Pseudonymous, not anonymous: never publish them."""
+    def release(
+        self,
+        pings: Prepared | _Pings,
+        bucket: str = "period",
+        level: str | None = None,
+        classes: str | Sequence[str] | None = None,
+        subscribers: Mapping[str, int] | None = None,
+        roaming_factors: Mapping[str, float] | None = None,
+        *,
+        roll_up: bool = True,
+        engine: Engine | None = None,
+    ) -> Release:
+        """The whole method (§2-9) on pings: the protected release of one table."""
+    def releases(
+        self, pings: Prepared | _Pings, specs: Sequence[_Spec], *, engine: Engine | None = None
+    ) -> list[Release]:
+        """Several releases of the same pings, read once."""
+    def _check_same(self, other: Study) -> None:
+        """Raises a ConfigError naming `geography` or `config` when `other` is another
+        study's."""
+
+@final
 class Prepared:
-    """Cleaned, pseudonymized, located pings and their quality report.
+    """Cleaned, pseudonymized, located pings and their quality report, with the study
+    they were located for.
 
     The pings are microdata: pseudonymous, not anonymous. Never publish them.
     """
@@ -201,8 +313,28 @@ class Prepared:
     @property
     def report(self) -> dict[str, Any]:
         """The quality report: pings read and kept, drops by reason, opt-out counts."""
+    @property
+    def study(self) -> Study:
+        """The study the pings were located for."""
     def __len__(self) -> int:
         """The number of located pings."""
+    def release(
+        self,
+        bucket: str = "period",
+        level: str | None = None,
+        classes: str | Sequence[str] | None = None,
+        subscribers: Mapping[str, int] | None = None,
+        roaming_factors: Mapping[str, float] | None = None,
+        *,
+        roll_up: bool = True,
+    ) -> Release:
+        """One release of these pings (method §6-9)."""
+    def releases(self, specs: Sequence[_Spec]) -> list[Release]:
+        """Several releases of these pings."""
+    def profile(self) -> Table:
+        """Per-device microdata (method §4). Pseudonymous, not anonymous: never publish it."""
+    def visits(self) -> Table:
+        """Visits (method §5). Pseudonymous, not anonymous: never publish them."""
     def __arrow_c_stream__(self, requested_schema: object | None = None) -> object: ...
     def to_arrow(self) -> Any:
         """The pings as a `pyarrow.Table` (needs pyarrow)."""
@@ -211,17 +343,6 @@ class Prepared:
     def to_polars(self) -> Any:
         """The pings as a `polars.DataFrame` (needs polars)."""
     def __reduce__(self) -> tuple[Any, ...]: ...
-
-def prepare(
-    pings: _Pings,
-    geography: Geography,
-    config: Config,
-    columns: Mapping[str, str] | None = None,
-    *,
-    threads: int | None = None,
-    progress: _ProgressArg = None,
-) -> Prepared:
-    """Cleans, pseudonymizes and locates raw pings (method §1-3)."""
 
 def pseudonymize(
     ids: _Column,
@@ -252,56 +373,22 @@ class Table:
         """The table as a `polars.DataFrame` (needs polars)."""
     def __reduce__(self) -> tuple[Any, ...]: ...
 
-def profile(
-    pings: Prepared | _Pings,
-    geography: Geography,
-    config: Config,
-    columns: Mapping[str, str] | None = None,
-    *,
-    threads: int | None = None,
-    memory_limit: _Bytes | None = None,
-    spill_dir: str | os.PathLike[str] | None = None,
-    progress: _ProgressArg = None,
-) -> Table:
-    """Per-device microdata (method §4): device pseudonym, class, origin, home, presence
-    days, nights in the study area, country and roamer flag. Pseudonymous, not
-    anonymous: never publish it."""
-
-def visits(
-    pings: Prepared | _Pings,
-    geography: Geography,
-    config: Config,
-    columns: Mapping[str, str] | None = None,
-    *,
-    threads: int | None = None,
-    memory_limit: _Bytes | None = None,
-    spill_dir: str | os.PathLike[str] | None = None,
-    progress: _ProgressArg = None,
-) -> Table:
-    """Visits (method §5): device pseudonym, zone, start, end, dwell and whether the
-    visit qualifies. Pseudonymous, not anonymous: never publish it."""
-
-def write_parquet(table: _ArrowStream | Any, path: str | os.PathLike[str]) -> None:
+def write_parquet(
+    table: _ArrowStream | Any,
+    path: str | os.PathLike[str],
+    metadata: Mapping[str, str] | None = None,
+) -> None:
     """Writes a table (anything with the Arrow PyCapsule interface) as a Parquet file,
-    by the core: no pyarrow needed."""
+    by the core: no pyarrow needed. `metadata` is added to the schema metadata."""
 
-def analyze(
-    pings: Prepared | _Pings,
-    geography: Geography,
-    config: Config,
-    bucket: str = "period",
-    level: str | None = None,
-    classes: str | Sequence[str] | None = None,
-    subscribers: Mapping[str, int] | None = None,
-    roaming_factors: Mapping[str, float] | None = None,
-    roll_up: bool = True,
-    columns: Mapping[str, str] | None = None,
-    threads: int | None = None,
-    memory_limit: _Bytes | None = None,
-    spill_dir: str | os.PathLike[str] | None = None,
-    progress: _ProgressArg = None,
-) -> tuple[Table, dict[str, Any]]:
-    """Runs the whole method: returns the release table and the report."""
+def read_parquet_table(path: str | os.PathLike[str], name: str) -> tuple[Table, dict[str, str]]:
+    """A whole Parquet file as a table named `name`, with its schema metadata."""
+
+def table_to_ipc(table: _ArrowStream | Any) -> bytes:
+    """A table as Arrow IPC stream bytes."""
+
+def table_from_ipc(data: bytes, name: str) -> Table:
+    """A table named `name` from Arrow IPC stream bytes."""
 
 @final
 class Scenario:

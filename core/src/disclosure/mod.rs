@@ -14,16 +14,16 @@ use std::ops::AddAssign;
 use serde::Serialize;
 
 use crate::aggregate::Measures;
-use crate::extrapolate::Estimate;
+use crate::extrapolate::EstimateSums;
 use crate::geo::{RegionIndex, Regions};
 
 /// Measures and estimate of a row under construction.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Cell {
+pub(crate) struct Cell {
     /// The additive measures.
     pub measures: Measures,
     /// The estimate's sums.
-    pub estimate: Estimate,
+    pub estimate: EstimateSums,
 }
 
 impl AddAssign for Cell {
@@ -35,7 +35,7 @@ impl AddAssign for Cell {
 
 /// An origin at the release level.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum LevelOrigin {
+pub(crate) enum LevelOrigin {
     /// A region of the tree (at the release level, or a leaf with no ancestor there).
     Region(RegionIndex),
     /// A roamer country, as `country:XX`.
@@ -63,7 +63,7 @@ pub struct DisclosureCounts {
 
 /// The outcome for one group.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Group {
+pub(crate) enum Group {
     /// The total is below k: only a suppressed total row is shown.
     Suppressed,
     /// The total and the released origin rows, in origin byte order.
@@ -76,7 +76,7 @@ pub enum Group {
 }
 
 /// How origin rows are named and pooled.
-pub struct Disclosure<'a> {
+pub(crate) struct Disclosure<'a> {
     /// The region tree.
     pub regions: &'a Regions,
     /// The threshold on observed devices.
@@ -100,7 +100,11 @@ impl Disclosure<'_> {
 
     /// Protects one group, given its origin rows at the release level (each origin once,
     /// none empty).
-    pub fn protect(&self, rows: Vec<(LevelOrigin, Cell)>, counts: &mut DisclosureCounts) -> Group {
+    pub(crate) fn protect(
+        &self,
+        rows: Vec<(LevelOrigin, Cell)>,
+        counts: &mut DisclosureCounts,
+    ) -> Group {
         counts.groups += 1;
         let mut total = Cell::default();
         for (_, cell) in &rows {
@@ -176,3 +180,6 @@ impl Disclosure<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,6 @@
-//! The machine-facing arguments of long runs (`threads=`, `memory_limit=`, `spill_dir=`,
-//! `progress=`), progress events, Ctrl-C, and Arrow batches pulled from a Python
-//! iterator.
+//! The machine settings of a run (`crowdtally.Engine`, or the `threads=`,
+//! `memory_limit=`, `spill_dir=`, `progress=` keywords kept by the module-level
+//! functions), progress events, Ctrl-C, and Arrow batches pulled from a Python iterator.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use arrow_array::{RecordBatch, RecordBatchReader};
 use arrow_schema::{ArrowError, SchemaRef};
-use crowdtally::run::{Progress, ProgressCallback, RunOptions, parse_bytes};
+use crowdtally::{Progress, ProgressCallback, RunOptions, parse_bytes};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -17,7 +17,6 @@ use pyo3_arrow::PyRecordBatch;
 use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::errors::{CoreError, config_error, input_error, type_name};
-use crate::prepare::threads_of;
 
 /// A progress event of a long run, passed to the `progress=` callable.
 ///
@@ -63,35 +62,162 @@ fn keep_failure(failure: &Failure, error: PyErr) {
     }
 }
 
-/// The run arguments of `analyze`, `profile`, `visits` (and `prepare`, which has no
-/// budget).
+/// The machine settings of a run: threads, memory budget, spill directory and progress.
+/// None of them changes a number.
+///
+/// `threads`: None or 0 is one per core. `memory_limit`: bytes or a size (`"4GiB"`),
+/// default half of the machine's memory; pings beyond it are spilled to disk by device
+/// and analysed shard by shard. `spill_dir`: where spill files go (default: the system's
+/// temporary directory); they are removed when the run ends, however it ends.
+/// `progress`: True for a progress bar (needs tqdm), or a callable receiving every
+/// `crowdtally.Progress`; an exception it raises stops the run and is raised from the
+/// call.
+#[pyclass(name = "Engine", module = "crowdtally", frozen)]
+pub struct PyEngine {
+    threads: usize,
+    memory_limit: Option<u64>,
+    spill_dir: Option<PathBuf>,
+    progress: Option<Py<PyAny>>,
+}
+
+#[pymethods]
+impl PyEngine {
+    #[new]
+    #[pyo3(signature = (*, threads=None, memory_limit=None, spill_dir=None, progress=None))]
+    fn new(
+        threads: Option<i64>,
+        memory_limit: Option<&Bound<'_, PyAny>>,
+        spill_dir: Option<&Bound<'_, PyAny>>,
+        progress: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let memory_limit = memory_limit.map(bytes_of).transpose()?;
+        let mut options = RunOptions::with_threads(threads_of(threads)?);
+        options.memory_limit = memory_limit;
+        // Checked now, so that a wrong budget fails before any run.
+        options.memory_limit().map_err(CoreError)?;
+        let progress = match progress {
+            Some(p) if !p.is_none() => {
+                check_progress(p)?;
+                Some(p.clone().unbind())
+            }
+            _ => None,
+        };
+        Ok(Self {
+            threads: options.threads,
+            memory_limit,
+            spill_dir: spill_dir.map(path_of).transpose()?,
+            progress,
+        })
+    }
+
+    /// Threads (0: one per core).
+    #[getter]
+    fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// The memory budget in bytes, or None for the default (half of the machine's).
+    #[getter]
+    fn memory_limit(&self) -> Option<u64> {
+        self.memory_limit
+    }
+
+    /// Where spill files go, or None for the system's temporary directory.
+    #[getter]
+    fn spill_dir(&self) -> Option<PathBuf> {
+        self.spill_dir.clone()
+    }
+
+    /// The progress setting: True, a callable, or None.
+    #[getter]
+    fn progress(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.progress.as_ref().map(|p| p.clone_ref(py))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        let progress = match &self.progress {
+            None => "None".to_owned(),
+            Some(p) if p.bind(py).is_instance_of::<PyBool>() => "True".to_owned(),
+            Some(_) => "<callable>".to_owned(),
+        };
+        format!(
+            "Engine(threads={}, memory_limit={}, spill_dir={}, progress={progress})",
+            self.threads,
+            self.memory_limit
+                .map_or_else(|| "None".to_owned(), |b| b.to_string()),
+            self.spill_dir.as_ref().map_or_else(
+                || "None".to_owned(),
+                |d| format!("{:?}", d.display().to_string())
+            ),
+        )
+    }
+}
+
+/// The keywords the module-level functions keep from before `Engine`.
+#[derive(Default)]
+pub struct EngineKeywords<'a, 'py> {
+    pub threads: Option<i64>,
+    pub memory_limit: Option<&'a Bound<'py, PyAny>>,
+    pub spill_dir: Option<&'a Bound<'py, PyAny>>,
+    pub progress: Option<&'a Bound<'py, PyAny>>,
+}
+
+impl EngineKeywords<'_, '_> {
+    fn any(&self) -> bool {
+        self.threads.is_some()
+            || self.memory_limit.is_some()
+            || self.spill_dir.is_some()
+            || self.progress.is_some_and(|p| !p.is_none())
+    }
+}
+
+/// The run arguments of a call: its machine settings, its progress callable, and what
+/// stopped it from the Python side.
 pub struct RunArgs {
     pub options: RunOptions,
-    /// Whether the run keeps to the memory budget (spilling); `prepare` returns all its
-    /// pings in memory and has none.
-    pub budget: bool,
     callback: Option<Py<PyAny>>,
     rows_total: Option<u64>,
     failure: Failure,
 }
 
 impl RunArgs {
+    /// The run arguments of `engine=`, or of the separate keywords (not both).
     pub fn new(
         py: Python<'_>,
-        threads: Option<i64>,
-        memory_limit: Option<&Bound<'_, PyAny>>,
-        spill_dir: Option<&Bound<'_, PyAny>>,
-        progress: Option<&Bound<'_, PyAny>>,
+        engine: Option<&Bound<'_, PyEngine>>,
+        keywords: &EngineKeywords<'_, '_>,
     ) -> PyResult<Self> {
-        let mut options = RunOptions::with_threads(threads_of(threads)?);
-        options.memory_limit = memory_limit.map(bytes_of).transpose()?;
-        // Checked now, so that a wrong budget fails before the run.
-        options.memory_limit().map_err(CoreError)?;
-        options.spill_dir = spill_dir.map(path_of).transpose()?;
+        let (options, progress) = match engine {
+            Some(_) if keywords.any() => {
+                return Err(config_error(
+                    "engine",
+                    "give the machine settings either as engine= or as threads=, \
+                     memory_limit=, spill_dir=, progress=, not both",
+                ));
+            }
+            Some(engine) => {
+                let engine = engine.get();
+                let mut options = RunOptions::with_threads(engine.threads);
+                options.memory_limit = engine.memory_limit;
+                options.spill_dir.clone_from(&engine.spill_dir);
+                (
+                    options,
+                    engine.progress.as_ref().map(|p| p.bind(py).clone()),
+                )
+            }
+            None => {
+                let mut options = RunOptions::with_threads(threads_of(keywords.threads)?);
+                options.memory_limit = keywords.memory_limit.map(bytes_of).transpose()?;
+                // Checked now, so that a wrong budget fails before the run.
+                options.memory_limit().map_err(CoreError)?;
+                options.spill_dir = keywords.spill_dir.map(path_of).transpose()?;
+                (options, keywords.progress.cloned())
+            }
+        };
+        let callback = progress.map(|p| callback_of(py, &p)).transpose()?.flatten();
         Ok(Self {
             options,
-            budget: true,
-            callback: progress.map(|p| callback_of(py, p)).transpose()?.flatten(),
+            callback,
             rows_total: None,
             failure: Arc::default(),
         })
@@ -102,17 +228,23 @@ impl RunArgs {
         self.rows_total = rows;
     }
 
-    /// The core's progress callback: looks for Ctrl-C (Python's signal handlers run on
-    /// the main thread, which is the one running the core), then calls the user's
-    /// callable.
-    pub fn core_callback(&self) -> ProgressCallback<'static> {
+    /// The run's options with the core's progress callback: it looks for Ctrl-C
+    /// (Python's signal handlers run on the main thread, which is the one running the
+    /// core), then calls the user's callable.
+    pub fn core_options(&self) -> RunOptions {
+        let mut options = self.options.clone();
+        options.progress = Some(self.core_callback());
+        options
+    }
+
+    fn core_callback(&self) -> ProgressCallback {
         let callback = self
             .callback
             .as_ref()
             .map(|c| Python::attach(|py| c.clone_ref(py)));
         let rows_total = self.rows_total;
         let failure = Arc::clone(&self.failure);
-        Box::new(move |event: &Progress| {
+        Arc::new(move |event: &Progress| {
             let outcome = Python::attach(|py| -> PyResult<()> {
                 py.check_signals()?;
                 if let Some(callback) = &callback {
@@ -136,7 +268,7 @@ impl RunArgs {
                         .map_or_else(|_| "an exception".to_owned(), |n| n.to_string())
                 });
                 keep_failure(&failure, error);
-                crowdtally::Error::Stopped(format!("by {what}"))
+                crowdtally::Error::stopped(format!("by {what}"))
             })
         })
     }
@@ -203,6 +335,32 @@ fn path_of(dir: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     Ok(PathBuf::from(text))
 }
 
+/// The number of threads asked for: `None` or 0 is one per core.
+pub(crate) fn threads_of(threads: Option<i64>) -> PyResult<usize> {
+    let n = threads.unwrap_or(0);
+    usize::try_from(n).map_err(|_| {
+        config_error(
+            "threads",
+            format!("must be a number of threads (0 or None: one per core), got {n}"),
+        )
+    })
+}
+
+/// Checks a `progress=` value without starting anything.
+fn check_progress(progress: &Bound<'_, PyAny>) -> PyResult<()> {
+    if progress.is_instance_of::<PyBool>() || progress.is_callable() {
+        return Ok(());
+    }
+    Err(progress_error())
+}
+
+fn progress_error() -> PyErr {
+    config_error(
+        "progress",
+        "must be True (a progress bar), False, None or a callable taking a crowdtally.Progress",
+    )
+}
+
 /// The callable of `progress=`: `True` is a progress bar (tqdm), `False` or `None` none.
 fn callback_of(py: Python<'_>, progress: &Bound<'_, PyAny>) -> PyResult<Option<Py<PyAny>>> {
     if progress.is_none() {
@@ -220,10 +378,7 @@ fn callback_of(py: Python<'_>, progress: &Bound<'_, PyAny>) -> PyResult<Option<P
     if progress.is_callable() {
         return Ok(Some(progress.clone().unbind()));
     }
-    Err(config_error(
-        "progress",
-        "must be True (a progress bar), False, None or a callable taking a crowdtally.Progress",
-    ))
+    Err(progress_error())
 }
 
 /// Arrow batches pulled from a Python iterator: each item a record batch
@@ -301,7 +456,7 @@ impl Iterator for BatchIterator {
                     // Raised as itself when the run returns; the core only sees a stop.
                     keep_failure(&self.failure, error);
                     return Some(Err(ArrowError::ExternalError(Box::new(
-                        crowdtally::Error::Stopped("by the batch iterator".into()),
+                        crowdtally::Error::stopped("by the batch iterator"),
                     ))));
                 }
             }

@@ -1,8 +1,56 @@
-//! Values kept between uses by the workers of a run, one worker at a time: caches that
-//! learn as they go and buffers whose pages are worth more than allocating afresh.
+//! The workers of a run: the threads it works on, and the values they keep between uses
+//! (caches that learn as they go, buffers whose pages are worth more than allocating
+//! afresh), one worker at a time.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// The threads a run works on.
+#[derive(Clone)]
+pub(crate) enum Threads {
+    /// The calling thread only.
+    Calling,
+    /// rayon's global pool (one thread per core).
+    Global,
+    /// A pool of the run's own.
+    Own(Arc<rayon::ThreadPool>),
+}
+
+impl Threads {
+    /// `threads` threads: 0 is one per core (rayon's global pool, started once per
+    /// process), 1 the calling thread only.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `threads` if the pool cannot be started.
+    pub(crate) fn new(threads: usize) -> Result<Self> {
+        Ok(match threads {
+            0 => Self::Global,
+            1 => Self::Calling,
+            n => Self::Own(Arc::new(pool(n)?)),
+        })
+    }
+
+    /// A pool to run shards on: the run's own, or `None` for rayon's global one. The
+    /// calling thread alone gets a pool of one thread, so that shards are still run
+    /// (and the progress reported) the same way.
+    pub(crate) fn shard_pool(&self) -> Result<Option<Arc<rayon::ThreadPool>>> {
+        match self {
+            Self::Own(pool) => Ok(Some(Arc::clone(pool))),
+            Self::Global => Ok(None),
+            Self::Calling => Ok(Some(Arc::new(pool(1)?))),
+        }
+    }
+}
+
+fn pool(threads: usize) -> Result<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("crowdtally-{i}"))
+        .build()
+        .map_err(|e| Error::config("threads", format!("cannot start {threads} threads: {e}")))
+}
 
 /// The values not in use.
 pub(crate) struct Kept<T> {

@@ -11,8 +11,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::Decoded;
+use super::grouping::BlockGroups;
 use crate::error::{Error, Result};
+use crate::ingest::decoded::Decoded;
 
 /// Partitions of pass 1. Many, so that each is a small part of the input and the
 /// partitions of one shard can be chosen to fit the budget; few enough to keep a file
@@ -32,10 +33,11 @@ pub(crate) fn partition_of(key: u64, partitions: usize) -> usize {
     ((hash * partitions as u64) >> 32) as usize
 }
 
-fn io_error(path: &Path, error: &std::io::Error) -> Error {
-    Error::config(
+fn io_error(path: &Path, error: std::io::Error) -> Error {
+    Error::config_source(
         "spill_dir",
         format!("cannot use spill file {}: {error}", path.display()),
+        error,
     )
 }
 
@@ -66,7 +68,7 @@ impl PartitionedFiles {
     ) -> Result<u64> {
         // Rows are grouped by file and chunks compressed on every core, then appended in
         // file order.
-        let groups = super::BlockGroups::new(decoded.len(), self.paths.len(), file_of);
+        let groups = BlockGroups::new(decoded.len(), self.paths.len(), file_of);
         let chunks: Vec<(usize, usize, Vec<u8>)> = {
             use rayon::prelude::*;
             (0..self.paths.len())
@@ -86,11 +88,11 @@ impl PartitionedFiles {
                     .create(true)
                     .append(true)
                     .open(path)
-                    .map_err(|e| io_error(path, &e))?;
+                    .map_err(|e| io_error(path, e))?;
                 self.files[file] = Some(handle);
             }
             if let Some(handle) = &mut self.files[file] {
-                handle.write_all(&chunk).map_err(|e| io_error(path, &e))?;
+                handle.write_all(&chunk).map_err(|e| io_error(path, e))?;
             }
             self.rows[file] += rows as u64;
             written += chunk.len() as u64;
@@ -123,7 +125,7 @@ impl Spill {
         let dir = tempfile::Builder::new()
             .prefix("crowdtally-spill-")
             .tempdir_in(parent)
-            .map_err(|e| io_error(parent, &e))?;
+            .map_err(|e| io_error(parent, e))?;
         let partitions = PartitionedFiles::new(dir.path(), "part", PARTITIONS);
         Ok(Self {
             dir,
@@ -272,7 +274,7 @@ pub(crate) fn read(path: &Path, into: &mut Decoded) -> Result<()> {
     let mut bytes = Vec::new();
     File::open(path)
         .and_then(|mut file| file.read_to_end(&mut bytes))
-        .map_err(|e| io_error(path, &e))?;
+        .map_err(|e| io_error(path, e))?;
     let mut rest = bytes.as_slice();
     let mut raw = Vec::new();
     while !rest.is_empty() {
