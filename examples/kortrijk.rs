@@ -40,6 +40,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let truth = scenario.truth()?.visitors(&[ReleaseClass::Visitor]);
 
     let report = &release.report;
+    let disclosure = report.disclosure.unwrap_or_default();
     println!(
         "pings read {}, kept {}; devices {} (visitors {} + {}); k = {}",
         report.pings["read"],
@@ -47,15 +48,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         report.devices.total,
         report.devices.by_class["day_visitor"],
         report.devices.by_class["overnight_visitor"],
-        report.disclosure.k,
+        disclosure.k,
     );
     println!(
         "groups {}, suppressed {}, rows released {}, origin rows rolled up {}, moved to the residual {}",
-        report.disclosure.groups,
-        report.disclosure.groups_suppressed,
-        report.disclosure.rows_released,
-        report.disclosure.origin_rows_rolled_up,
-        report.disclosure.origin_rows_moved_to_residual,
+        disclosure.groups,
+        disclosure.groups_suppressed,
+        disclosure.rows_released,
+        disclosure.origin_rows_rolled_up,
+        disclosure.origin_rows_moved_to_residual,
     );
     for warning in &report.warnings {
         println!("warning: {warning}");

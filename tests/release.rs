@@ -15,8 +15,8 @@ use arrow_array::types::{Float64Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
 use crowdtally::{
     Aggregate, BucketKind, Config, DeviceClass, DisclosureCounts, Estimate, Geography, Measures,
-    OptOut, Release, ReleaseClass, ReleaseRow, ReleaseSpec, RunOptions, Study, SubscriberId,
-    SubscriberSource,
+    OptOut, Release, ReleaseClass, ReleaseRow, ReleaseSpec, RowMeasures, RunOptions, Study,
+    SubscriberId, SubscriberSource,
 };
 use crowdtally_harness::{
     KEY, MARKT_CELL, OUTSIDE_CELL, Ping, QUIET_CELL, STATION_CELL, STREET_CELL, batch, brussels,
@@ -146,6 +146,23 @@ fn m(devices: u64, visits: u64, dwell_s: i64, bands: [u64; 5]) -> Measures {
         visits,
         dwell_s,
         bands,
+        // Not shown in a table: what §7 step 6 looks at, worked out per test.
+        band_devices: bands,
+    }
+}
+
+/// Measures as a release shows them when nothing is withheld: bands on the total row
+/// (`*`) only, none on origin rows (§7 step 6).
+fn as_shown(origin: &str, measures: Measures) -> RowMeasures {
+    RowMeasures {
+        devices: measures.devices,
+        visits: measures.visits,
+        dwell_s: measures.dwell_s,
+        bands: if origin == "*" {
+            measures.bands.map(Some)
+        } else {
+            [None; 5]
+        },
     }
 }
 
@@ -155,7 +172,7 @@ fn hours(n: u64) -> Measures {
 }
 
 /// A released row as (bucket_start, class, origin, measures).
-type Shown = (String, String, String, Measures);
+type Shown = (String, String, String, RowMeasures);
 
 /// The released rows of one zone, in release order.
 fn released(release: &Release, zone: &str) -> Vec<Shown> {
@@ -182,14 +199,14 @@ fn shown(expected: &[(&str, &str, &str, Measures)]) -> Vec<Shown> {
                 bucket.to_owned(),
                 class.to_owned(),
                 origin.to_owned(),
-                measures,
+                as_shown(origin, measures),
             )
         })
         .collect()
 }
 
 /// The released origin rows of the only group of a release: (origin, measures).
-fn origins_of(release: &Release) -> Vec<(String, Measures)> {
+fn origins_of(release: &Release) -> Vec<(String, RowMeasures)> {
     release
         .rows
         .iter()
@@ -198,10 +215,10 @@ fn origins_of(release: &Release) -> Vec<(String, Measures)> {
         .collect()
 }
 
-fn named(expected: &[(&str, Measures)]) -> Vec<(String, Measures)> {
+fn named(expected: &[(&str, Measures)]) -> Vec<(String, RowMeasures)> {
     expected
         .iter()
-        .map(|&(origin, measures)| (origin.to_owned(), measures))
+        .map(|&(origin, measures)| (origin.to_owned(), as_shown(origin, measures)))
         .collect()
 }
 
@@ -288,9 +305,18 @@ fn assert_groups(release: &Release, k: u64) {
                 }
             }
             for row in origins {
-                sum += row.measures.unwrap();
+                let measures = row.measures.unwrap();
+                assert_eq!(measures.bands, [None; 5], "origin rows have no bands");
+                sum.devices += measures.devices;
+                sum.visits += measures.visits;
+                sum.dwell_s += measures.dwell_s;
             }
-            assert_eq!(sum, total.measures.unwrap(), "origins partition the total");
+            let whole = total.measures.unwrap();
+            assert_eq!(
+                (sum.devices, sum.visits, sum.dwell_s),
+                (whole.devices, whole.visits, whole.dwell_s),
+                "origins partition the total"
+            );
             let estimates: Option<Vec<[f64; 4]>> =
                 origins.iter().map(|r| r.estimate.map(parts)).collect();
             match (total.estimate.map(parts), estimates) {
@@ -346,22 +372,26 @@ fn hour_buckets_count_devices_visits_and_dwell_per_clock_hour() {
     // 11:00: devices a, b, c = 3; visits: only c's starts here; dwell 2700 + 600 + 0 =
     // 3300; bands: c's zero dwell in [0, 1h).
     let eleven = m(3, 1, 3_300, [1, 0, 0, 0, 0]);
-    assert_eq!(
-        released(&release, "markt"),
-        shown(&[
-            ("2026-07-01T10:00:00+02:00", "visitor", "*", ten),
-            ("2026-07-01T10:00:00+02:00", "visitor", "gent", ten),
-            ("2026-07-01T11:00:00+02:00", "visitor", "*", eleven),
-            ("2026-07-01T11:00:00+02:00", "visitor", "gent", eleven),
-        ])
-    );
+    let mut expected = shown(&[
+        ("2026-07-01T10:00:00+02:00", "visitor", "*", ten),
+        ("2026-07-01T10:00:00+02:00", "visitor", "gent", ten),
+        ("2026-07-01T11:00:00+02:00", "visitor", "*", eleven),
+        ("2026-07-01T11:00:00+02:00", "visitor", "gent", eleven),
+    ]);
+    // §7 step 6 with k = 2, on the total rows: at 10:00 band [0, 1h) counts b's two
+    // visits, one device, and band [1h, 2h) a's, one device: both are withheld (two
+    // withheld bands need no complement). At 11:00 band [0, 1h) counts c alone: it is
+    // withheld, and as no released band has visits, all five are.
+    expected[0].3.bands = [None, None, Some(0), Some(0), Some(0)];
+    expected[2].3.bands = [None; 5];
+    assert_eq!(released(&release, "markt"), expected);
     // The grid: 24 hours, each with its total row; the 22 empty ones suppressed.
     let hours: Vec<String> = (0..24)
         .map(|h| format!("2026-07-01T{h:02}:00:00+02:00"))
         .collect();
     assert_eq!(labels(&release, "markt"), hours);
     assert_eq!(release.rows.len(), 22 + 4);
-    let disclosure = release.report.disclosure;
+    let disclosure = release.report.disclosure.unwrap();
     assert_eq!(
         (
             disclosure.k,
@@ -522,7 +552,7 @@ fn spring_forward_day_has_23_hour_buckets_and_a_23_hour_day() {
         }
     }
     assert_eq!(released(&release, "markt"), shown(&want));
-    assert_eq!(release.report.disclosure.groups_suppressed, 24);
+    assert_eq!(release.report.disclosure.unwrap().groups_suppressed, 24);
 
     // The day bucket of 29 March is 23 h long: 2 × 82800 s.
     let release = run(&rows, &geography, &config, &options(BucketKind::Day));
@@ -642,8 +672,8 @@ fn every_zone_category_bucket_and_class_has_its_total_row() {
         })
         .collect();
     assert_eq!(got, want);
-    assert_eq!(release.report.disclosure.groups, 24);
-    assert_eq!(release.report.disclosure.groups_suppressed, 22);
+    assert_eq!(release.report.disclosure.unwrap().groups, 24);
+    assert_eq!(release.report.disclosure.unwrap().groups_suppressed, 22);
     let one = hours(2);
     for zone in ["markt", "category:culture"] {
         assert_eq!(
@@ -677,7 +707,7 @@ fn without_a_period_the_grid_follows_the_pings_and_no_ping_means_no_grid() {
     let release = run(&[], &geography, &config, &options(BucketKind::Period));
     assert!(release.rows.is_empty());
     assert_eq!(release.report.devices.total, 0);
-    assert_eq!(release.report.disclosure.groups, 0);
+    assert_eq!(release.report.disclosure.unwrap().groups, 0);
     assert!(release.report.extrapolation.is_none());
 
     // Pings on 1 July only: the period is [1 July, 2 July), one day bucket.
@@ -868,13 +898,21 @@ fn min_dwell_excludes_short_visits() {
     // [0, 1h), v1, v2 in [1h, 2h).
     let mut config = config_for("2026-07-01", "2026-07-02", 2);
     let release = run(&rows, &geography, &config, &options(BucketKind::Period));
-    assert_eq!(origins_of(&release)[0].1, m(4, 4, 10_200, [2, 2, 0, 0, 0]));
+    assert_eq!(
+        origins_of(&release)[0].1,
+        as_shown("*", m(4, 4, 10_200, [2, 2, 0, 0, 0]))
+    );
     // min_dwell 1800: v3's 1200 s visit does not qualify, so v3 is not counted at all;
     // v4's 1800 s visit does (dwell ≥ min_dwell): 3 devices, 9000 s.
     config.min_dwell = 1_800;
     let release = run(&rows, &geography, &config, &options(BucketKind::Period));
     let kept = m(3, 3, 9_000, [1, 2, 0, 0, 0]);
-    assert_eq!(origins_of(&release), named(&[("*", kept), ("gent", kept)]));
+    let mut expected = named(&[("*", kept), ("gent", kept)]);
+    // §7 step 6 with k = 2: band [0, 1h) holds v4 alone, one device: withheld; the one
+    // withheld band takes the released non-empty band with the fewest visits with it,
+    // [1h, 2h), so that visits minus the others does not give it back.
+    expected[0].1.bands = [None, None, Some(0), Some(0), Some(0)];
+    assert_eq!(origins_of(&release), expected);
 }
 
 // --- Extrapolation (§8) -----------------------------------------------------------------
@@ -907,7 +945,14 @@ fn estimates_use_detected_subscribers_and_their_factors() {
     // country:FR 2.5 as given.
     let extrapolation = release.report.extrapolation.as_ref().unwrap();
     assert_eq!(extrapolation.subscribers, SubscriberSource::Detected);
-    assert_eq!(extrapolation.subscribers_total, 5);
+    // Subscriber counts are the operator's: the report gives the national factor only.
+    assert!(
+        !release
+            .report
+            .to_json()
+            .to_string()
+            .contains("subscribers_total")
+    );
     assert!(close(extrapolation.national_factor.unwrap(), 580.0));
     assert!(
         release.report.warnings.is_empty(),
@@ -1077,7 +1122,6 @@ fn given_subscribers_override_detection_and_empty_leaves_use_the_parent_factor()
     );
     let extrapolation = release.report.extrapolation.as_ref().unwrap();
     assert_eq!(extrapolation.subscribers, SubscriberSource::Given);
-    assert_eq!(extrapolation.subscribers_total, 104);
     assert!(close(extrapolation.national_factor.unwrap(), national));
     assert_eq!(release.report.parameters["subscribers"], "given");
     assert!(
@@ -1088,14 +1132,16 @@ fn given_subscribers_override_detection_and_empty_leaves_use_the_parent_factor()
 }
 
 #[test]
-fn factors_below_one_are_clamped_to_one_with_a_warning() {
+fn leaf_factors_below_one_are_clamped_and_roaming_factors_below_one_refused() {
     let geography = geography();
     let homes = homes();
     let config = config_for("2026-07-01", "2026-07-02", 2);
     let mut options = options(BucketKind::Period);
-    // 1000 subscribers for 600 inhabitants: factor 0.6; a roaming factor of 0.5.
+    // 1000 subscribers for 600 inhabitants: factor 0.6, clamped to 1 with a warning
+    // (§8: wrong inputs, but a release can still be made); roamers get the factor of
+    // every country, `*`, here 1.
     options.subscribers = Some(BTreeMap::from([("gent".to_owned(), 1_000)]));
-    options.roaming_factors = BTreeMap::from([("FR".to_owned(), 0.5)]);
+    options.roaming_factors = BTreeMap::from([("*".to_owned(), 1.0)]);
     let mut rows = Vec::new();
     for who in ["g1", "g2"] {
         rows.extend(visitor(who, Some(homes.gent), &ONE_HOUR));
@@ -1104,8 +1150,8 @@ fn factors_below_one_are_clamped_to_one_with_a_warning() {
         rows.extend(roamer(who, "FR", &ONE_HOUR));
     }
     let release = run(&rows, &geography, &config, &options);
-    // Both factors become 1: estimates equal the devices, variance 0, so the interval
-    // is [2, 2].
+    // Both factors are 1: estimates equal the devices, variance 0, so the interval is
+    // [2, 2].
     for origin in ["gent", "country:FR"] {
         assert_estimate(row(&release, origin), [2.0, 2.0, 2.0, 2.0]);
     }
@@ -1116,10 +1162,20 @@ fn factors_below_one_are_clamped_to_one_with_a_warning() {
         .iter()
         .find(|w| w.contains("clamped"))
         .expect("a clamping warning");
-    assert!(
-        warning.contains("gent") && warning.contains("country:FR"),
-        "{warning}"
-    );
+    assert!(warning.contains("gent"), "{warning}");
+    // A roaming factor below 1, or a key that is no country code, is a config error
+    // (§8): one roamer stands for at least itself, and keys are checked by form only.
+    for (code, factor) in [("FR", 0.5), ("France", 3.3), ("", 2.0), ("F1", 2.0)] {
+        options.roaming_factors = BTreeMap::from([(code.to_owned(), factor)]);
+        let error = study(&geography, &config)
+            .release([Ok(batch(&rows))], &options, &RunOptions::default())
+            .unwrap_err();
+        assert_eq!(
+            error.field(),
+            Some("roaming_factors"),
+            "{code} {factor}: {error}"
+        );
+    }
 }
 
 #[test]
@@ -1380,14 +1436,15 @@ fn the_report_counts_devices_and_pings_and_shows_no_key_or_raw_id() {
     );
     assert_eq!(
         report.disclosure,
-        DisclosureCounts {
+        Some(DisclosureCounts {
             k: 2,
             groups: 1,
             groups_suppressed: 0,
             rows_released: 3,
             origin_rows_rolled_up: 2,
             origin_rows_moved_to_residual: 0,
-        }
+            ..DisclosureCounts::default()
+        })
     );
     assert_eq!(report.version, crowdtally::VERSION);
     let parameters = &report.parameters;
@@ -1473,7 +1530,9 @@ fn the_record_batch_has_the_method_columns_in_order() {
         .collect();
     assert_eq!(origin, ["*", "gent", "*"]);
     assert_eq!(column_u64(&table, "devices"), [Some(2), Some(2), None]);
-    assert_eq!(column_u64(&table, "band_1_2h"), [Some(2), Some(2), None]);
+    // Bands are on the total row only (§7 step 6); origin rows and suppressed groups
+    // have none.
+    assert_eq!(column_u64(&table, "band_1_2h"), [Some(2), None, None]);
     let suppressed: Vec<Option<bool>> = table
         .column_by_name("suppressed")
         .unwrap()

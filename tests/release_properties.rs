@@ -44,7 +44,7 @@ const CLASS_LISTS: [&[&str]; 6] = [
     &["regular", "visitor", "resident"],
     &["day_visitor", "resident", "overnight_visitor", "regular"],
 ];
-const ROAMING: [Option<f64>; 4] = [None, Some(0.5), Some(1.0), Some(3.0)];
+const ROAMING: [Option<f64>; 4] = [None, Some(1.0), Some(1.5), Some(3.0)];
 
 /// Resolution-9 cells to ping from: the Markt and a street (zone cells of the fixture),
 /// a quiet cell of `kortrijk`, the station and a quiet cell of `menen`, cells of `gent`,
@@ -444,6 +444,7 @@ fn reference_rows(
             "unknown".to_owned()
         };
         let mut overlapped: BTreeSet<(u32, u32)> = BTreeSet::new();
+        let mut banded: BTreeSet<(u32, u32, usize)> = BTreeSet::new();
         for v in (0..visits.len()).filter(|&v| visits.device[v] as usize == i) {
             let (zone, start, end) = (visits.zone[v], visits.start[v], visits.end[v]);
             if end - start < config.min_dwell {
@@ -466,6 +467,7 @@ fn reference_rows(
                     let row = rows.entry(key).or_default();
                     row.visits += 1;
                     row.bands[band(end - start)] += 1;
+                    banded.insert((zone, b as u32, band(end - start)));
                 }
             }
         }
@@ -474,8 +476,50 @@ fn reference_rows(
                 .or_default()
                 .devices += 1;
         }
+        for (zone, b, band) in banded {
+            rows.entry((zone, b, slot as u8, origin.clone()))
+                .or_default()
+                .band_devices[band] += 1;
+        }
     }
     rows
+}
+
+/// Per device in a release class: its class slot and the (zone, bucket) pairs its
+/// qualifying visits overlap, read from §5–6 directly.
+fn reference_pairs(
+    run: &Run,
+    config: &Config,
+    classes: &[ReleaseClass],
+    bounds: &[i64],
+) -> Vec<(u8, BTreeSet<(u32, u32)>)> {
+    let devices = &run.profiles.devices;
+    let visits = &run.profiles.visits;
+    let mut out = Vec::new();
+    for i in 0..devices.len() {
+        let Some(slot) = classes.iter().position(|&c| member(c, devices.class[i])) else {
+            continue;
+        };
+        let mut pairs = BTreeSet::new();
+        for v in (0..visits.len()).filter(|&v| visits.device[v] as usize == i) {
+            let (zone, start, end) = (visits.zone[v], visits.start[v], visits.end[v]);
+            if end - start < config.min_dwell {
+                continue;
+            }
+            for (b, bucket) in bounds.windows(2).enumerate() {
+                let overlaps = if end == start {
+                    (bucket[0]..bucket[1]).contains(&start)
+                } else {
+                    start < bucket[1] && end > bucket[0]
+                };
+                if overlaps {
+                    pairs.insert((zone, b as u32));
+                }
+            }
+        }
+        out.push((slot as u8, pairs));
+    }
+    out
 }
 
 proptest! {
@@ -511,7 +555,7 @@ proptest! {
                 }
             }
         }
-        let counts = release.report.disclosure;
+        let counts = release.report.disclosure.expect("a k-anonymous release");
         prop_assert_eq!(counts.k, k);
         prop_assert_eq!(counts.groups, groups.len() as u64);
         prop_assert_eq!(counts.groups_suppressed, suppressed);
@@ -519,6 +563,101 @@ proptest! {
             counts.rows_released,
             release.rows.iter().filter(|r| !r.suppressed).count() as u64
         );
+    }
+
+    /// §7 step 6: bands are on total rows only; every released band counts visits of 0 or
+    /// at least k devices; and never exactly one band of a released total row is
+    /// withheld (a lone withheld band would be `visits` minus the others).
+    #[test]
+    fn released_bands_come_from_zero_or_k_devices(scenario in scenario()) {
+        let geography = scenario.geography();
+        let run = run(&scenario, &scenario.rows(), &geography);
+        let k = u64::from(scenario.k);
+        let mut band_devices: BTreeMap<(u32, u32, u8), [u64; 5]> = BTreeMap::new();
+        for (key, measures) in run.aggregate.rows() {
+            let sum = band_devices.entry((key.zone, key.bucket, key.class)).or_default();
+            for (total, devices) in sum.iter_mut().zip(measures.band_devices) {
+                *total += devices;
+            }
+        }
+        let zones = &run.aggregate.spec().zones;
+        let labels: Vec<&str> = groups(&run.release)
+            .iter()
+            .map(|&(first, _)| &*run.release.rows[first].bucket_start)
+            .collect();
+        for (g, (first, end)) in groups(&run.release).into_iter().enumerate() {
+            let total = &run.release.rows[first];
+            for row in &run.release.rows[first + 1..end] {
+                prop_assert_eq!(row.measures.unwrap().bands, [None; 5]);
+            }
+            let Some(measures) = total.measures else { continue };
+            let zone = zones.iter().position(|z| **z == *total.zone).unwrap() as u32;
+            let buckets = labels.iter().filter(|&&l| l == &*total.bucket_start).count();
+            prop_assert!(buckets >= 1, "group {} has a bucket", g);
+            let key = band_devices
+                .keys()
+                .find(|&&(z, b, c)| {
+                    z == zone
+                        && run.aggregate.spec().classes[c as usize] == total.class
+                        && crowdtally_harness::label_of(&run.aggregate, b) == *total.bucket_start
+                })
+                .copied();
+            let devices = key.map_or([0; 5], |key| band_devices[&key]);
+            for (band, value) in measures.bands.iter().enumerate() {
+                if value.is_some() {
+                    prop_assert!(!(1..k).contains(&devices[band]), "{:?}: band {} from {} devices", total, band, devices[band]);
+                }
+            }
+            let withheld = measures.bands.iter().filter(|b| b.is_none()).count();
+            prop_assert!(withheld != 1, "{:?} withholds exactly one band", total);
+        }
+    }
+
+    /// §7 step 2: a released category group never holds 1 to k − 1 devices of its
+    /// step-1-suppressed member zones (same bucket and class), read from the visits
+    /// directly: a suppressed member cannot be read off as the union minus the others.
+    #[test]
+    fn a_union_never_gives_away_a_suppressed_member(scenario in scenario()) {
+        let geography = scenario.geography();
+        let config = scenario.config();
+        let run = run(&scenario, &scenario.rows(), &geography);
+        let k = u64::from(scenario.k);
+        let spec = run.aggregate.spec();
+        let pairs = reference_pairs(&run, &config, &spec.classes, &spec.bounds);
+        // Step 1 from the visits: a (zone, bucket, class) group below k.
+        let mut devices: BTreeMap<(u32, u32, u8), u64> = BTreeMap::new();
+        for (slot, device_pairs) in &pairs {
+            for &(zone, bucket) in device_pairs {
+                *devices.entry((zone, bucket, *slot)).or_default() += 1;
+            }
+        }
+        let below_k = |key: (u32, u32, u8)| devices.get(&key).copied().unwrap_or(0) < k;
+        let zones = geography.zones();
+        for (c, category) in zones.iter().enumerate().filter(|(_, z)| z.is_category) {
+            let members: Vec<u32> = (0..zones.len() as u32)
+                .filter(|&m| !zones[m as usize].is_category && zones[m as usize].category == category.category)
+                .collect();
+            for bucket in 0..spec.bounds.len() as u32 - 1 {
+                for slot in 0..spec.classes.len() as u8 {
+                    let hidden: Vec<u32> = members.iter().copied().filter(|&m| below_k((m, bucket, slot))).collect();
+                    let in_hidden = pairs
+                        .iter()
+                        .filter(|(s, p)| *s == slot && hidden.iter().any(|&m| p.contains(&(m, bucket))))
+                        .count() as u64;
+                    let released = run.release.rows.iter().any(|row| {
+                        &*row.zone == category.id.as_str()
+                            && row.origin == "*"
+                            && !row.suppressed
+                            && row.class == spec.classes[slot as usize]
+                            && *row.bucket_start == crowdtally_harness::label_of(&run.aggregate, bucket)
+                    });
+                    if released {
+                        prop_assert!(!(1..k).contains(&in_hidden), "{} bucket {} class {}: {} hidden devices", category.id, bucket, slot, in_hidden);
+                    }
+                    let _ = c;
+                }
+            }
+        }
     }
 
     /// §7: in every released group the origin rows partition the total, exactly for the
@@ -535,11 +674,16 @@ proptest! {
             }
             let origins = &release.rows[first + 1..end];
             prop_assert!(!origins.is_empty(), "a released group has origin rows");
-            let mut sum = Measures::default();
+            let mut sum = (0, 0, 0);
             for row in origins {
-                sum += row.measures.unwrap();
+                let measures = row.measures.unwrap();
+                prop_assert_eq!(measures.bands, [None; 5], "origin rows have no bands");
+                sum.0 += measures.devices;
+                sum.1 += measures.visits;
+                sum.2 += measures.dwell_s;
             }
-            prop_assert_eq!(sum, total.measures.unwrap());
+            let whole = total.measures.unwrap();
+            prop_assert_eq!(sum, (whole.devices, whole.visits, whole.dwell_s));
             let names: Vec<&str> = origins.iter().map(|r| r.origin.as_str()).collect();
             prop_assert!(names.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()), "{:?}", names);
             let estimates: Option<Vec<[f64; 4]>> =
@@ -650,15 +794,24 @@ proptest! {
                 .entry((key.zone as usize, key.bucket as usize, usize::from(key.class)))
                 .or_default() += measures.devices;
         }
+        let mut as_unions = 0;
         for (g, (first, _)) in groups(&run.release).into_iter().enumerate() {
             let total = &run.release.rows[first];
             let key = (g / (buckets * spec.classes.len()), g / spec.classes.len() % buckets, g % spec.classes.len());
             let devices = observed.get(&key).copied().unwrap_or(0);
-            prop_assert_eq!(total.suppressed, devices < k, "group {:?} has {} devices", key, devices);
-            if !total.suppressed {
+            // Step 1 on observed devices; a category group of k or more may still be
+            // suppressed by step 2 (its suppressed members hold 1 to k − 1 devices).
+            if devices < k {
+                prop_assert!(total.suppressed, "group {:?} has {} devices", key, devices);
+            } else if total.suppressed {
+                prop_assert!(total.zone.starts_with("category:"), "group {:?} has {} devices", key, devices);
+                as_unions += 1;
+            } else {
                 prop_assert_eq!(total.measures.unwrap().devices, devices);
             }
         }
+        let counts = run.release.report.disclosure.expect("a k-anonymous release");
+        prop_assert_eq!(counts.groups_suppressed_as_unions, as_unions);
         for row in run.release.rows.iter().filter(|r| !r.suppressed) {
             let devices = row.measures.unwrap().devices;
             prop_assert!(devices >= k);

@@ -203,6 +203,12 @@ pub struct Config {
     /// Presence days that make the study area part of a usual environment; default
     /// `max(5, ceil(D_p / 4))`.
     pub usual_env_min_days: Option<u32>,
+    /// The ledger file that records every release of a period (§10); `None`: releases
+    /// are not recorded.
+    pub ledger: Option<std::path::PathBuf>,
+    /// The ρ a period may spend on differentially private releases in the ledger; there
+    /// is no default.
+    pub budget: Option<f64>,
 }
 
 impl Default for Config {
@@ -219,6 +225,8 @@ impl Default for Config {
             min_dwell: 0,
             min_nights: 3,
             usual_env_min_days: None,
+            ledger: None,
+            budget: None,
         }
     }
 }
@@ -239,7 +247,8 @@ impl Config {
     /// [`Error::Config`] naming the field: `key` shorter than 16 bytes, `period_label`
     /// empty or with a NUL, unknown `tz`, `period` not increasing,
     /// `home_country` not two ASCII letters, `k` < 2, non-positive `max_gap`, negative
-    /// `min_dwell`, `min_nights` < 1, `usual_env_min_days` < 1.
+    /// `min_dwell`, `min_nights` < 1, `usual_env_min_days` < 1, `budget` not positive or
+    /// without a ledger.
     pub fn validate(&self) -> Result<()> {
         self.key.validate()?;
         if let Some(label) = &self.period_label {
@@ -287,6 +296,20 @@ impl Config {
                 "must be at least 1, got 0",
             ));
         }
+        if let Some(budget) = self.budget
+            && !(budget.is_finite() && budget > 0.0)
+        {
+            return Err(Error::config(
+                "budget",
+                format!("must be a positive number (a ρ), got {budget}"),
+            ));
+        }
+        if self.budget.is_some() && self.ledger.is_none() {
+            return Err(Error::config(
+                "budget",
+                "needs a ledger (ledger=path) to be spent against",
+            ));
+        }
         Ok(())
     }
 
@@ -318,6 +341,8 @@ impl fmt::Debug for Config {
             .field("min_dwell", &self.min_dwell)
             .field("min_nights", &self.min_nights)
             .field("usual_env_min_days", &self.usual_env_min_days)
+            .field("ledger", &self.ledger)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -410,6 +435,14 @@ mod tests {
             (
                 "usual_env_min_days",
                 Box::new(|c| c.usual_env_min_days = Some(0)),
+            ),
+            ("budget", Box::new(|c| c.budget = Some(1.0))),
+            (
+                "budget",
+                Box::new(|c| {
+                    c.ledger = Some("ledger.json".into());
+                    c.budget = Some(-1.0);
+                }),
             ),
         ];
         for (field, break_it) in cases {

@@ -166,6 +166,28 @@ impl Error {
         }
     }
 
+    /// The ledger at `path` refuses or cannot be used.
+    pub(crate) fn ledger(path: &std::path::Path, message: impl fmt::Display) -> Self {
+        Self::Ledger {
+            path: path.display().to_string(),
+            message: message.to_string(),
+            source: None,
+        }
+    }
+
+    /// The ledger at `path` cannot be used because of an IO error.
+    pub(crate) fn ledger_io(
+        path: &std::path::Path,
+        message: impl fmt::Display,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Ledger {
+            path: path.display().to_string(),
+            message: format!("{message}: {source}"),
+            source: Some(source),
+        }
+    }
+
     /// A stop, by `by` (in words), with no error behind it.
     pub fn stopped(by: impl Into<String>) -> Self {
         Self::Stopped {

@@ -59,27 +59,39 @@ pub(crate) fn validate_subscribers(
     Ok(())
 }
 
-/// Checks roaming factors and upper-cases their country codes.
+/// The key of the roaming factor for every country without one of its own.
+pub(crate) const ANY_COUNTRY: &str = "*";
+
+/// Checks roaming factors and upper-cases their country codes (§8): keys are
+/// two-letter country codes or `*` (checked by form only: checking them against the data
+/// would tell whether a country is present), factors are at least 1.
 ///
 /// # Errors
-/// [`Error::Config`] naming `roaming_factors` for a factor that is not a positive
-/// finite number or an empty code.
+/// [`Error::Config`] naming `roaming_factors` for any other key, or a factor that is not
+/// a finite number of at least 1.
 pub(crate) fn normalise_roaming_factors(
     factors: &BTreeMap<String, f64>,
 ) -> Result<BTreeMap<String, f64>> {
     let mut normalised = BTreeMap::new();
     for (code, &factor) in factors {
         let code = code.trim().to_ascii_uppercase();
-        if code.is_empty() {
+        let two_letters = code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic());
+        if !two_letters && code != ANY_COUNTRY {
             return Err(Error::config(
                 "roaming_factors",
-                "has an empty country code",
+                format!(
+                    "keys must be ISO 3166-1 alpha-2 country codes (\"FR\") or \"*\" for every \
+                     other country, got {code:?}"
+                ),
             ));
         }
-        if !(factor.is_finite() && factor > 0.0) {
+        if !(factor.is_finite() && factor >= 1.0) {
             return Err(Error::config(
                 "roaming_factors",
-                format!("factor for {code:?} must be a positive number, got {factor}"),
+                format!(
+                    "factor for {code:?} must be a number of at least 1 (one roamer stands for \
+                     at least itself), got {factor}"
+                ),
             ));
         }
         if normalised.insert(code.clone(), factor).is_some() {
@@ -99,8 +111,6 @@ pub(crate) struct Factors {
     pub(crate) by_origin: Vec<Option<f64>>,
     /// The national (root) factor, `None` without any subscriber.
     pub(crate) national: Option<f64>,
-    /// Total subscribers used.
-    pub(crate) subscribers_total: u64,
     /// Warnings for the report.
     pub(crate) warnings: Vec<String>,
 }
@@ -109,10 +119,6 @@ impl Factors {
     /// Factors for `origins` (leaf ids, `unknown`, `country:XX`) from per-leaf subscriber
     /// counts and roaming factors (codes upper-cased).
     #[must_use]
-    #[expect(
-        clippy::too_many_lines,
-        reason = "the factor rules of §8 (pooling, clamping, roaming, warnings) in their order"
-    )]
     pub(crate) fn new(
         origins: &[String],
         geography: &Geography,
@@ -164,7 +170,10 @@ impl Factors {
             let factor = if origin == "unknown" {
                 national_raw.map(|(f, node)| clamp(f, node))
             } else if let Some(code) = origin.strip_prefix("country:") {
-                let factor = roaming.get(code).copied();
+                let factor = roaming
+                    .get(code)
+                    .or_else(|| roaming.get(ANY_COUNTRY))
+                    .copied();
                 if factor.is_none() {
                     missing_countries.push(origin.clone());
                 }
@@ -177,21 +186,6 @@ impl Factors {
             };
             by_origin.push(factor);
         }
-        let roaming_below_one: Vec<String> = origins
-            .iter()
-            .zip(&by_origin)
-            .filter(|(origin, factor)| {
-                origin.starts_with("country:") && factor.is_some_and(|f| f < 1.0)
-            })
-            .map(|(origin, _)| origin.clone())
-            .collect();
-        for (origin, factor) in origins.iter().zip(&mut by_origin) {
-            if origin.starts_with("country:")
-                && let Some(f) = factor
-            {
-                *f = f.max(1.0);
-            }
-        }
         let mut warnings = Vec::new();
         let subscribers_total = pooled[root as usize];
         if subscribers_total == 0 {
@@ -200,26 +194,23 @@ impl Factors {
                     .to_owned(),
             );
         }
-        if !clamped.is_empty() || !roaming_below_one.is_empty() {
-            let mut all = clamped;
-            all.extend(roaming_below_one);
+        if !clamped.is_empty() {
             warnings.push(format!(
-                "extrapolation factor below 1 (more subscribers than inhabitants, or a roaming \
-                 factor below 1: check the inputs), clamped to 1 for: {}",
-                list(&all)
+                "extrapolation factor below 1 (more subscribers than inhabitants: check the \
+                 inputs), clamped to 1 for: {}",
+                list(&clamped)
             ));
         }
         if !missing_countries.is_empty() {
             warnings.push(format!(
                 "no roaming factor for {}: rows with these devices (their group totals too) \
-                 have null estimates",
+                 have null estimates; give roaming_factors for them, or \"*\" for every country",
                 list(&missing_countries)
             ));
         }
         Self {
             by_origin,
             national,
-            subscribers_total,
             warnings,
         }
     }

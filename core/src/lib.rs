@@ -86,6 +86,7 @@ mod extrapolate;
 pub mod geo;
 mod ingest;
 mod pipeline;
+pub mod privacy;
 pub mod profile;
 mod pseudonym;
 mod release;
@@ -98,8 +99,8 @@ mod workers;
 pub mod doc_example;
 
 pub use aggregate::{
-    Aggregate, AggregateSpec, BucketKind, ClassCounts, DWELL_BANDS, DeviceCounts, Measures,
-    ReleaseClass, RowKey,
+    Aggregate, AggregateSpec, BucketKind, ClassCounts, DWELL_BANDS, DeviceCounts, GroupKey,
+    Measures, ReleaseClass, RowKey, UnionMembers,
 };
 pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_duration};
 pub use error::{Error, Result, Source};
@@ -112,11 +113,12 @@ pub use pipeline::{
     MIN_MEMORY_LIMIT, Progress, ProgressCallback, Run, RunOptions, Stage, StopSignal,
     default_memory_limit, parse_bytes,
 };
+pub use privacy::{DpSpec, Privacy};
 pub use profile::DeviceClass;
 pub use pseudonym::{Key, Pseudonymizer};
 pub use release::{
     DeviceReport, DisclosureCounts, Estimate, ExtrapolationReport, Release, ReleaseReport,
-    ReleaseRow, ReleaseSpec, SubscriberSource,
+    ReleaseRow, ReleaseSpec, RowMeasures, SubscriberSource,
 };
 pub use report::{DropReason, Dropped, OptOutCounts, QualityReport};
 pub use study::{Prepared, Study};

@@ -185,7 +185,7 @@ impl Study {
     where
         I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
     {
-        spec.validate(self.geography())?;
+        self.authorize(spec)?;
         self.read(batches, options)?.release(spec)
     }
 
@@ -203,7 +203,7 @@ impl Study {
         I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
     {
         for spec in specs {
-            spec.validate(self.geography())?;
+            self.authorize(spec)?;
         }
         self.read(batches, options)?.releases(specs)
     }
@@ -245,8 +245,42 @@ impl Study {
         quality: &QualityReport,
         spec: &ReleaseSpec,
     ) -> Result<Release> {
-        spec.validate(self.geography())?;
+        self.check_spec(spec)?;
         Release::protect(self, aggregate, quality, spec)
+    }
+
+    /// Checks a release before any data are read: its spec against the geography and
+    /// configuration, and against the ledger when there is one and the period is given
+    /// (a differentially private release past the budget, or a k-anonymity release of
+    /// another cut of a released period, is refused here, and nothing is written).
+    /// [`Study::release`] and [`Study::releases`] call it; call it yourself before
+    /// pushing batches into a [`Run`].
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming the field at fault;
+    /// [`Error::Ledger`](crate::Error::Ledger) when the ledger refuses the release.
+    pub fn authorize(&self, spec: &ReleaseSpec) -> Result<()> {
+        self.check_spec(spec)?;
+        crate::privacy::account::check(self, spec)
+    }
+
+    /// Checks a spec against the geography and the configuration; returns its roaming
+    /// factors by upper-cased code.
+    pub(crate) fn check_spec(
+        &self,
+        spec: &ReleaseSpec,
+    ) -> Result<std::collections::BTreeMap<String, f64>> {
+        let roaming = spec.validate(self.geography())?;
+        if matches!(spec.privacy, crate::Privacy::DifferentialPrivacy(_))
+            && self.config().period.is_none()
+        {
+            return Err(crate::Error::config(
+                "period",
+                "must be given in the differential-privacy mode: its keys (the buckets of the \
+                 period) are declared before the data are read",
+            ));
+        }
+        Ok(roaming)
     }
 
     fn read<I>(&self, batches: I, options: &RunOptions) -> Result<Run>
@@ -332,7 +366,7 @@ impl Prepared {
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) for an invalid spec.
     pub fn aggregate(&self, spec: &ReleaseSpec) -> Result<Option<Aggregate>> {
-        spec.validate(self.study.geography())?;
+        self.study.check_spec(spec)?;
         Aggregate::new(self.profiles()?, &self.pings, &self.study, spec)
     }
 

@@ -40,7 +40,14 @@ pub(crate) fn describe(c: &Config) -> String {
         c.min_nights,
         c.usual_env_min_days
             .map_or_else(|| "None".to_owned(), |d| d.to_string()),
-    )
+    ) + &c.ledger.as_ref().map_or_else(String::new, |path| {
+        format!(
+            ", ledger={}, budget={}",
+            crate::spec::quoted(&path.display().to_string()),
+            c.budget
+                .map_or_else(|| "None".to_owned(), |b| format!("{b:?}"))
+        )
+    })
 }
 
 fn key_of(key: &Bound<'_, PyAny>) -> PyResult<Key> {
@@ -159,7 +166,7 @@ impl PyConfig {
     #[pyo3(signature = (
         *, key, period_label=None, tz="Europe/Brussels", period=None, resolution=None,
         home_country="BE", opt_out=None, k=None, max_gap=None, min_dwell=None,
-        min_nights=None, usual_env_min_days=None
+        min_nights=None, usual_env_min_days=None, ledger=None, budget=None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -175,6 +182,8 @@ impl PyConfig {
         min_dwell: Option<&Bound<'_, PyAny>>,
         min_nights: Option<&Bound<'_, PyAny>>,
         usual_env_min_days: Option<&Bound<'_, PyAny>>,
+        ledger: Option<std::path::PathBuf>,
+        budget: Option<f64>,
     ) -> PyResult<Self> {
         let mut config = Config::new(key_of(key)?);
         config.period_label = period_label;
@@ -208,6 +217,8 @@ impl PyConfig {
         if let Some(value) = usual_env_min_days {
             config.usual_env_min_days = Some(int_of("usual_env_min_days", value, "at least 1")?);
         }
+        config.ledger = ledger;
+        config.budget = budget;
         config.validate().map_err(CoreError)?;
         Ok(Self {
             inner: config,
@@ -267,6 +278,18 @@ impl PyConfig {
     #[getter]
     fn usual_env_min_days(&self) -> Option<u32> {
         self.inner.usual_env_min_days
+    }
+
+    /// The ledger file that records every release of a period, or None.
+    #[getter]
+    fn ledger(&self) -> Option<std::path::PathBuf> {
+        self.inner.ledger.clone()
+    }
+
+    /// The ρ a period may spend on differentially private releases, or None.
+    #[getter]
+    fn budget(&self) -> Option<f64> {
+        self.inner.budget
     }
 
     /// How many ids the opt-out list holds (the ids themselves are never shown).

@@ -29,7 +29,7 @@ mod _crowdtally {
     #[pymodule_export]
     use crate::prepare::{PyPrepared, pseudonymize};
     #[pymodule_export]
-    use crate::spec::PyReleaseSpec;
+    use crate::spec::{PyDp, PyReleaseSpec};
     #[pymodule_export]
     use crate::study::PyStudy;
     #[pymodule_export]

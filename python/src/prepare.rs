@@ -116,7 +116,7 @@ impl PyPrepared {
     /// One release of these pings (method §6–9).
     #[pyo3(signature = (
         bucket="period", level=None, classes=None, subscribers=None, roaming_factors=None, *,
-        roll_up=true,
+        roll_up=true, privacy=None, allow_differencing=false,
     ))]
     #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn release<'py>(
@@ -128,6 +128,8 @@ impl PyPrepared {
         subscribers: Option<&Bound<'py, PyAny>>,
         roaming_factors: Option<&Bound<'py, PyAny>>,
         roll_up: bool,
+        privacy: Option<&Bound<'py, PyAny>>,
+        allow_differencing: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let spec = SpecKeywords {
             bucket: Some(bucket),
@@ -136,6 +138,8 @@ impl PyPrepared {
             subscribers,
             roaming_factors,
             roll_up: Some(roll_up),
+            privacy,
+            allow_differencing,
         }
         .spec()?;
         let prepared = Arc::clone(&self.prepared);

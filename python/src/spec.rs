@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crowdtally::{BucketKind, ReleaseClass, ReleaseSpec};
+use crowdtally::{BucketKind, DpSpec, Privacy, ReleaseClass, ReleaseSpec};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
@@ -69,6 +69,99 @@ fn mapping_of<T: for<'a, 'py> FromPyObject<'a, 'py>>(
     Ok(Some(parsed))
 }
 
+/// The differential-privacy mode of a release (method §10): its budget `rho` (ρ, in
+/// zero-concentrated DP; there is no default), the roamer `countries` with rows of
+/// their own (others are counted in `other:abroad`), and each device's contribution
+/// bounds: at most `max_partitions` (zone, bucket) pairs (default: the grid's, at most
+/// 64), `max_visits` visits (default 3) and `max_dwell_s` seconds (default: the longest
+/// bucket, at most 12 h) in each.
+#[pyclass(name = "DP", module = "crowdtally", frozen)]
+pub struct PyDp {
+    pub(crate) inner: DpSpec,
+}
+
+#[pymethods]
+impl PyDp {
+    #[new]
+    #[pyo3(signature = (rho, *, countries=None, max_partitions=None, max_visits=3, max_dwell_s=None))]
+    fn new(
+        rho: f64,
+        countries: Option<Vec<String>>,
+        max_partitions: Option<u32>,
+        max_visits: u32,
+        max_dwell_s: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut spec = DpSpec::new(rho);
+        spec.countries = countries.unwrap_or_default();
+        spec.max_partitions = max_partitions;
+        spec.max_visits = max_visits;
+        spec.max_dwell_s = max_dwell_s
+            .map(|value| crate::config::seconds_of("max_dwell_s", value))
+            .transpose()?;
+        spec.validate().map_err(CoreError)?;
+        Ok(Self { inner: spec })
+    }
+
+    #[getter]
+    fn rho(&self) -> f64 {
+        self.inner.rho
+    }
+
+    #[getter]
+    fn countries(&self) -> Vec<String> {
+        self.inner.countries.clone()
+    }
+
+    #[getter]
+    fn max_partitions(&self) -> Option<u32> {
+        self.inner.max_partitions
+    }
+
+    #[getter]
+    fn max_visits(&self) -> u32 {
+        self.inner.max_visits
+    }
+
+    #[getter]
+    fn max_dwell_s(&self) -> Option<i64> {
+        self.inner.max_dwell_s
+    }
+
+    fn __repr__(&self) -> String {
+        let dp = &self.inner;
+        let countries: Vec<String> = dp.countries.iter().map(|c| quoted(c)).collect();
+        let optional = |value: Option<String>| value.unwrap_or_else(|| "None".to_owned());
+        format!(
+            "DP(rho={:?}, countries=[{}], max_partitions={}, max_visits={}, max_dwell_s={})",
+            dp.rho,
+            countries.join(", "),
+            optional(dp.max_partitions.map(|m| m.to_string())),
+            dp.max_visits,
+            optional(dp.max_dwell_s.map(|d| d.to_string())),
+        )
+    }
+}
+
+/// The `privacy=` of a release: `None` or `"k_anonymity"` (the default), or a `DP`.
+fn privacy_of(privacy: Option<&Bound<'_, PyAny>>) -> PyResult<Privacy> {
+    let Some(privacy) = privacy.filter(|p| !p.is_none()) else {
+        return Ok(Privacy::KAnonymity);
+    };
+    if let Ok(dp) = privacy.cast::<PyDp>() {
+        return Ok(Privacy::DifferentialPrivacy(dp.get().inner.clone()));
+    }
+    if privacy
+        .cast::<PyString>()
+        .is_ok_and(|name| name.to_str().is_ok_and(|n| n == "k_anonymity"))
+    {
+        return Ok(Privacy::KAnonymity);
+    }
+    Err(config_error(
+        "privacy",
+        "must be \"k_anonymity\" (the default) or crowdtally.DP(rho=...)",
+    ))
+}
+
 /// The keywords of one release, as the module-level `analyze` and `Study.release` take
 /// them.
 #[derive(Default)]
@@ -79,6 +172,8 @@ pub struct SpecKeywords<'a, 'py> {
     pub subscribers: Option<&'a Bound<'py, PyAny>>,
     pub roaming_factors: Option<&'a Bound<'py, PyAny>>,
     pub roll_up: Option<bool>,
+    pub privacy: Option<&'a Bound<'py, PyAny>>,
+    pub allow_differencing: bool,
 }
 
 impl SpecKeywords<'_, '_> {
@@ -99,6 +194,8 @@ impl SpecKeywords<'_, '_> {
         if let Some(roll_up) = self.roll_up {
             spec.roll_up = roll_up;
         }
+        spec.privacy = privacy_of(self.privacy)?;
+        spec.allow_differencing = self.allow_differencing;
         Ok(spec)
     }
 }
@@ -120,8 +217,9 @@ impl PyReleaseSpec {
     #[new]
     #[pyo3(signature = (
         bucket="period", level=None, classes=None, subscribers=None, roaming_factors=None, *,
-        roll_up=true,
+        roll_up=true, privacy=None, allow_differencing=false,
     ))]
+    #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn new(
         bucket: &str,
         level: Option<String>,
@@ -129,6 +227,8 @@ impl PyReleaseSpec {
         subscribers: Option<&Bound<'_, PyAny>>,
         roaming_factors: Option<&Bound<'_, PyAny>>,
         roll_up: bool,
+        privacy: Option<&Bound<'_, PyAny>>,
+        allow_differencing: bool,
     ) -> PyResult<Self> {
         let keywords = SpecKeywords {
             bucket: Some(bucket),
@@ -137,6 +237,8 @@ impl PyReleaseSpec {
             subscribers,
             roaming_factors,
             roll_up: Some(roll_up),
+            privacy,
+            allow_differencing,
         };
         Ok(Self {
             inner: keywords.spec()?,
@@ -173,6 +275,22 @@ impl PyReleaseSpec {
         self.inner.roll_up
     }
 
+    /// `"k_anonymity"`, or the `DP` of a differentially private release.
+    #[getter]
+    fn privacy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        match &self.inner.privacy {
+            Privacy::DifferentialPrivacy(dp) => {
+                Ok(Py::new(py, PyDp { inner: dp.clone() })?.into_any())
+            }
+            _ => Ok(PyString::new(py, "k_anonymity").into_any().unbind()),
+        }
+    }
+
+    #[getter]
+    fn allow_differencing(&self) -> bool {
+        self.inner.allow_differencing
+    }
+
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
         other
             .cast::<Self>()
@@ -189,7 +307,7 @@ impl PyReleaseSpec {
             .collect();
         format!(
             "ReleaseSpec(bucket={}, level={}, classes=[{}], subscribers={}, \
-             roaming_factors={{{}}}, roll_up={})",
+             roaming_factors={{{}}}, roll_up={}, privacy={}, allow_differencing={})",
             quoted(spec.bucket.name()),
             spec.level
                 .as_deref()
@@ -201,6 +319,15 @@ impl PyReleaseSpec {
                 .map_or_else(|| "None".to_owned(), |s| format!("<{} leaves>", s.len())),
             factors.join(", "),
             if spec.roll_up { "True" } else { "False" },
+            match &spec.privacy {
+                Privacy::DifferentialPrivacy(dp) => PyDp { inner: dp.clone() }.__repr__(),
+                _ => quoted("k_anonymity"),
+            },
+            if spec.allow_differencing {
+                "True"
+            } else {
+                "False"
+            },
         )
     }
 }

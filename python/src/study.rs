@@ -221,7 +221,8 @@ impl PyStudy {
     /// The whole method (§2–9) on pings: the protected release of one table.
     #[pyo3(signature = (
         pings, bucket="period", level=None, classes=None, subscribers=None,
-        roaming_factors=None, *, roll_up=true, engine=None,
+        roaming_factors=None, *, roll_up=true, privacy=None, allow_differencing=false,
+        engine=None,
     ))]
     #[expect(clippy::too_many_arguments, reason = "Python keyword arguments")]
     fn release<'py>(
@@ -234,6 +235,8 @@ impl PyStudy {
         subscribers: Option<&Bound<'py, PyAny>>,
         roaming_factors: Option<&Bound<'py, PyAny>>,
         roll_up: bool,
+        privacy: Option<&Bound<'py, PyAny>>,
+        allow_differencing: bool,
         engine: Option<&Bound<'py, PyEngine>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let spec = SpecKeywords {
@@ -243,6 +246,8 @@ impl PyStudy {
             subscribers,
             roaming_factors,
             roll_up: Some(roll_up),
+            privacy,
+            allow_differencing,
         }
         .spec()?;
         let mut releases = self.releases_of(py, pings, vec![spec], engine)?;
@@ -310,9 +315,10 @@ impl PyStudy {
         specs: Vec<ReleaseSpec>,
         engine: Option<&Bound<'_, PyEngine>>,
     ) -> PyResult<Vec<Release>> {
-        // Checked before the (long) run, so a typo fails at once.
+        // Checked before the (long) run and before any data are read, so a typo or a
+        // release the ledger refuses fails at once.
         for spec in &specs {
-            spec.validate(self.inner.geography()).map_err(CoreError)?;
+            self.inner.authorize(spec).map_err(CoreError)?;
         }
         if let Some(prepared) = self.prepared(pings)? {
             let prepared = Arc::clone(&prepared.get().prepared);

@@ -217,6 +217,8 @@ MEASURES = (
     "band_4_8h",
     "band_8h_plus",
 )
+COUNTS = MEASURES[:3]
+BAND_COLUMNS = MEASURES[3:]
 ESTIMATES = ("est_devices", "est_visits", "est_low", "est_high")
 REPORT_KEYS = {
     "version",
@@ -458,7 +460,7 @@ def test_disclosure_and_extrapolation_invariants(case: Case) -> None:
             else:
                 assert row["devices"] is not None
                 assert row["devices"] >= case.k
-                assert all(row[name] is not None for name in MEASURES)
+                assert all(row[name] is not None for name in COUNTS)
                 if row["est_low"] is not None:
                     # The threshold is never applied to estimates, and est >= devices.
                     assert row["devices"] <= row["est_low"] <= row["est_devices"]
@@ -472,8 +474,14 @@ def test_disclosure_and_extrapolation_invariants(case: Case) -> None:
         released += 1
         assert origins, "a released group is partitioned by its origin rows"
         assert not any(row["suppressed"] for row in origins)
-        for name in MEASURES:
+        for name in COUNTS:
             assert sum(row[name] for row in origins) == total[name], name
+        # Bands are a breakdown of the group: on its total row only, and never exactly
+        # one withheld, which would be `visits` minus the others (method §7 step 6).
+        assert all(row[name] is None for row in origins for name in BAND_COLUMNS)
+        shown = [total[name] for name in BAND_COLUMNS if total[name] is not None]
+        assert len(BAND_COLUMNS) - len(shown) != 1
+        assert sum(shown) <= total["visits"]
         if total["est_devices"] is None:
             assert any(row["est_devices"] is None for row in origins)
         else:

@@ -37,6 +37,29 @@ pub fn city_batches(scenario: &crowdtally::synth::Scenario, people: usize) -> Ve
         .expect("batches")
 }
 
+/// The `bucket_start` text of bucket `bucket` of an aggregate (Brussels time).
+///
+/// # Panics
+/// When the bucket is not in the aggregate's grid.
+#[must_use]
+pub fn label_of(aggregate: &crowdtally::Aggregate, bucket: u32) -> String {
+    let b0 =
+        jiff::Timestamp::from_second(aggregate.spec().bounds[bucket as usize]).expect("an instant");
+    let zone = brussels_zone();
+    let local = zone.to_datetime(b0);
+    let offset = zone.to_offset(b0).seconds();
+    format!(
+        "{}T{:02}:{:02}:{:02}{}{:02}:{:02}",
+        local.date(),
+        local.hour(),
+        local.minute(),
+        local.second(),
+        if offset < 0 { '-' } else { '+' },
+        offset.abs() / 3600,
+        offset.abs() % 3600 / 60
+    )
+}
+
 /// The pseudonymization key of the fixtures (32 bytes).
 pub const KEY: &[u8] = b"fixture key: 32 bytes of secret!";
 

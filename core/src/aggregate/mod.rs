@@ -10,23 +10,28 @@
 //! carried by name, not by local numbers).
 
 mod buckets;
+mod classes;
+mod contributions;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::ops::AddAssign;
-use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 pub use buckets::{BucketKind, Buckets};
+pub use classes::{ClassCounts, ReleaseClass};
+pub(crate) use contributions::PairRanks;
 
+use crate::calendar::format_local;
 use crate::config::Period;
 use crate::error::{Error, Result};
 use crate::ingest::LocatedPings;
+use crate::privacy::{ContributionBounds, Privacy};
 use crate::profile::{DeviceClass, Origin, Profiles, origin_name};
 use crate::release::ReleaseSpec;
 use crate::study::Study;
+use contributions::Contribution;
 
 /// The dwell bands of §6, as `[lower, upper)` seconds of a visit's whole dwell.
 pub const DWELL_BANDS: [(&str, i64); 5] = [
@@ -45,99 +50,6 @@ fn band_of(dwell: i64) -> usize {
         .unwrap_or(0)
 }
 
-/// A class a release is grouped by: one device class, or `visitor` (both visitor classes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReleaseClass {
-    /// Day and overnight visitors together.
-    Visitor,
-    /// One device class.
-    #[serde(untagged)]
-    Device(DeviceClass),
-}
-
-impl ReleaseClass {
-    /// The class's name in tables.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Visitor => "visitor",
-            Self::Device(class) => class.name(),
-        }
-    }
-
-    /// Whether a device of `class` belongs to this release class.
-    #[must_use]
-    pub fn contains(self, class: DeviceClass) -> bool {
-        match self {
-            Self::Visitor => class.is_visitor(),
-            Self::Device(own) => own == class,
-        }
-    }
-
-    /// Checks a list of release classes: not empty, no repeats, and not `visitor`
-    /// together with one of its parts (§4).
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming `classes`.
-    pub fn validate_list(classes: &[Self]) -> Result<()> {
-        if classes.is_empty() {
-            return Err(Error::config("classes", "must name at least one class"));
-        }
-        for (i, class) in classes.iter().enumerate() {
-            if classes[..i].contains(class) {
-                return Err(Error::config(
-                    "classes",
-                    format!("names {:?} twice", class.name()),
-                ));
-            }
-        }
-        let has_part = classes
-            .iter()
-            .any(|c| matches!(c, Self::Device(d) if d.is_visitor()));
-        if classes.contains(&Self::Visitor) && has_part {
-            return Err(Error::config(
-                "classes",
-                "may group by `visitor` or by its parts (`overnight_visitor`, `day_visitor`), not both",
-            ));
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Display for ReleaseClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for ReleaseClass {
-    type Err = Error;
-
-    /// Parses a class name.
-    ///
-    /// # Errors
-    /// [`Error::Config`] naming `classes` for an unknown name.
-    fn from_str(name: &str) -> Result<Self> {
-        if name == "visitor" {
-            return Ok(Self::Visitor);
-        }
-        DeviceClass::ALL
-            .into_iter()
-            .find(|class| class.name() == name)
-            .map(Self::Device)
-            .ok_or_else(|| {
-                Error::config(
-                    "classes",
-                    format!(
-                        "must name classes among visitor, overnight_visitor, day_visitor, \
-                         resident, regular; got {name:?}"
-                    ),
-                )
-            })
-    }
-}
-
 /// The additive measures of one row (§6).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Measures {
@@ -149,6 +61,9 @@ pub struct Measures {
     pub dwell_s: i64,
     /// The visits counted in `visits`, by whole dwell (see [`DWELL_BANDS`]).
     pub bands: [u64; 5],
+    /// The distinct devices with a visit counted in each band: what the threshold of
+    /// §7 step 6 looks at.
+    pub band_devices: [u64; 5],
 }
 
 impl AddAssign for Measures {
@@ -157,6 +72,9 @@ impl AddAssign for Measures {
         self.visits += other.visits;
         self.dwell_s += other.dwell_s;
         for (mine, theirs) in self.bands.iter_mut().zip(other.bands) {
+            *mine += theirs;
+        }
+        for (mine, theirs) in self.band_devices.iter_mut().zip(other.band_devices) {
             *mine += theirs;
         }
     }
@@ -177,6 +95,33 @@ pub struct AggregateSpec {
     pub zones: Vec<String>,
     /// The bucket bounds, epoch seconds.
     pub bounds: Vec<i64>,
+    /// Each device's contribution as the differential-privacy mode bounds it; `None`
+    /// in the k-anonymity mode (unbounded).
+    pub contribution: Option<ContributionBounds>,
+}
+
+/// The key of one group of a release: zone, bucket and class, as in [`RowKey`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct GroupKey {
+    /// Index into [`AggregateSpec::zones`].
+    pub zone: u32,
+    /// Bucket index.
+    pub bucket: u32,
+    /// Index into [`AggregateSpec::classes`].
+    pub class: u8,
+}
+
+/// Devices of a category's group by the set of its member zones they count in (§7 step
+/// 2): which devices a suppressed member holds is read from these, once the step-1
+/// outcome of the members is known.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UnionMembers {
+    /// The category's group.
+    pub group: GroupKey,
+    /// The member zones (indexes into [`AggregateSpec::zones`]) the devices count in.
+    pub members: Vec<u32>,
+    /// How many devices count in exactly these members.
+    pub devices: u64,
 }
 
 /// The key of one partial row: zone, bucket, class and leaf origin, as indexes into the
@@ -193,48 +138,6 @@ pub struct RowKey {
     pub origin: u32,
 }
 
-/// Devices by class.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClassCounts {
-    /// Residents.
-    pub resident: u64,
-    /// Regulars (commuters, students).
-    pub regular: u64,
-    /// Overnight visitors (tourists).
-    pub overnight_visitor: u64,
-    /// Day visitors (excursionists).
-    pub day_visitor: u64,
-}
-
-impl ClassCounts {
-    /// The devices of one class.
-    #[must_use]
-    pub fn get(&self, class: DeviceClass) -> u64 {
-        match class {
-            DeviceClass::Resident => self.resident,
-            DeviceClass::Regular => self.regular,
-            DeviceClass::OvernightVisitor => self.overnight_visitor,
-            DeviceClass::DayVisitor => self.day_visitor,
-        }
-    }
-
-    fn add(&mut self, class: DeviceClass, count: u64) {
-        let slot = match class {
-            DeviceClass::Resident => &mut self.resident,
-            DeviceClass::Regular => &mut self.regular,
-            DeviceClass::OvernightVisitor => &mut self.overnight_visitor,
-            DeviceClass::DayVisitor => &mut self.day_visitor,
-        };
-        *slot += count;
-    }
-
-    /// All devices.
-    #[must_use]
-    pub fn total(&self) -> u64 {
-        DeviceClass::ALL.iter().map(|&class| self.get(class)).sum()
-    }
-}
-
 /// Counts over all devices (every class), for extrapolation and the report.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceCounts {
@@ -246,6 +149,10 @@ pub struct DeviceCounts {
     pub domestic_unknown_home: u64,
     /// Detected subscribers (§8): non-roamer devices by home leaf id.
     pub subscribers: BTreeMap<String, u64>,
+    /// (zone, bucket) pairs dropped by the contribution bounds (§10).
+    pub pairs_dropped: u64,
+    /// Visits dropped by the contribution bounds (§10).
+    pub visits_dropped: u64,
 }
 
 impl DeviceCounts {
@@ -258,6 +165,8 @@ impl DeviceCounts {
         for (leaf, count) in &other.subscribers {
             *self.subscribers.entry(leaf.clone()).or_default() += count;
         }
+        self.pairs_dropped += other.pairs_dropped;
+        self.visits_dropped += other.visits_dropped;
     }
 
     /// All devices.
@@ -273,6 +182,7 @@ pub struct Aggregate {
     spec: AggregateSpec,
     origins: Vec<String>,
     rows: Vec<(RowKey, Measures)>,
+    unions: Vec<UnionMembers>,
     devices: DeviceCounts,
 }
 
@@ -290,27 +200,40 @@ impl Aggregate {
         spec: &ReleaseSpec,
     ) -> Result<Option<Self>> {
         let (geography, config) = (study.geography(), study.config());
-        let (bucket, classes) = (spec.bucket, &spec.classes[..]);
+        let classes = &spec.classes[..];
         ReleaseClass::validate_list(classes)?;
         let Some(period) = profiles.period.or(config.period) else {
             return Ok(None);
         };
-        let buckets = Buckets::new(bucket, study.calendar(), period);
+        let buckets = Buckets::new(spec.bucket, study.calendar(), period);
+        let zones: Vec<String> = geography.zones().iter().map(|z| z.id.clone()).collect();
+        let bounded = match &spec.privacy {
+            Privacy::KAnonymity => None,
+            Privacy::DifferentialPrivacy(dp) => {
+                Some(bounds_of(study, dp, &buckets, &zones, period))
+            }
+        };
+        let members = if bounded.is_some() {
+            vec![Vec::new(); zones.len()]
+        } else {
+            category_members(geography)
+        };
         let spec = AggregateSpec {
-            bucket,
+            bucket: spec.bucket,
             classes: classes.to_vec(),
             period,
             tz: config.tz.clone(),
-            zones: geography.zones().iter().map(|z| z.id.clone()).collect(),
+            zones,
             bounds: buckets.bounds().to_vec(),
+            contribution: bounded.as_ref().map(|(bounds, _)| *bounds),
         };
         let devices = &profiles.devices;
         let visits = &profiles.visits;
         let mut counts = DeviceCounts::default();
         let mut origin_numbers: FxHashMap<Origin, u32> = FxHashMap::default();
         let mut origins = Vec::new();
-        let mut cells: FxHashMap<RowKey, Measures> = FxHashMap::default();
-        let mut overlapped: Vec<(u32, u32)> = Vec::new();
+        let mut sums = Sums::default();
+        let mut contribution = Contribution::default();
         // Detected subscribers by leaf index, named once at the end.
         let mut subscribers = vec![0_u64; geography.regions().len()];
         let mut visit = 0;
@@ -330,7 +253,15 @@ impl Aggregate {
             let Some(slot) = classes.iter().position(|c| c.contains(class)) else {
                 continue;
             };
-            if !(first_visit..visit).any(|v| visits.qualifies(v)) {
+            contribution.clear();
+            for v in (first_visit..visit).filter(|&v| visits.qualifies(v)) {
+                let (zone, start, end) = (visits.zone[v], visits.start[v], visits.end[v]);
+                contribution.add_visit(zone, start, end, visits.dwell(v), &buckets);
+            }
+            contribution.finish(bounded.as_ref().map(|(bounds, ranks)| (bounds, ranks)));
+            counts.pairs_dropped += contribution.pairs_dropped;
+            counts.visits_dropped += contribution.visits_dropped;
+            if contribution.pairs.is_empty() {
                 continue;
             }
             // Only origins with a row are named, so that the factors' warnings concern
@@ -339,35 +270,7 @@ impl Aggregate {
                 origins.push(origin_name(origin, pings, geography));
                 (origins.len() - 1) as u32
             });
-            let key = |zone: u32, bucket: usize| RowKey {
-                zone,
-                bucket: bucket as u32,
-                class: slot as u8,
-                origin: origin_number,
-            };
-            overlapped.clear();
-            for v in first_visit..visit {
-                if !visits.qualifies(v) {
-                    continue;
-                }
-                let (zone, start, end) = (visits.zone[v], visits.start[v], visits.end[v]);
-                for b in buckets.overlapped(start, end) {
-                    let (b0, b1) = buckets.interval(b);
-                    let row = cells.entry(key(zone, b)).or_default();
-                    row.dwell_s += end.min(b1) - start.max(b0);
-                    overlapped.push((zone, b as u32));
-                }
-                if let Some(b) = buckets.bucket_of(start) {
-                    let row = cells.entry(key(zone, b)).or_default();
-                    row.visits += 1;
-                    row.bands[band_of(visits.dwell(v))] += 1;
-                }
-            }
-            overlapped.sort_unstable();
-            overlapped.dedup();
-            for &(zone, b) in &overlapped {
-                cells.entry(key(zone, b as usize)).or_default().devices += 1;
-            }
+            sums.add(&contribution, slot as u8, origin_number, &members);
         }
         counts.subscribers = subscribers
             .iter()
@@ -375,12 +278,23 @@ impl Aggregate {
             .filter(|&(_, &n)| n > 0)
             .map(|(leaf, &n)| (geography.regions().id(leaf as u32).to_owned(), n))
             .collect();
-        let mut rows: Vec<(RowKey, Measures)> = cells.into_iter().collect();
+        let mut rows: Vec<(RowKey, Measures)> = sums.cells.into_iter().collect();
         rows.sort_unstable_by_key(|&(key, _)| key);
+        let mut unions: Vec<UnionMembers> = sums
+            .unions
+            .into_iter()
+            .map(|((group, members), devices)| UnionMembers {
+                group,
+                members,
+                devices,
+            })
+            .collect();
+        unions.sort_unstable();
         let mut aggregate = Self {
             spec,
             origins,
             rows,
+            unions,
             devices: counts,
         };
         aggregate.canonicalise();
@@ -450,6 +364,17 @@ impl Aggregate {
         let mut rows: Vec<(RowKey, Measures)> =
             Vec::with_capacity(parts.iter().map(|p| p.rows.len()).sum());
         let mut devices = DeviceCounts::default();
+        let mut unions: Vec<UnionMembers> = parts.iter().flat_map(|p| p.unions.clone()).collect();
+        unions.sort_unstable_by(|a, b| (a.group, &a.members).cmp(&(b.group, &b.members)));
+        let mut folded_unions: Vec<UnionMembers> = Vec::with_capacity(unions.len());
+        for union in unions {
+            match folded_unions.last_mut() {
+                Some(last) if (last.group, &last.members) == (union.group, &union.members) => {
+                    last.devices += union.devices;
+                }
+                _ => folded_unions.push(union),
+            }
+        }
         for part in &parts {
             let numbers: Vec<u32> = part.origins.iter().map(|n| index(n)).collect();
             rows.extend(part.rows.iter().map(|&(key, measures)| {
@@ -473,6 +398,7 @@ impl Aggregate {
             spec: first.spec.clone(),
             origins: merged,
             rows: folded,
+            unions: folded_unions,
             devices,
         }))
     }
@@ -500,6 +426,108 @@ impl Aggregate {
     pub fn devices(&self) -> &DeviceCounts {
         &self.devices
     }
+
+    /// The devices of each category group by the member zones they count in, sorted by
+    /// group (k-anonymity only; empty in the differential-privacy mode).
+    #[must_use]
+    pub fn unions(&self) -> &[UnionMembers] {
+        &self.unions
+    }
+}
+
+/// The rows of an aggregate under construction, and its category groups' devices by
+/// the member zones they count in.
+#[derive(Default)]
+struct Sums {
+    cells: FxHashMap<RowKey, Measures>,
+    unions: FxHashMap<(GroupKey, Vec<u32>), u64>,
+}
+
+impl Sums {
+    /// Adds one device's contribution, in class slot `class`, from origin `origin`;
+    /// `members` are the member zones of each category zone.
+    fn add(&mut self, contribution: &Contribution, class: u8, origin: u32, members: &[Vec<u32>]) {
+        let key = |zone: u32, bucket: u32| RowKey {
+            zone,
+            bucket,
+            class,
+            origin,
+        };
+        for &(zone, bucket, dwell) in &contribution.pairs {
+            let row = self.cells.entry(key(zone, bucket)).or_default();
+            row.devices += 1;
+            row.dwell_s += dwell;
+            let member_of: Vec<u32> = members[zone as usize]
+                .iter()
+                .copied()
+                .filter(|&m| contribution.has_pair(m, bucket))
+                .collect();
+            if !member_of.is_empty() {
+                let group = GroupKey {
+                    zone,
+                    bucket,
+                    class,
+                };
+                *self.unions.entry((group, member_of)).or_default() += 1;
+            }
+        }
+        for start in &contribution.starts {
+            let row = self.cells.entry(key(start.zone, start.bucket)).or_default();
+            row.visits += 1;
+            row.bands[start.band as usize] += 1;
+        }
+        for &(zone, bucket, band) in &contribution.bands {
+            self.cells
+                .entry(key(zone, bucket))
+                .or_default()
+                .band_devices[band as usize] += 1;
+        }
+    }
+}
+
+/// The contribution bounds of a differentially private release and the keyed order of
+/// its pairs (§10): the order depends on the key and the period label only.
+fn bounds_of(
+    study: &Study,
+    dp: &crate::privacy::DpSpec,
+    buckets: &Buckets,
+    zones: &[String],
+    period: Period,
+) -> (ContributionBounds, PairRanks) {
+    let config = study.config();
+    let labels: Vec<String> = (0..buckets.len())
+        .map(|b| format_local(study.calendar(), buckets.interval(b).0))
+        .collect();
+    let longest = (0..buckets.len())
+        .map(|b| buckets.interval(b).1 - buckets.interval(b).0)
+        .max()
+        .unwrap_or(0);
+    let bounds = ContributionBounds::of(dp, zones.len() * labels.len(), longest);
+    let label = config
+        .period_label
+        .clone()
+        .unwrap_or_else(|| period.default_label());
+    (bounds, PairRanks::new(&config.key, &label, zones, &labels))
+}
+
+/// The member zones of each category zone (none for a plain zone): §7 step 2 reads
+/// which of them a category's devices count in.
+fn category_members(geography: &crate::geo::Geography) -> Vec<Vec<u32>> {
+    let zones = geography.zones();
+    zones
+        .iter()
+        .map(|zone| {
+            if !zone.is_category {
+                return Vec::new();
+            }
+            (0..zones.len() as u32)
+                .filter(|&m| {
+                    let member = &zones[m as usize];
+                    !member.is_category && member.category == zone.category
+                })
+                .collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -514,23 +542,5 @@ mod tests {
         assert_eq!(band_of(4 * 3_600 - 1), 2);
         assert_eq!(band_of(8 * 3_600), 4);
         assert_eq!(band_of(100 * 3_600), 4);
-    }
-
-    #[test]
-    fn class_lists_are_checked() {
-        let parse = |names: &[&str]| -> Result<Vec<ReleaseClass>> {
-            names.iter().map(|n| n.parse()).collect()
-        };
-        let ok = parse(&["overnight_visitor", "day_visitor", "resident"]).unwrap();
-        ReleaseClass::validate_list(&ok).unwrap();
-        for bad in [
-            &["visitor", "day_visitor"][..],
-            &["regular", "regular"],
-            &[],
-        ] {
-            let err = ReleaseClass::validate_list(&parse(bad).unwrap()).unwrap_err();
-            assert_eq!(err.field(), Some("classes"));
-        }
-        assert_eq!(parse(&["tourist"]).unwrap_err().field(), Some("classes"));
     }
 }

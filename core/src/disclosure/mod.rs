@@ -1,4 +1,5 @@
-//! Disclosure control (method §7): k-anonymity on one release table, group by group.
+//! Disclosure control (method §7): k-anonymity on one release table, group by group,
+//! across a category and its members, and on the dwell bands of each released group.
 //!
 //! A row is either released with every measure or merged into a coarser row, never
 //! hidden alone: below-k origin rows pool into `other:<parent>` level by level up the
@@ -12,6 +13,10 @@ use std::collections::BTreeMap;
 use std::ops::AddAssign;
 
 use serde::Serialize;
+
+mod table;
+
+pub(crate) use table::protect_table;
 
 use crate::aggregate::Measures;
 use crate::extrapolate::EstimateSums;
@@ -59,6 +64,11 @@ pub struct DisclosureCounts {
     pub origin_rows_rolled_up: u64,
     /// Released rows moved into the residual to lift it to k (secondary suppression).
     pub origin_rows_moved_to_residual: u64,
+    /// Category groups suppressed because their suppressed member zones hold 1 to k − 1
+    /// devices (§7 step 2); counted in `groups_suppressed` too.
+    pub groups_suppressed_as_unions: u64,
+    /// Dwell bands withheld on released total rows (§7 step 6).
+    pub bands_withheld: u64,
 }
 
 /// The outcome for one group.

@@ -74,7 +74,8 @@ fn country(code: &str) -> LevelOrigin {
 }
 
 /// A cell of `devices` devices whose other measures tell it apart from other cells:
-/// visits = devices + 1, dwell = 600 s per device + 7 s, bands [devices, 1, 0, 0, 0].
+/// visits = devices + 1, dwell = 600 s per device + 7 s, bands [devices, 1, 0, 0, 0]
+/// from [devices, 1, 0, 0, 0] devices.
 fn cell(devices: u64) -> Cell {
     Cell {
         measures: Measures {
@@ -82,6 +83,7 @@ fn cell(devices: u64) -> Cell {
             visits: devices + 1,
             dwell_s: 600 * devices as i64 + 7,
             bands: [devices, 1, 0, 0, 0],
+            band_devices: [devices, 1, 0, 0, 0],
         },
         estimate: EstimateSums::default(),
     }
@@ -148,6 +150,7 @@ fn counts(
         rows_released,
         origin_rows_rolled_up,
         origin_rows_moved_to_residual,
+        ..DisclosureCounts::default()
     }
 }
 

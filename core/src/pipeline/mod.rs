@@ -220,7 +220,7 @@ impl Run {
     pub fn releases(self, specs: &[ReleaseSpec]) -> Result<Vec<Release>> {
         let study = self.study.clone();
         for spec in specs {
-            spec.validate(study.geography())?;
+            study.check_spec(spec)?;
         }
         let (aggregates, quality) = self.aggregates(specs)?;
         aggregates

@@ -3,7 +3,8 @@
 //! turns a merged aggregate into the protected table (disclosure control, §7), with
 //! estimates (§8) and the quality and privacy report (§9).
 
-mod report;
+pub(crate) mod grid;
+pub(crate) mod report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,14 +18,17 @@ pub use crate::disclosure::DisclosureCounts;
 pub use crate::extrapolate::SubscriberSource;
 pub use report::{DeviceReport, ExtrapolationReport, ReleaseReport};
 
-use crate::aggregate::{Aggregate, BucketKind, DWELL_BANDS, Measures, ReleaseClass};
-use crate::calendar::format_local;
-use crate::disclosure::{Cell, Disclosure, Group, LevelOrigin};
+use crate::aggregate::{Aggregate, BucketKind, DWELL_BANDS, ReleaseClass};
+use crate::disclosure::Disclosure;
+use crate::disclosure::protect_table;
 use crate::error::{Error, Result};
-use crate::extrapolate::{EstimateSums, Factors, normalise_roaming_factors, validate_subscribers};
+use crate::extrapolate::{Factors, normalise_roaming_factors, validate_subscribers};
 use crate::geo::{Geography, RegionIndex};
+use crate::privacy::{Privacy, account};
 use crate::report::QualityReport;
 use crate::study::Study;
+use grid::Grid;
+use report::Protection;
 
 /// Which table a release is: bucket kind, origin level, classes, and the inputs of
 /// extrapolation (the method's settings of one release; the machine's are in
@@ -51,8 +55,15 @@ pub struct ReleaseSpec {
     pub subscribers: Option<BTreeMap<String, u64>>,
     /// Roaming expansion factors per country code.
     pub roaming_factors: BTreeMap<String, f64>,
-    /// Whether below-k origin rows roll up the region tree (default on).
+    /// Whether below-k origin rows roll up the region tree (default on; k-anonymity
+    /// only).
     pub roll_up: bool,
+    /// How the release is protected (default k-anonymity).
+    pub privacy: Privacy,
+    /// Whether a k-anonymity release may differ from an earlier one of the same period
+    /// in its ledger (another bucket, level, class set or zone set); the ledger and the
+    /// report record it.
+    pub allow_differencing: bool,
 }
 
 impl Default for ReleaseSpec {
@@ -64,6 +75,8 @@ impl Default for ReleaseSpec {
             subscribers: None,
             roaming_factors: BTreeMap::new(),
             roll_up: true,
+            privacy: Privacy::KAnonymity,
+            allow_differencing: false,
         }
     }
 }
@@ -106,6 +119,16 @@ impl ReleaseSpec {
         if let Some(subscribers) = &self.subscribers {
             validate_subscribers(subscribers, geography)?;
         }
+        if let Privacy::DifferentialPrivacy(dp) = &self.privacy {
+            dp.validate()?;
+            if self.subscribers.is_none() {
+                return Err(Error::config(
+                    "subscribers",
+                    "must be given (from billing) in the differential-privacy mode: factors \
+                     detected from the same private data would break its guarantee",
+                ));
+            }
+        }
         normalise_roaming_factors(&self.roaming_factors)
     }
 }
@@ -123,12 +146,28 @@ pub struct ReleaseRow {
     /// `other:abroad` or `other`.
     pub origin: String,
     /// The measures; `None` in a suppressed group.
-    pub measures: Option<Measures>,
+    pub measures: Option<RowMeasures>,
     /// Whether the group is suppressed (this is then its total row, alone).
     pub suppressed: bool,
     /// The row's estimate; `None` when suppressed or when an origin in the row has no
     /// factor.
     pub estimate: Option<Estimate>,
+}
+
+/// The released measures of a row (§6): devices, visits and dwell, and the dwell bands
+/// (on total rows only, each withheld as §7 step 6 says; noisy in the
+/// differential-privacy mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowMeasures {
+    /// Distinct devices with a qualifying visit overlapping the bucket.
+    pub devices: u64,
+    /// Qualifying visits starting in the bucket.
+    pub visits: u64,
+    /// Seconds of qualifying visits inside the bucket.
+    pub dwell_s: i64,
+    /// The visits by whole dwell (see [`DWELL_BANDS`]); `None` where withheld, and on
+    /// every origin row.
+    pub bands: [Option<u64>; 5],
 }
 
 /// The estimate of a row for the whole population (method §8), with its 95 % interval.
@@ -155,17 +194,16 @@ pub struct Release {
 }
 
 impl Release {
-    /// Protects and extrapolates an aggregate (possibly merged from shards) into a release.
-    /// `None` (no period, no pings) gives an empty release.
+    /// Protects and extrapolates an aggregate (possibly merged from shards) into a
+    /// release: disclosure control (§7) or the differential-privacy mode (§10),
+    /// estimates (§8) and the report (§9). `None` (no period, no pings) gives an empty
+    /// release.
     ///
     /// # Errors
     /// [`Error::Config`] for an invalid spec, or naming `aggregate` for one computed for
-    /// other classes, buckets, zones, time zone, period or geography than the spec and
-    /// study ask for.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one pass over the grid; the rules themselves live in disclosure and extrapolate"
-    )]
+    /// other classes, buckets, zones, privacy, time zone, period or geography than the
+    /// spec and study ask for; [`Error::Randomness`] when the operating system gives no
+    /// randomness for the noise.
     pub(crate) fn protect(
         study: &Study,
         aggregate: Option<&Aggregate>,
@@ -173,149 +211,64 @@ impl Release {
         spec: &ReleaseSpec,
     ) -> Result<Release> {
         let (geography, config) = (study.geography(), study.config());
-        let roaming = spec.validate(geography)?;
+        let roaming = study.check_spec(spec)?;
         let Some(aggregate) = aggregate else {
-            let report = ReleaseReport::new(
-                config,
-                spec,
-                quality,
-                None,
-                None,
-                DisclosureCounts {
-                    k: u64::from(config.k),
-                    ..DisclosureCounts::default()
-                },
-                geography,
-            );
+            let report =
+                ReleaseReport::new(study, spec, quality, None, Protection::empty(config), None);
             return Ok(Release {
                 rows: Vec::new(),
                 report,
             });
         };
-        let computed = aggregate.spec();
-        if computed.classes != spec.classes || computed.bucket != spec.bucket {
-            return Err(Error::config(
-                "aggregate",
-                "was computed for other classes or another bucket than the release asks for",
-            ));
-        }
-        // Bucket bounds are local calendar instants of the aggregate's zone and period: read
-        // in another zone they would be mislabelled.
-        if computed.tz != config.tz || config.period.is_some_and(|p| p != computed.period) {
-            return Err(Error::config(
-                "aggregate",
-                format!(
-                    "was computed for time zone {:?} and period [{}, {}), not for the \
-                 configuration's",
-                    computed.tz, computed.period.start, computed.period.end
-                ),
-            ));
-        }
-        let regions = geography.regions();
+        check_aggregate(aggregate, study, spec)?;
+        // The ledger records the release before anything is computed from the data, and
+        // refuses it (budget, another cut, other factors) under its lock.
+        let period = aggregate.spec().period;
+        let label = config
+            .period_label
+            .clone()
+            .or_else(|| quality.period_label.clone())
+            .unwrap_or_else(|| period.default_label());
         let (subscribers, source) = match &spec.subscribers {
             Some(given) => (given, SubscriberSource::Given),
             None => (&aggregate.devices().subscribers, SubscriberSource::Detected),
         };
-        // Each leaf origin's origin at the release level.
-        let level_origin: Vec<LevelOrigin> = aggregate
-            .origins()
-            .iter()
-            .map(|name| {
-                if name == "unknown" {
-                    return Ok(LevelOrigin::Unknown);
-                }
-                if name.starts_with("country:") {
-                    return Ok(LevelOrigin::Country(name.clone()));
-                }
-                // Merged partials from another geography would pool silently: refuse them.
-                let leaf = regions.index_of(name).ok_or_else(|| {
-                    Error::config(
-                        "aggregate",
-                        "names origins that are not regions of this geography",
-                    )
-                })?;
-                let at_level = spec
-                    .level
-                    .as_deref()
-                    .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
-                Ok(LevelOrigin::Region(at_level.unwrap_or(leaf)))
-            })
-            .collect::<Result<_>>()?;
-        let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
-        let calendar = study.calendar();
-        let zones: Vec<Arc<str>> = computed
-            .zones
-            .iter()
-            .map(|z| Arc::from(z.as_str()))
-            .collect();
-        let buckets = computed.bounds.len().saturating_sub(1);
-        let labels: Vec<Arc<str>> = computed.bounds[..buckets]
-            .iter()
-            .map(|&b0| Arc::from(format_local(calendar, b0)))
-            .collect();
-        let disclosure = Disclosure {
-            regions,
-            k: u64::from(config.k),
-            roll_up: spec.roll_up,
-        };
-        let mut counts = DisclosureCounts {
-            k: u64::from(config.k),
-            ..DisclosureCounts::default()
-        };
-        let mut rows = Vec::new();
-        let source_rows = aggregate.rows();
-        let mut cursor = 0;
-        for (zone, zone_id) in zones.iter().enumerate() {
-            for (bucket, label) in labels.iter().enumerate() {
-                for (slot, &class) in computed.classes.iter().enumerate() {
-                    let mut cells: BTreeMap<LevelOrigin, Cell> = BTreeMap::new();
-                    while let Some(&(key, measures)) = source_rows.get(cursor) {
-                        if (key.zone as usize, key.bucket as usize, key.class as usize)
-                            != (zone, bucket, slot)
-                        {
-                            break;
-                        }
-                        let origin = key.origin as usize;
-                        let estimate = EstimateSums::of(
-                            measures.devices,
-                            measures.visits,
-                            factors.by_origin[origin],
-                        );
-                        *cells.entry(level_origin[origin].clone()).or_default() +=
-                            Cell { measures, estimate };
-                        cursor += 1;
-                    }
-                    let row = |origin: String, cell: Option<Cell>| ReleaseRow {
-                        zone: Arc::clone(zone_id),
-                        bucket_start: Arc::clone(label),
-                        class,
-                        origin,
-                        measures: cell.map(|c| c.measures),
-                        suppressed: cell.is_none(),
-                        estimate: cell.and_then(|c| c.estimate.finish(c.measures.devices)),
-                    };
-                    match disclosure.protect(cells.into_iter().collect(), &mut counts) {
-                        Group::Suppressed => rows.push(row("*".to_owned(), None)),
-                        Group::Released { total, origins } => {
-                            rows.push(row("*".to_owned(), Some(total)));
-                            rows.extend(
-                                origins
-                                    .into_iter()
-                                    .map(|(name, cell)| row(name, Some(cell))),
-                            );
-                        }
-                    }
-                }
+        let digest = account::factors_digest(&config.key, source, subscribers, &roaming);
+        let recorded = account::record(study, spec, period, &label, digest)?;
+        let grid = Grid::new(
+            aggregate,
+            geography.regions(),
+            spec.level.as_deref(),
+            study.calendar(),
+        )?;
+        let (rows, protection) = match &spec.privacy {
+            Privacy::KAnonymity => {
+                let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
+                let disclosure = Disclosure {
+                    regions: geography.regions(),
+                    k: u64::from(config.k),
+                    roll_up: spec.roll_up,
+                };
+                let (rows, counts) = protect_table(&grid, &disclosure, &factors);
+                let protection = Protection::KAnonymity {
+                    counts,
+                    factors: Some((factors, source)),
+                };
+                (rows, protection)
             }
-        }
+            Privacy::DifferentialPrivacy(dp) => {
+                let (rows, report) =
+                    crate::privacy::dp::noisy_table(&grid, study, spec, dp, &roaming)?;
+                (rows, Protection::Differential(report))
+            }
+        };
         let report = ReleaseReport::new(
-            config,
+            study,
             spec,
             quality,
             Some(aggregate),
-            Some((&factors, source)),
-            counts,
-            geography,
+            protection,
+            recorded.as_ref(),
         );
         Ok(Release { rows, report })
     }
@@ -353,10 +306,10 @@ impl Release {
         let text = |f: &dyn Fn(&ReleaseRow) -> &str| -> ArrayRef {
             Arc::new(rows.iter().map(|r| Some(f(r))).collect::<StringArray>())
         };
-        let count = |f: &dyn Fn(&Measures) -> u64| -> ArrayRef {
+        let count = |f: &dyn Fn(&RowMeasures) -> Option<u64>| -> ArrayRef {
             Arc::new(
                 rows.iter()
-                    .map(|r| r.measures.as_ref().map(f))
+                    .map(|r| r.measures.as_ref().and_then(f))
                     .collect::<UInt64Array>(),
             )
         };
@@ -372,8 +325,8 @@ impl Release {
             text(&|r| &r.bucket_start),
             text(&|r| r.class.name()),
             text(&|r| &r.origin),
-            count(&|m| m.devices),
-            count(&|m| m.visits),
+            count(&|m| Some(m.devices)),
+            count(&|m| Some(m.visits)),
             Arc::new(
                 rows.iter()
                     .map(|r| r.measures.map(|m| m.dwell_s))
@@ -394,4 +347,33 @@ impl Release {
         columns.push(estimate(&|e| e.high));
         Ok(RecordBatch::try_new(Self::schema(), columns)?)
     }
+}
+
+/// Refuses an aggregate computed for another table than `spec` asks for, or in another
+/// time zone or period than the study's: its buckets would be mislabelled.
+fn check_aggregate(aggregate: &Aggregate, study: &Study, spec: &ReleaseSpec) -> Result<()> {
+    let (computed, config) = (aggregate.spec(), study.config());
+    if computed.classes != spec.classes || computed.bucket != spec.bucket {
+        return Err(Error::config(
+            "aggregate",
+            "was computed for other classes or another bucket than the release asks for",
+        ));
+    }
+    if computed.contribution.is_some() != matches!(spec.privacy, Privacy::DifferentialPrivacy(_)) {
+        return Err(Error::config(
+            "aggregate",
+            "was computed for another privacy mode than the release asks for",
+        ));
+    }
+    if computed.tz != config.tz || config.period.is_some_and(|p| p != computed.period) {
+        return Err(Error::config(
+            "aggregate",
+            format!(
+                "was computed for time zone {:?} and period [{}, {}), not for the \
+                 configuration's",
+                computed.tz, computed.period.start, computed.period.end
+            ),
+        ));
+    }
+    Ok(())
 }

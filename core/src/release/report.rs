@@ -1,4 +1,7 @@
-//! The quality and privacy report of a release (method §9).
+//! The quality and privacy report of a release (method §9): the parameters, what was read
+//! and dropped, the devices by class, what the protection did (disclosure control or the
+//! differential-privacy mode, and the ledger), how estimates were made, warnings and the
+//! method's caveats.
 
 use std::collections::BTreeMap;
 
@@ -8,16 +11,16 @@ use serde_json::{Value, json};
 use super::{DisclosureCounts, ReleaseSpec};
 use crate::aggregate::Aggregate;
 use crate::config::{Config, Period};
-use crate::extrapolate::{Factors, SubscriberSource};
-use crate::geo::Geography;
+use crate::extrapolate::{Factors, SubscriberSource, normalise_roaming_factors};
+use crate::privacy::Privacy;
+use crate::privacy::dp::DpReport;
+use crate::privacy::ledger::Recorded;
 use crate::profile::DeviceClass;
 use crate::report::QualityReport;
+use crate::study::Study;
 
 /// What every release says about the method's limits.
-pub const CAVEATS: [&str; 4] = [
-    "The threshold k protects this one table. Differencing between releases (overlapping \
-     periods, other bucket kinds or classes) and between nested zones is not prevented; \
-     only the differential-privacy mode protects against it.",
+pub const CAVEATS: [&str; 3] = [
     "The interval covers the sampling of customers only, not position error or \
      misclassification of devices.",
     "Counts are devices, not people: a person with two phones counts twice, one without a \
@@ -25,6 +28,18 @@ pub const CAVEATS: [&str; 4] = [
     "Classes come from the observed period: usual environment cannot be judged from a few \
      days, so classify over a long period and bucket finely rather than the reverse.",
 ];
+
+/// What a k-anonymity release says about its protection.
+pub const K_ANONYMITY_CAVEAT: &str = "The threshold k protects this one table. Differencing \
+     between releases (overlapping periods, other bucket kinds, levels or classes) and an \
+     attacker's own k − 1 phones are not prevented by thresholds; the ledger refuses a \
+     second cut of a period, and the differential-privacy mode protects against both.";
+
+/// What a differentially private release says about its protection.
+pub const DP_CAVEAT: &str = "Differential privacy protects the table: every count carries \
+     discrete Gaussian noise of the stated sigma, and a device counts in at most the stated \
+     number of cells. The other counts of this report (pings, devices by class, drops) are \
+     exact and for the operator only: publish the table and the privacy section.";
 
 /// Devices by class over all cleaned devices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -39,15 +54,41 @@ pub struct DeviceReport {
     pub domestic_unknown_home: u64,
 }
 
-/// How estimates were made.
+/// How estimates were made: where subscriber counts came from and the factors that may
+/// be shown (§8: per-leaf factors would reveal subscriber counts, so only the national
+/// factor and the roaming factors are given).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ExtrapolationReport {
     /// Where subscriber counts came from.
     pub subscribers: SubscriberSource,
-    /// Total subscribers in regions with a population.
-    pub subscribers_total: u64,
     /// The national factor, `None` without subscribers.
     pub national_factor: Option<f64>,
+    /// The roaming factors used, by upper-cased country code (`*` for the others).
+    pub roaming_factors: BTreeMap<String, f64>,
+}
+
+/// What protected a release, as the report tells it.
+pub(crate) enum Protection {
+    /// k-anonymity: what disclosure control did, and the factors of the estimates.
+    KAnonymity {
+        counts: DisclosureCounts,
+        factors: Option<(Factors, SubscriberSource)>,
+    },
+    /// The differential-privacy mode.
+    Differential(DpReport),
+}
+
+impl Protection {
+    /// An empty release's: nothing to protect.
+    pub(crate) fn empty(config: &Config) -> Self {
+        Self::KAnonymity {
+            counts: DisclosureCounts {
+                k: u64::from(config.k),
+                ..DisclosureCounts::default()
+            },
+            factors: None,
+        }
+    }
 }
 
 /// The report of one release.
@@ -56,7 +97,7 @@ pub struct ExtrapolationReport {
 pub struct ReleaseReport {
     /// The library version.
     pub version: &'static str,
-    /// Every parameter used (never the key or the opt-out list).
+    /// Every parameter used (never the key, the opt-out list or the subscribers).
     pub parameters: Value,
     /// Pings read, kept and dropped by reason.
     pub pings: Value,
@@ -66,8 +107,11 @@ pub struct ReleaseReport {
     pub pseudonym_collisions: u64,
     /// Devices by class.
     pub devices: DeviceReport,
-    /// What disclosure control did.
-    pub disclosure: DisclosureCounts,
+    /// What disclosure control did (k-anonymity; `None` in the differential-privacy mode).
+    pub disclosure: Option<DisclosureCounts>,
+    /// The protection: its mode, and its parameters (k; or ρ, ε, δ, σ, the bounds and
+    /// what bounding dropped), and the ledger's budget when there is one.
+    pub privacy: Value,
     /// How estimates were made (`None` for an empty release).
     pub extrapolation: Option<ExtrapolationReport>,
     /// Zone ids and their display names.
@@ -78,43 +122,57 @@ pub struct ReleaseReport {
     pub caveats: Vec<&'static str>,
 }
 
+/// The parameters of a release as the report and the ledger give them: never the key,
+/// the opt-out list, the subscriber counts or the factors.
+pub(crate) fn parameters(
+    study: &Study,
+    spec: &ReleaseSpec,
+    period: Option<Period>,
+    label: Option<&str>,
+) -> Value {
+    let config = study.config();
+    let usual_env_min_days = period.map(|p| config.usual_env_min_days_for(p.days()));
+    let mut parameters = json!({
+        "tz": config.tz,
+        "period": period,
+        "period_label": label,
+        "resolution": u8::from(study.geography().resolution()),
+        "home_country": config.home_country_code(),
+        "privacy": spec.privacy.name(),
+        "k": config.k,
+        "roll_up": spec.roll_up,
+        "max_gap": config.max_gap,
+        "min_dwell": config.min_dwell,
+        "min_nights": config.min_nights,
+        "usual_env_min_days": usual_env_min_days,
+        "bucket": spec.bucket,
+        "level": spec.level,
+        "classes": spec.classes.iter().map(|c| c.name()).collect::<Vec<_>>(),
+        "subscribers": if spec.subscribers.is_some() { "given" } else { "detected" },
+    });
+    if let Privacy::DifferentialPrivacy(dp) = &spec.privacy {
+        parameters["rho"] = json!(dp.rho);
+        parameters["countries"] = json!(dp.countries);
+    }
+    parameters
+}
+
 impl ReleaseReport {
-    pub(super) fn new(
-        config: &Config,
-        options: &ReleaseSpec,
+    pub(crate) fn new(
+        study: &Study,
+        spec: &ReleaseSpec,
         quality: &QualityReport,
         aggregate: Option<&Aggregate>,
-        extrapolation: Option<(&Factors, SubscriberSource)>,
-        disclosure: DisclosureCounts,
-        geography: &Geography,
+        protection: Protection,
+        ledger: Option<&Recorded>,
     ) -> Self {
+        let config = study.config();
         let period: Option<Period> = aggregate.map(|a| a.spec().period).or(config.period);
-        // The factors as used: codes upper-cased (the options were validated before).
-        let roaming = crate::extrapolate::normalise_roaming_factors(&options.roaming_factors)
-            .unwrap_or_default();
-        let usual_env_min_days = period.map(|p| config.usual_env_min_days_for(p.days()));
         let label = config
             .period_label
             .clone()
             .or_else(|| quality.period_label.clone());
-        let parameters = json!({
-            "tz": config.tz,
-            "period": period,
-            "period_label": label,
-            "resolution": u8::from(geography.resolution()),
-            "home_country": config.home_country_code(),
-            "k": config.k,
-            "roll_up": options.roll_up,
-            "max_gap": config.max_gap,
-            "min_dwell": config.min_dwell,
-            "min_nights": config.min_nights,
-            "usual_env_min_days": usual_env_min_days,
-            "bucket": options.bucket,
-            "level": options.level,
-            "classes": options.classes.iter().map(|c| c.name()).collect::<Vec<_>>(),
-            "subscribers": if options.subscribers.is_some() { "given" } else { "detected" },
-            "roaming_factors": roaming,
-        });
+        let parameters = parameters(study, spec, period, label.as_deref());
         let pings = json!({
             "read": quality.pings_read,
             "kept": quality.pings_kept,
@@ -140,19 +198,57 @@ impl ReleaseReport {
         if quality.pings_read > 0 && quality.pings_kept == 0 {
             warnings.push("no ping survived cleaning: see pings.dropped".to_owned());
         }
-        let extrapolation = extrapolation.map(|(factors, source)| {
-            warnings.extend(factors.warnings.iter().cloned());
-            ExtrapolationReport {
-                subscribers: source,
-                subscribers_total: factors.subscribers_total,
-                national_factor: factors.national,
-            }
+        // The factors as used: codes upper-cased (the spec was validated before).
+        let roaming_factors = normalise_roaming_factors(&spec.roaming_factors).unwrap_or_default();
+        let ledger_json = ledger.map(|recorded| {
+            json!({
+                "path": config.ledger.as_ref().map(|p| p.display().to_string()),
+                "period_label": label,
+                "releases": recorded.releases,
+                "spent_rho": recorded.spent,
+                "remaining_rho": recorded.remaining,
+                "allow_differencing": recorded.allow_differencing,
+            })
         });
-        let zones = geography
+        let (disclosure, privacy, extrapolation, caveat) = match protection {
+            Protection::KAnonymity { counts, factors } => {
+                let extrapolation = factors.map(|(factors, source)| {
+                    warnings.extend(factors.warnings.iter().cloned());
+                    ExtrapolationReport {
+                        subscribers: source,
+                        national_factor: factors.national,
+                        roaming_factors: roaming_factors.clone(),
+                    }
+                });
+                let privacy = json!({
+                    "mode": "k_anonymity",
+                    "k": config.k,
+                    "allow_differencing": spec.allow_differencing,
+                    "ledger": ledger_json,
+                });
+                (Some(counts), privacy, extrapolation, K_ANONYMITY_CAVEAT)
+            }
+            Protection::Differential(dp) => {
+                warnings.extend(dp.warnings.iter().cloned());
+                let extrapolation = ExtrapolationReport {
+                    subscribers: SubscriberSource::Given,
+                    national_factor: dp.national_factor,
+                    roaming_factors: roaming_factors.clone(),
+                };
+                let mut privacy = serde_json::to_value(&dp).unwrap_or(Value::Null);
+                privacy["ledger"] = ledger_json.unwrap_or(Value::Null);
+                privacy["allow_differencing"] = json!(spec.allow_differencing);
+                (None, privacy, Some(extrapolation), DP_CAVEAT)
+            }
+        };
+        let zones = study
+            .geography()
             .zones()
             .iter()
             .map(|z| (z.id.clone(), z.name.clone()))
             .collect();
+        let mut caveats = vec![caveat];
+        caveats.extend(CAVEATS);
         Self {
             version: crate::VERSION,
             parameters,
@@ -161,10 +257,11 @@ impl ReleaseReport {
             pseudonym_collisions: quality.pseudonym_collisions,
             devices,
             disclosure,
+            privacy,
             extrapolation,
             zones,
             warnings,
-            caveats: CAVEATS.to_vec(),
+            caveats,
         }
     }
 

@@ -34,6 +34,7 @@ not anonymous. Never publish them.
 
 from crowdtally._api import analyze, prepare, profile, visits
 from crowdtally._crowdtally import (
+    DP,
     Config,
     ConfigError,
     CrowdtallyError,
@@ -52,6 +53,7 @@ from crowdtally._crowdtally import (
 from crowdtally.release import Release
 
 __all__ = [
+    "DP",
     "Config",
     "ConfigError",
     "CrowdtallyError",

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from crowdtally._crowdtally import (
+    DP,
     Config,
     ConfigError,
     Engine,
@@ -133,6 +134,8 @@ def analyze(
     roaming_factors: Mapping[str, float] | None = None,
     *,
     roll_up: bool = True,
+    privacy: str | DP | None = None,
+    allow_differencing: bool = False,
     columns: Mapping[str, str] | None = None,
     threads: int | None = None,
     memory_limit: int | str | None = None,
@@ -160,6 +163,12 @@ def analyze(
       ``"*"`` for every other country); rows with roamers of a country without one have
       no estimates.
     - ``roll_up``: pool origin rows below k up the region tree before the residual.
+    - ``privacy``: ``"k_anonymity"`` (the default, method §7) or
+      ``crowdtally.DP(rho=...)``, the differential-privacy mode (§10), which needs the
+      period in the config and ``subscribers`` from billing.
+    - ``allow_differencing``: with a ledger in the config, allow a k-anonymity release of
+      a period already released with another bucket, level, class set or zone set; the
+      ledger and the report record it.
     - ``columns``: your column names for the roles ``subscriber``, ``ts``, ``lat``,
       ``lon``, ``cell``, ``country``.
     - ``engine``: the machine settings, a :class:`crowdtally.Engine`; or, as separate
@@ -184,6 +193,8 @@ def analyze(
         subscribers,
         roaming_factors,
         roll_up=roll_up,
+        privacy=privacy,
+        allow_differencing=allow_differencing,
         engine=_engine(engine, threads, memory_limit, spill_dir, progress),
     )
 

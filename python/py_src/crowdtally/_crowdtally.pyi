@@ -15,6 +15,7 @@ __version__: str
 RELEASE_COLUMNS: list[str]
 DWELL_BANDS: list[tuple[str, int]]
 __all__ = [
+    "DP",
     "DWELL_BANDS",
     "RELEASE_COLUMNS",
     "Config",
@@ -124,6 +125,8 @@ class Config:
         min_dwell: _Duration | None = None,
         min_nights: int | None = None,
         usual_env_min_days: int | None = None,
+        ledger: str | os.PathLike[str] | None = None,
+        budget: float | None = None,
     ) -> Config: ...
     @property
     def period_label(self) -> str | None:
@@ -147,6 +150,12 @@ class Config:
     def min_nights(self) -> int: ...
     @property
     def usual_env_min_days(self) -> int | None: ...
+    @property
+    def ledger(self) -> pathlib.Path | None:
+        """The ledger file that records every release of a period, or None."""
+    @property
+    def budget(self) -> float | None:
+        """The rho (zCDP) a period may spend on differentially private releases, or None."""
     @property
     def opt_out_count(self) -> int:
         """How many ids the opt-out list holds (the ids themselves are never shown)."""
@@ -241,6 +250,8 @@ class ReleaseSpec:
         roaming_factors: Mapping[str, float] | None = None,
         *,
         roll_up: bool = True,
+        privacy: str | DP | None = None,
+        allow_differencing: bool = False,
     ) -> ReleaseSpec: ...
     @property
     def bucket(self) -> str: ...
@@ -254,9 +265,37 @@ class ReleaseSpec:
     def roaming_factors(self) -> dict[str, float]: ...
     @property
     def roll_up(self) -> bool: ...
+    @property
+    def privacy(self) -> str | DP: ...
+    @property
+    def allow_differencing(self) -> bool: ...
     def __eq__(self, value: object, /) -> bool: ...
 
 _Spec = ReleaseSpec | Mapping[str, Any]
+
+@final
+class DP:
+    """The differential-privacy mode of a release (method §10)."""
+
+    def __new__(
+        cls,
+        rho: float,
+        *,
+        countries: Sequence[str] | None = None,
+        max_partitions: int | None = None,
+        max_visits: int = 3,
+        max_dwell_s: _Duration | None = None,
+    ) -> DP: ...
+    @property
+    def rho(self) -> float: ...
+    @property
+    def countries(self) -> list[str]: ...
+    @property
+    def max_partitions(self) -> int | None: ...
+    @property
+    def max_visits(self) -> int: ...
+    @property
+    def max_dwell_s(self) -> int | None: ...
 
 @final
 class Study:
@@ -291,6 +330,8 @@ class Study:
         roaming_factors: Mapping[str, float] | None = None,
         *,
         roll_up: bool = True,
+        privacy: str | DP | None = None,
+        allow_differencing: bool = False,
         engine: Engine | None = None,
     ) -> Release:
         """The whole method (§2-9) on pings: the protected release of one table."""
@@ -327,6 +368,8 @@ class Prepared:
         roaming_factors: Mapping[str, float] | None = None,
         *,
         roll_up: bool = True,
+        privacy: str | DP | None = None,
+        allow_differencing: bool = False,
     ) -> Release:
         """One release of these pings (method §6-9)."""
     def releases(self, specs: Sequence[_Spec]) -> list[Release]:

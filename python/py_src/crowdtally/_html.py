@@ -180,7 +180,6 @@ def _quality_html(release: Release) -> str:
         ("devices: roamers", _count(devices.get("roamers"))),
         ("domestic devices with unknown home", _count(devices.get("domestic_unknown_home"))),
         ("subscribers (extrapolation)", _text(extrapolation.get("subscribers"))),
-        ("subscribers total", _count(extrapolation.get("subscribers_total"))),
         ("national factor", _text(extrapolation.get("national_factor"))),
     ]
     return _kv_table(rows)
