@@ -24,6 +24,13 @@ create_exception!(
 );
 create_exception!(
     crowdtally,
+    LedgerError,
+    CrowdtallyError,
+    "The privacy ledger refuses a release (budget spent, another cut of a released period, \
+     other factors) or cannot be used (damaged, unwritable); `.field` names the ledger file."
+);
+create_exception!(
+    crowdtally,
     InputError,
     CrowdtallyError,
     "Unreadable input pings: a missing column or an unsupported type; `.field` names it."
@@ -48,6 +55,7 @@ impl From<CoreError> for PyErr {
             crowdtally::Error::Input { .. } | crowdtally::Error::File { .. } => {
                 InputError::new_err(message)
             }
+            crowdtally::Error::Ledger { .. } => LedgerError::new_err(message),
             _ => CrowdtallyError::new_err(message),
         };
         Python::attach(|py| {

@@ -23,7 +23,7 @@ mod _crowdtally {
     #[pymodule_export]
     use crate::engine::{PyEngine, PyProgress};
     #[pymodule_export]
-    use crate::errors::{ConfigError, CrowdtallyError, GeographyError, InputError};
+    use crate::errors::{ConfigError, CrowdtallyError, GeographyError, InputError, LedgerError};
     #[pymodule_export]
     use crate::geography::PyGeography;
     #[pymodule_export]

@@ -25,6 +25,7 @@ __all__ = [
     "Geography",
     "GeographyError",
     "InputError",
+    "LedgerError",
     "PingBatches",
     "Prepared",
     "Progress",
@@ -98,6 +99,9 @@ class ConfigError(CrowdtallyError):
 
 class GeographyError(CrowdtallyError):
     """An invalid geography table or column; `.field` names it."""
+
+class LedgerError(CrowdtallyError):
+    """The privacy ledger refuses a release or cannot be used; `.field` names the file."""
 
 class InputError(CrowdtallyError):
     """Unreadable input pings: a missing column or an unsupported type; `.field` names it."""
