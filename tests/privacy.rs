@@ -219,6 +219,20 @@ fn every_declared_key_is_released_whatever_the_data() {
         })
         .unwrap();
     assert_eq!(abroad.measures.unwrap().devices, 3);
+    // Without a factor for every other country, the warning names the pooled key.
+    let mut no_default = spec.clone();
+    no_default.roaming_factors.clear();
+    let unfactored = release(&geography, &two_days(), &rows, &no_default);
+    let warning = unfactored
+        .report
+        .warnings
+        .iter()
+        .find(|w| w.contains("no roaming factor"))
+        .unwrap();
+    assert!(
+        warning.contains("for country:FR, country:NL, other:abroad:"),
+        "{warning}"
+    );
 }
 
 #[test]

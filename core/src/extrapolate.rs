@@ -175,7 +175,12 @@ impl Factors {
                     .or_else(|| roaming.get(ANY_COUNTRY))
                     .copied();
                 if factor.is_none() {
-                    missing_countries.push(origin.clone());
+                    // The factor of every other country is the one of `other:abroad`.
+                    missing_countries.push(if code == ANY_COUNTRY {
+                        "other:abroad".to_owned()
+                    } else {
+                        origin.clone()
+                    });
                 }
                 factor
             } else {

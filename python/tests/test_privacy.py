@@ -355,3 +355,29 @@ def test_two_processes_recording_at_once_lose_nothing(tmp_path: Path) -> None:
     assert len(account) == 1
     assert len(account[0]["releases"]) == 30
     assert sum(entry["rho"] for entry in account[0]["releases"]) == pytest.approx(0.3)
+
+
+def test_the_views_of_a_dp_release_state_its_privacy(
+    city: synth.SyntheticCity, prepared: ct.Prepared, tmp_path: Path
+) -> None:
+    study = ct.Study(city.geography, ledger_config(city, tmp_path / "ledger.json", budget=3.0))
+    release = dp_release(study, city.pings, billing(prepared), 1.0, bucket="week")
+    assert repr(release).endswith(f"{len(release)} rows, differential privacy, rho=1.0)")
+    sigma = release.report["privacy"]["sigma"]["devices"]
+    for page in (
+        release._repr_html_(),
+        release.report_html(tmp_path / "report.html").read_text(encoding="utf-8"),
+    ):
+        assert "Differential privacy" in page
+        assert "Disclosure control" not in page
+        assert f"<th>noise sigma of devices</th><td>{sigma:,.3g}</td>" in page
+        assert "<th>most visits a device counts in a pair</th><td>3</td>" in page
+        assert "<th>declared countries</th><td>DE, FR, NL</td>" in page
+        assert "rho spent 1, remaining 2" in page
+    kanon = study.release(
+        city.pings, bucket="week", subscribers=billing(prepared), roaming_factors={"*": 3.0}
+    )
+    page = kanon._repr_html_()
+    assert "Disclosure control (k-anonymity)" in page
+    assert "<th>dwell bands withheld</th>" in page
+    assert "The ledger records 2 release(s) of 2026Q3" in page

@@ -108,8 +108,7 @@ def report_page(release: Release, zone: str | None, max_rows: int) -> str:
         _figures_html(release, zone),
         "<h2>Quality</h2>",
         _quality_html(release),
-        "<h2>Disclosure control</h2>",
-        _disclosure_table(mapping(report.get("disclosure"))),
+        *_protection_html(report),
         "<h2>Warnings</h2>",
         _list_html(strings(report.get("warnings")), "none"),
         "<h2>Caveats</h2>",
@@ -189,12 +188,22 @@ def repr_html(release: Release) -> str:
     """The notebook view of a release (`Release._repr_html_`)."""
     parameters = release._parameters()
     disclosure = mapping(release.report.get("disclosure"))
+    privacy = mapping(release.report.get("privacy"))
+    if privacy.get("mode") == "differential_privacy":
+        sigma = _number(mapping(privacy.get("sigma")).get("devices"))
+        headline = (
+            f"differential privacy, rho = {_e(_text(privacy.get('rho')))}, "
+            f"noise sigma of devices {_e(sigma)}"
+        )
+    else:
+        headline = (
+            f"{_e(_count(disclosure.get('groups')))} groups, "
+            f"{_e(_count(disclosure.get('groups_suppressed')))} suppressed "
+            f"(k = {_e(_count(parameters.get('k')))})"
+        )
     parts = [
         '<div class="crowdtally-release">',
-        f"<p><strong>Release</strong>: {len(release):,} rows, "
-        f"{_e(_count(disclosure.get('groups')))} groups, "
-        f"{_e(_count(disclosure.get('groups_suppressed')))} suppressed "
-        f"(k = {_e(_count(parameters.get('k')))})</p>",
+        f"<p><strong>Release</strong>: {len(release):,} rows, {headline}</p>",
         _kv_table(
             [
                 ("bucket", _text(parameters.get("bucket"))),
@@ -205,8 +214,7 @@ def repr_html(release: Release) -> str:
                 ("tz", _text(parameters.get("tz"))),
             ]
         ),
-        "<p><strong>Disclosure control</strong></p>",
-        _disclosure_table(disclosure),
+        *_protection_html(release.report, _strong),
     ]
     try:
         lines = _top_lines(release)
@@ -361,14 +369,91 @@ def _disclosure_table(disclosure: Mapping[str, Any]) -> str:
             ("k", _count(disclosure.get("k"))),
             ("groups", _count(disclosure.get("groups"))),
             ("groups suppressed", _count(disclosure.get("groups_suppressed"))),
+            (
+                "of which with a suppressed member zone",
+                _count(disclosure.get("groups_suppressed_as_unions")),
+            ),
             ("rows released", _count(disclosure.get("rows_released"))),
             ("origin rows rolled up", _count(disclosure.get("origin_rows_rolled_up"))),
             (
                 "origin rows moved into the residual",
                 _count(disclosure.get("origin_rows_moved_to_residual")),
             ),
+            ("dwell bands withheld", _count(disclosure.get("bands_withheld"))),
         ]
     )
+
+
+def _h2(title: str) -> str:
+    return f"<h2>{_e(title)}</h2>"
+
+
+def _strong(title: str) -> str:
+    return f"<p><strong>{_e(title)}</strong></p>"
+
+
+def _protection_html(report: Mapping[str, Any], heading: Callable[[str], str] = _h2) -> list[str]:
+    """The section on how the table is protected: its k-anonymity counts, or the
+    differential privacy it carries, and the ledger's account of the period."""
+    privacy = mapping(report.get("privacy"))
+    if privacy.get("mode") == "differential_privacy":
+        parts = [heading("Differential privacy"), _dp_table(privacy)]
+    else:
+        parts = [
+            heading("Disclosure control (k-anonymity)"),
+            _disclosure_table(mapping(report.get("disclosure"))),
+        ]
+    parts.append(_ledger_html(privacy))
+    return parts
+
+
+def _dp_table(privacy: Mapping[str, Any]) -> str:
+    sigma = mapping(privacy.get("sigma"))
+    bounds = mapping(privacy.get("bounds"))
+    dropped = mapping(privacy.get("dropped_by_bounding"))
+    return _kv_table(
+        [
+            ("rho (zCDP) of this release", _text(privacy.get("rho"))),
+            (
+                "epsilon at delta",
+                f"{_number(privacy.get('epsilon'))} at {_text(privacy.get('delta'))}",
+            ),
+            *(
+                (f"noise sigma of {measure}", _number(sigma.get(measure)))
+                for measure in ("devices", "visits", "dwell_s", "bands")
+            ),
+            ("most (zone, bucket) pairs a device counts in", _count(bounds.get("max_partitions"))),
+            ("most visits a device counts in a pair", _count(bounds.get("max_visits"))),
+            ("most dwell a device counts in a pair", f"{_count(bounds.get('max_dwell_s'))} s"),
+            ("declared countries", _text(privacy.get("countries"))),
+            ("pairs dropped by the bounds", _count(dropped.get("pairs"))),
+            ("visits dropped by the bounds", _count(dropped.get("visits"))),
+        ]
+    )
+
+
+def _ledger_html(privacy: Mapping[str, Any]) -> str:
+    ledger = privacy.get("ledger")
+    differencing = (
+        " Another cut of the period was allowed (allow_differencing)."
+        if privacy.get("allow_differencing")
+        else ""
+    )
+    if not isinstance(ledger, Mapping):
+        return f"<p class='note'>No ledger records the releases of this period.{differencing}</p>"
+    spent, remaining = _number(ledger.get("spent_rho")), _number(ledger.get("remaining_rho"))
+    return (
+        f"<p class='note'>The ledger records {_count(ledger.get('releases'))} release(s) of "
+        f"{_e(_text(ledger.get('period_label')))}; rho spent {_e(spent)}, "
+        f"remaining {_e(remaining)}.{_e(differencing)}</p>"
+    )
+
+
+def _number(value: Any) -> str:
+    """A measured real for people: three significant digits; null is ``n/a``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return "n/a"
 
 
 def _list_html(items: Sequence[str], empty: str) -> str:

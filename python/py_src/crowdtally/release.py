@@ -246,11 +246,18 @@ class Release:
         parameters = self._parameters()
         classes = parameters.get("classes")
         disclosure = mapping(self._report.get("disclosure"))
+        privacy = mapping(self._report.get("privacy"))
+        if privacy.get("mode") == "differential_privacy":
+            protection = f"differential privacy, rho={privacy.get('rho', '?')}"
+        else:
+            protection = (
+                f"{disclosure.get('groups', '?')} groups, "
+                f"{disclosure.get('groups_suppressed', '?')} suppressed"
+            )
         return (
             f"Release(bucket={parameters.get('bucket')}, level={parameters.get('level')}, "
             f"classes={join(classes) if classes is not None else None}: "
-            f"{len(self)} rows, {disclosure.get('groups', '?')} groups, "
-            f"{disclosure.get('groups_suppressed', '?')} suppressed)"
+            f"{len(self)} rows, {protection})"
         )
 
     def _repr_html_(self) -> str:
