@@ -87,6 +87,12 @@ impl PyScenario {
         crate::json_to_py(py, &value)
     }
 
+    /// The operator's customers per municipality where they live, as its billing counts
+    /// them: the `subscribers=` of a release, known without reading the pings.
+    fn subscribers(&self) -> std::collections::BTreeMap<String, u64> {
+        self.inner.subscribers()
+    }
+
     /// A run configuration with this scenario's period and a key derived from the seed.
     fn config(&self) -> PyConfig {
         PyConfig {

@@ -62,6 +62,19 @@ def test_truth_tables() -> None:
     }
 
 
+def test_subscribers_are_the_customers_by_municipality_of_the_truth() -> None:
+    city = synth.scenario(persons=1_500, days=7, seed=3)
+    persons = pa.table(city.truth["persons"]).to_pylist()
+    expected: dict[str, int] = {}
+    for person in persons:
+        if person["customer"] and person["municipality"] is not None:
+            expected[person["municipality"]] = expected.get(person["municipality"], 0) + 1
+    assert city.subscribers() == expected
+    assert set(expected) <= set(city.geography.regions)
+    # Roamers are customers too, of their own operators: none is a subscriber here.
+    assert sum(expected.values()) < sum(p["customer"] for p in persons)
+
+
 def test_bad_parameters_name_the_field() -> None:
     with pytest.raises(ct.ConfigError, match="missing_rate"):
         synth.scenario(persons=100, days=3, missing_rate=1.5)

@@ -303,6 +303,21 @@ impl Scenario {
         config
     }
 
+    /// The operator's customers per municipality where they live, as its billing counts
+    /// them: the `subscribers` of a release, known without reading any ping (the
+    /// differential-privacy mode needs them so, method §10).
+    #[must_use]
+    pub fn subscribers(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut counts = std::collections::BTreeMap::new();
+        for person in self.people.iter().filter(|p| p.customer) {
+            if let Some(m) = person.municipality {
+                let id = &self.world.municipalities[m as usize].id;
+                *counts.entry(id.clone()).or_default() += 1;
+            }
+        }
+        counts
+    }
+
     /// The raw id of person `i` as the operator would have it.
     #[must_use]
     pub fn subscriber_id(&self, i: usize) -> String {

@@ -459,6 +459,9 @@ class Scenario:
         """Expected distinct visitors at full scale for this period."""
     def parameters(self) -> dict[str, Any]:
         """The parameters, as a dict."""
+    def subscribers(self) -> dict[str, int]:
+        """The operator's customers per municipality where they live, as its billing counts
+        them: the `subscribers=` of a release, known without reading the pings."""
     def config(self) -> Config:
         """A run configuration with this scenario's period and a key derived from the seed."""
     def pings(self) -> Table:

@@ -68,6 +68,12 @@ class SyntheticCity:
         ``zone_days`` (person, zone and local date of every true visit)."""
         return self._scenario.truth()
 
+    def subscribers(self) -> dict[str, int]:
+        """The operator's customers per municipality where they live, as its billing
+        counts them: the ``subscribers=`` of a release, known without reading the pings
+        (the differential-privacy mode needs them so)."""
+        return self._scenario.subscribers()
+
     def config(self) -> Config:
         """A run configuration: the scenario's period and a key derived from its seed."""
         return self._scenario.config()
