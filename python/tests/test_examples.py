@@ -11,8 +11,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Scripts whose default run is a demo at full size take arguments for a quick run.
-QUICK_ARGS = {"kortrijk.py": ["--scale", "0.002", "--days", "10"]}
+# Scripts whose default run is a demo at full size take arguments for a quick run, and
+# say what they print and which files they write.
+QUICK_ARGS = {
+    "kortrijk.py": ["--scale", "0.002", "--days", "10"],
+    "dp_error.py": ["--scale", "0.002", "--days", "10", "--repeats", "1"],
+}
+PRINTS = {"kortrijk.py": "city-centre", "dp_error.py": "| days x province | 2 |"}
+WRITES = {
+    "kortrijk.py": ["report.html", "visitors_daily.parquet", "visitors_period.csv"],
+    "dp_error.py": ["dp_error.md"],
+}
 
 
 @pytest.mark.parametrize("script", sorted((ROOT / "examples").glob("*.py")), ids=str)
@@ -23,19 +32,16 @@ def test_example_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     args = QUICK_ARGS.get(script.name)
-    if args is not None:
-        monkeypatch.setattr(sys, "argv", [str(script), *args, "--out", str(tmp_path)])
     if args is None:
         runpy.run_path(str(script), run_name="__main__")
-    else:
-        with pytest.raises(SystemExit) as exit_info:
-            runpy.run_path(str(script), run_name="__main__")
-        assert exit_info.value.code == 0
-        out = capsys.readouterr().out
-        assert "city-centre" in out
-        assert (tmp_path / "report.html").is_file()
-        assert (tmp_path / "visitors_daily.parquet").is_file()
-        assert (tmp_path / "visitors_period.csv").is_file()
+        return
+    monkeypatch.setattr(sys, "argv", [str(script), *args, "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(script), run_name="__main__")
+    assert exit_info.value.code == 0
+    assert PRINTS[script.name] in capsys.readouterr().out
+    for name in WRITES[script.name]:
+        assert (tmp_path / name).is_file(), name
 
 
 def test_notebook_runs() -> None:
