@@ -78,9 +78,6 @@ pub(super) struct Contribution {
     pub(super) pairs: Vec<(u32, u32, i64)>,
     /// The visits the device counts, sorted by pair then start.
     pub(super) starts: Vec<Start>,
-    /// (zone, bucket, band) of the counted visits, each once: the device counts once in
-    /// each band's distinct devices.
-    pub(super) bands: Vec<(u32, u32, u8)>,
     /// What bounding dropped: pairs, and visits of kept pairs.
     pub(super) pairs_dropped: u64,
     pub(super) visits_dropped: u64,
@@ -91,7 +88,6 @@ impl Contribution {
         self.overlaps.clear();
         self.pairs.clear();
         self.starts.clear();
-        self.bands.clear();
         self.pairs_dropped = 0;
         self.visits_dropped = 0;
     }
@@ -136,10 +132,6 @@ impl Contribution {
         if let Some((bounds, ranks)) = bounded {
             self.bound(bounds, ranks);
         }
-        self.bands
-            .extend(self.starts.iter().map(|s| (s.zone, s.bucket, s.band)));
-        self.bands.sort_unstable();
-        self.bands.dedup();
     }
 
     fn bound(&mut self, bounds: &ContributionBounds, ranks: &PairRanks) {

@@ -278,18 +278,10 @@ impl Aggregate {
             .filter(|&(_, &n)| n > 0)
             .map(|(leaf, &n)| (geography.regions().id(leaf as u32).to_owned(), n))
             .collect();
+        let mut unions = sums.unions();
+        unions.sort_unstable();
         let mut rows: Vec<(RowKey, Measures)> = sums.cells.into_iter().collect();
         rows.sort_unstable_by_key(|&(key, _)| key);
-        let mut unions: Vec<UnionMembers> = sums
-            .unions
-            .into_iter()
-            .map(|((group, members), devices)| UnionMembers {
-                group,
-                members,
-                devices,
-            })
-            .collect();
-        unions.sort_unstable();
         let mut aggregate = Self {
             spec,
             origins,
@@ -440,48 +432,108 @@ impl Aggregate {
 #[derive(Default)]
 struct Sums {
     cells: FxHashMap<RowKey, Measures>,
-    unions: FxHashMap<(GroupKey, Vec<u32>), u64>,
+    /// Devices by category group and set of member zones (a number in `member_sets`).
+    unions: FxHashMap<(GroupKey, u32), u64>,
+    /// Every distinct set of member zones, numbered once (most devices share a few).
+    member_sets: FxHashMap<Vec<u32>, u32>,
+    /// The member zones of the pair at hand, reused from pair to pair.
+    scratch: Vec<u32>,
 }
 
 impl Sums {
     /// Adds one device's contribution, in class slot `class`, from origin `origin`;
     /// `members` are the member zones of each category zone.
+    ///
+    /// The pairs and the visit starts are both sorted by (zone, bucket), so they are
+    /// walked together and each row is looked up once.
     fn add(&mut self, contribution: &Contribution, class: u8, origin: u32, members: &[Vec<u32>]) {
-        let key = |zone: u32, bucket: u32| RowKey {
-            zone,
-            bucket,
-            class,
-            origin,
-        };
-        for &(zone, bucket, dwell) in &contribution.pairs {
-            let row = self.cells.entry(key(zone, bucket)).or_default();
-            row.devices += 1;
-            row.dwell_s += dwell;
-            let member_of: Vec<u32> = members[zone as usize]
-                .iter()
-                .copied()
-                .filter(|&m| contribution.has_pair(m, bucket))
-                .collect();
-            if !member_of.is_empty() {
-                let group = GroupKey {
+        let (pairs, starts) = (&contribution.pairs, &contribution.starts);
+        let (mut p, mut s) = (0, 0);
+        while p < pairs.len() || s < starts.len() {
+            let pair = pairs.get(p).map(|&(zone, bucket, _)| (zone, bucket));
+            let start = starts.get(s).map(|v| (v.zone, v.bucket));
+            let Some((zone, bucket)) = pair.min(start).or(pair).or(start) else {
+                break;
+            };
+            let row = self
+                .cells
+                .entry(RowKey {
                     zone,
                     bucket,
                     class,
-                };
-                *self.unions.entry((group, member_of)).or_default() += 1;
+                    origin,
+                })
+                .or_default();
+            if pair == Some((zone, bucket)) {
+                row.devices += 1;
+                row.dwell_s += pairs[p].2;
+                p += 1;
+            }
+            // A visit starts in a pair it overlaps, unless it lasts no time at all: then
+            // it counts in its row without the device.
+            let mut bands_seen = 0_u8;
+            while let Some(visit) = starts
+                .get(s)
+                .filter(|v| (v.zone, v.bucket) == (zone, bucket))
+            {
+                row.visits += 1;
+                row.bands[visit.band as usize] += 1;
+                bands_seen |= 1 << visit.band;
+                s += 1;
+            }
+            for (band, devices) in row.band_devices.iter_mut().enumerate() {
+                *devices += u64::from(bands_seen >> band & 1);
+            }
+            if pair == Some((zone, bucket)) {
+                self.add_union(
+                    contribution,
+                    members,
+                    GroupKey {
+                        zone,
+                        bucket,
+                        class,
+                    },
+                );
             }
         }
-        for start in &contribution.starts {
-            let row = self.cells.entry(key(start.zone, start.bucket)).or_default();
-            row.visits += 1;
-            row.bands[start.band as usize] += 1;
+    }
+
+    /// Counts the device in its category group by the member zones it counts in.
+    fn add_union(&mut self, contribution: &Contribution, members: &[Vec<u32>], group: GroupKey) {
+        self.scratch.clear();
+        self.scratch.extend(
+            members[group.zone as usize]
+                .iter()
+                .copied()
+                .filter(|&m| contribution.has_pair(m, group.bucket)),
+        );
+        if self.scratch.is_empty() {
+            return;
         }
-        for &(zone, bucket, band) in &contribution.bands {
-            self.cells
-                .entry(key(zone, bucket))
-                .or_default()
-                .band_devices[band as usize] += 1;
+        let set = if let Some(&set) = self.member_sets.get(self.scratch.as_slice()) {
+            set
+        } else {
+            let next = self.member_sets.len() as u32;
+            self.member_sets.insert(self.scratch.clone(), next);
+            next
+        };
+        *self.unions.entry((group, set)).or_default() += 1;
+    }
+
+    /// The unions, each with its member zones.
+    fn unions(&self) -> Vec<UnionMembers> {
+        let mut sets = vec![&[][..]; self.member_sets.len()];
+        for (members, &set) in &self.member_sets {
+            sets[set as usize] = members;
         }
+        self.unions
+            .iter()
+            .map(|(&(group, set), &devices)| UnionMembers {
+                group,
+                members: sets[set as usize].to_vec(),
+                devices,
+            })
+            .collect()
     }
 }
 
