@@ -375,7 +375,7 @@ fn the_ledger_refuses_another_cut_or_other_factors_of_a_released_period() {
     run(&day).unwrap();
     // Another bucket of the same period is refused, before any data are read...
     let error = study
-        .authorize(&ReleaseSpec::new(BucketKind::Hour))
+        .authorize(&[ReleaseSpec::new(BucketKind::Hour)])
         .unwrap_err();
     assert!(matches!(error, Error::Ledger { .. }), "{error}");
     assert!(error.to_string().contains("allow_differencing"), "{error}");
@@ -398,6 +398,207 @@ fn the_ledger_refuses_another_cut_or_other_factors_of_a_released_period() {
     let mut roaming = ReleaseSpec::new(BucketKind::Day);
     roaming.roaming_factors.insert("FR".to_owned(), 1_000.0);
     assert!(matches!(run(&roaming), Err(Error::Ledger { .. })));
+}
+
+/// Batches that fail the test if pulled: a release refused before reading pulls none.
+fn never_read() -> impl Iterator<Item = Result<RecordBatch, arrow_schema::ArrowError>> {
+    std::iter::from_fn(|| panic!("the pings were read"))
+}
+
+#[test]
+fn a_batch_of_releases_is_checked_as_a_whole_before_reading() {
+    let (geography, _) = ten_zones();
+    let dir = tempfile::tempdir().unwrap();
+    let study = Study::new(geography, ledger_config(&dir, Some(1.0))).unwrap();
+    // Each fits the budget alone; together they pass it.
+    let spec = dp_spec(BucketKind::Day, dp(0.6));
+    let error = study
+        .releases(never_read(), &[spec.clone(), spec], &RunOptions::default())
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("spent 0.6, asked 0.6, budget 1"),
+        "{error}"
+    );
+    // Two cuts of one period in one batch, as two in a row.
+    let (day, hour) = (
+        ReleaseSpec::new(BucketKind::Day),
+        ReleaseSpec::new(BucketKind::Hour),
+    );
+    let error = study
+        .releases(
+            never_read(),
+            &[day.clone(), hour.clone()],
+            &RunOptions::default(),
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("allow_differencing"), "{error}");
+    let mut allowed = hour;
+    allowed.allow_differencing = true;
+    study.authorize(&[day, allowed]).unwrap();
+    assert!(
+        !dir.path().join("ledger.json").exists(),
+        "checks write nothing"
+    );
+}
+
+#[test]
+fn the_first_dp_release_fixes_the_budget_and_modes_mixed_are_reported() {
+    let (geography, cells) = ten_zones();
+    let dir = tempfile::tempdir().unwrap();
+    let rows = everywhere(5, &cells);
+    let release = |budget: f64, spec: &ReleaseSpec| {
+        Study::new(geography.clone(), ledger_config(&dir, Some(budget)))
+            .unwrap()
+            .release([Ok(batch(&rows))], spec, &RunOptions::default())
+    };
+    let dp_day = dp_spec(BucketKind::Day, dp(0.5));
+    let first = release(1.0, &dp_day).unwrap();
+    assert_eq!(first.report.privacy["ledger"]["mixed_modes"], false);
+    // Raising the budget in the configuration does not raise the period's.
+    let error = release(5.0, &dp_day).unwrap_err();
+    assert!(error.to_string().contains("fixed at 1"), "{error}");
+    // A k-anonymity release of the period, with the same factors, is exact: both
+    // reports say the period is now released in both modes.
+    let mut exact = ReleaseSpec::new(BucketKind::Day);
+    exact.subscribers.clone_from(&dp_day.subscribers);
+    exact.roaming_factors.clone_from(&dp_day.roaming_factors);
+    let kanon = release(1.0, &exact).unwrap();
+    assert_eq!(kanon.report.privacy["ledger"]["mixed_modes"], true);
+    assert!(
+        kanon
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("both k-anonymity"))
+    );
+    let second = release(1.0, &dp_day).unwrap();
+    assert!(
+        second
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("both k-anonymity"))
+    );
+    assert!(second.report.privacy["ledger"].get("path").is_none());
+    // Without a ledger, a DP release says that nothing keeps count.
+    let unrecorded = Study::new(geography.clone(), two_days())
+        .unwrap()
+        .release([Ok(batch(&rows))], &dp_day, &RunOptions::default())
+        .unwrap();
+    assert!(
+        unrecorded
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.contains("no ledger"))
+    );
+}
+
+#[test]
+fn a_cut_is_the_same_whatever_the_order_of_its_classes_and_its_empty_counts() {
+    let (geography, cells) = ten_zones();
+    let dir = tempfile::tempdir().unwrap();
+    let study = Study::new(geography, ledger_config(&dir, None)).unwrap();
+    let rows = everywhere(5, &cells);
+    let mut spec = ReleaseSpec::new(BucketKind::Day);
+    spec.classes = vec![
+        ReleaseClass::Device(DeviceClass::DayVisitor),
+        ReleaseClass::Device(DeviceClass::OvernightVisitor),
+    ];
+    spec.subscribers = Some(BTreeMap::from([("kortrijk".to_owned(), 800)]));
+    study
+        .release([Ok(batch(&rows))], &spec, &RunOptions::default())
+        .unwrap();
+    spec.classes.reverse();
+    spec.subscribers = Some(BTreeMap::from([
+        ("kortrijk".to_owned(), 800),
+        ("menen".to_owned(), 0),
+    ]));
+    study.authorize(std::slice::from_ref(&spec)).unwrap();
+}
+
+#[test]
+fn zones_redrawn_under_the_same_ids_are_another_cut() {
+    let (geography, cells) = ten_zones();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ReleaseSpec::new(BucketKind::Day);
+    let rows = everywhere(5, &cells);
+    Study::new(geography, ledger_config(&dir, None))
+        .unwrap()
+        .release([Ok(batch(&rows))], &spec, &RunOptions::default())
+        .unwrap();
+    // z0 now also covers z1's cell.
+    let mut builder = fixture_builder();
+    for z in 0..cells.len() {
+        let zone_cells: &[u64] = if z == 0 { &cells[..2] } else { &cells[z..=z] };
+        builder = builder.zone(&format!("z{z}"), None, zone_cells);
+    }
+    let redrawn = Study::new(builder.build().unwrap(), ledger_config(&dir, None)).unwrap();
+    let error = redrawn.authorize(std::slice::from_ref(&spec)).unwrap_err();
+    assert!(error.to_string().contains("geography"), "{error}");
+}
+
+#[test]
+fn bounds_that_give_no_sensitivity_are_refused_before_the_ledger_spends() {
+    let (geography, cells) = ten_zones();
+    let dir = tempfile::tempdir().unwrap();
+    let study = Study::new(geography, ledger_config(&dir, Some(1.0))).unwrap();
+    let mut huge = dp(0.5);
+    // Its square times max_partitions is beyond 2^128: no σ could be computed.
+    huge.max_dwell_s = Some(i64::MAX);
+    let error = study
+        .release(
+            [Ok(batch(&everywhere(3, &cells)))],
+            &dp_spec(BucketKind::Day, huge),
+            &RunOptions::default(),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Config { field, .. } if *field == "max_dwell_s"),
+        "{error}"
+    );
+    assert!(
+        !dir.path().join("ledger.json").exists(),
+        "nothing was spent"
+    );
+}
+
+#[test]
+fn an_aggregate_bounded_otherwise_or_tampered_with_is_refused() {
+    let (geography, cells) = ten_zones();
+    let study = Study::new(geography, two_days()).unwrap();
+    let prepared = study
+        .prepare([Ok(batch(&everywhere(4, &cells)))], &RunOptions::default())
+        .unwrap();
+    let mut two = dp(HUGE_RHO);
+    two.max_partitions = Some(2);
+    let bounded = prepared
+        .aggregate(&dp_spec(BucketKind::Day, two))
+        .unwrap()
+        .unwrap();
+    let mut three = dp(HUGE_RHO);
+    three.max_partitions = Some(3);
+    let error = study
+        .release_aggregate(
+            Some(&bounded),
+            prepared.report(),
+            &dp_spec(BucketKind::Day, three),
+        )
+        .unwrap_err();
+    assert!(error.to_string().contains("contribution bounds"), "{error}");
+    // A row pointing past the aggregate's origins, as a tampered file could hold.
+    let spec = ReleaseSpec::new(BucketKind::Day);
+    let exact = prepared.aggregate(&spec).unwrap().unwrap();
+    let mut value = serde_json::to_value(&exact).unwrap();
+    value["rows"][0][0]["origin"] = serde_json::json!(999);
+    let tampered: crowdtally::Aggregate = serde_json::from_value(value).unwrap();
+    let error = study
+        .release_aggregate(Some(&tampered), prepared.report(), &spec)
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Config { field, .. } if *field == "aggregate"),
+        "{error}"
+    );
 }
 
 #[test]

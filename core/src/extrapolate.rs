@@ -275,13 +275,24 @@ impl EstimateSums {
         if self.missing {
             return None;
         }
-        let half_width = Z_95 * self.variance.max(0.0).sqrt();
-        Some(Estimate {
-            devices: self.devices,
-            visits: self.visits,
-            low: (self.devices - half_width).max(observed as f64),
-            high: self.devices + half_width,
-        })
+        Some(interval(
+            self.devices,
+            self.visits,
+            self.variance,
+            observed as f64,
+        ))
+    }
+}
+
+/// The estimate with its 95 % normal interval of half-width 1.96·√variance, whose low end
+/// is at least `floor` (what is known to be there at the least).
+pub(crate) fn interval(devices: f64, visits: f64, variance: f64, floor: f64) -> Estimate {
+    let half_width = Z_95 * variance.max(0.0).sqrt();
+    Estimate {
+        devices,
+        visits,
+        low: (devices - half_width).max(floor),
+        high: devices + half_width,
     }
 }
 

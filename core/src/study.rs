@@ -185,7 +185,7 @@ impl Study {
     where
         I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
     {
-        self.authorize(spec)?;
+        self.authorize(std::slice::from_ref(spec))?;
         self.read(batches, options)?.release(spec)
     }
 
@@ -202,9 +202,7 @@ impl Study {
     where
         I: IntoIterator<Item = Result<RecordBatch, ArrowError>>,
     {
-        for spec in specs {
-            self.authorize(spec)?;
-        }
+        self.authorize(specs)?;
         self.read(batches, options)?.releases(specs)
     }
 
@@ -249,19 +247,23 @@ impl Study {
         Release::protect(self, aggregate, quality, spec)
     }
 
-    /// Checks a release before any data are read: its spec against the geography and
-    /// configuration, and against the ledger when there is one and the period is given
-    /// (a differentially private release past the budget, or a k-anonymity release of
-    /// another cut of a released period, is refused here, and nothing is written).
-    /// [`Study::release`] and [`Study::releases`] call it; call it yourself before
-    /// pushing batches into a [`Run`].
+    /// Checks releases before any data are read: their specs against the geography and
+    /// configuration, and against the ledger when there is one and the period is given,
+    /// as if recorded one after the other (a differentially private release past the
+    /// budget, the ρ of the ones before it included, or a k-anonymity release cut
+    /// otherwise than the period's earlier ones, is refused here, and nothing is
+    /// written). [`Study::release`], [`Study::releases`], [`Run::releases`] and
+    /// [`Prepared::releases`] call it; call it yourself before the workers of a
+    /// distributed run start.
     ///
     /// # Errors
     /// [`Error::Config`](crate::Error::Config) naming the field at fault;
-    /// [`Error::Ledger`](crate::Error::Ledger) when the ledger refuses the release.
-    pub fn authorize(&self, spec: &ReleaseSpec) -> Result<()> {
-        self.check_spec(spec)?;
-        crate::privacy::account::check(self, spec)
+    /// [`Error::Ledger`](crate::Error::Ledger) when the ledger refuses a release.
+    pub fn authorize(&self, specs: &[ReleaseSpec]) -> Result<()> {
+        for spec in specs {
+            self.check_spec(spec)?;
+        }
+        crate::privacy::account::check(self, specs)
     }
 
     /// Checks a spec against the geography and the configuration; returns its roaming
@@ -384,6 +386,7 @@ impl Prepared {
     /// # Errors
     /// As [`Prepared::release`].
     pub fn releases(&self, specs: &[ReleaseSpec]) -> Result<Vec<Release>> {
+        self.study.authorize(specs)?;
         specs.iter().map(|spec| self.release(spec)).collect()
     }
 

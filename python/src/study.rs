@@ -317,9 +317,7 @@ impl PyStudy {
     ) -> PyResult<Vec<Release>> {
         // Checked before the (long) run and before any data are read, so a typo or a
         // release the ledger refuses fails at once.
-        for spec in &specs {
-            self.inner.authorize(spec).map_err(CoreError)?;
-        }
+        self.inner.authorize(&specs).map_err(CoreError)?;
         if let Some(prepared) = self.prepared(pings)? {
             let prepared = Arc::clone(&prepared.get().prepared);
             return py

@@ -56,6 +56,11 @@ def ledger_config(city: synth.SyntheticCity, ledger: Path | str | None, **fields
     return ct.Config(key=KEY, period=city.config().period, ledger=ledger, **fields)
 
 
+def never_read() -> Iterator[pa.RecordBatch]:
+    raise AssertionError("the pings were read")
+    yield  # pragma: no cover - makes this a generator
+
+
 def rows(release: ct.Release) -> list[dict[str, Any]]:
     return pa.table(release).to_pylist()  # type: ignore[no-any-return]
 
@@ -323,12 +328,25 @@ def test_four_releases_spend_the_budget_and_the_fifth_is_refused_before_reading(
     for _ in range(4):
         dp_release(study, mine, subscribers, 0.5)
 
-    def never_read() -> Iterator[pa.RecordBatch]:
-        raise AssertionError("the pings were read")
-        yield  # pragma: no cover - makes this a generator
-
     with pytest.raises(ct.LedgerError, match=r"spent 2, asked 0\.5, budget 2"):
         dp_release(study, never_read(), subscribers, 0.5)
+
+
+def test_several_releases_at_once_are_checked_together_before_reading(
+    city: synth.SyntheticCity, prepared: ct.Prepared, tmp_path: Path
+) -> None:
+    study = ct.Study(city.geography, ledger_config(city, tmp_path / "ledger.json", budget=1.0))
+    spec = ct.ReleaseSpec(
+        bucket="day",
+        subscribers=billing(prepared),
+        privacy=ct.DP(rho=0.6),
+        roaming_factors={"*": 3.0},
+    )
+    with pytest.raises(ct.LedgerError, match=r"spent 0\.6, asked 0\.6, budget 1"):
+        study.releases(never_read(), [spec, spec])
+    with pytest.raises(ct.LedgerError, match="allow_differencing"):
+        study.releases(never_read(), [{"bucket": "day"}, {"bucket": "week"}])
+    assert not (tmp_path / "ledger.json").exists()
 
 
 def release_into(ledger: str, count: int) -> int:

@@ -78,7 +78,8 @@ pub(super) struct Contribution {
     pub(super) pairs: Vec<(u32, u32, i64)>,
     /// The visits the device counts, sorted by pair then start.
     pub(super) starts: Vec<Start>,
-    /// What bounding dropped: pairs, and visits of kept pairs.
+    /// What bounding dropped: pairs, and visits (those of dropped pairs, and those
+    /// beyond `max_visits` in kept ones).
     pub(super) pairs_dropped: u64,
     pub(super) visits_dropped: u64,
 }

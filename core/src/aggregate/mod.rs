@@ -312,6 +312,39 @@ impl Aggregate {
         self.rows.sort_unstable_by_key(|&(key, _)| key);
     }
 
+    /// Checks that every row and union refers to a zone, bucket, class and origin of the
+    /// aggregate, in key order: a deserialised aggregate could hold anything.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming `aggregate`.
+    pub(crate) fn check_indexes(&self) -> Result<()> {
+        let spec = &self.spec;
+        let (zones, buckets) = (spec.zones.len(), spec.bounds.len().saturating_sub(1));
+        let in_grid = |zone: u32, bucket: u32, class: u8| {
+            (zone as usize) < zones
+                && (bucket as usize) < buckets
+                && usize::from(class) < spec.classes.len()
+        };
+        let rows_fit = self.rows.iter().all(|(key, _)| {
+            in_grid(key.zone, key.bucket, key.class) && (key.origin as usize) < self.origins.len()
+        });
+        let sorted = self.rows.windows(2).all(|pair| pair[0].0 < pair[1].0);
+        let unions_fit = self.unions.iter().all(|union| {
+            let group = union.group;
+            in_grid(group.zone, group.bucket, group.class)
+                && union.members.iter().all(|&m| (m as usize) < zones)
+        });
+        if rows_fit && sorted && unions_fit {
+            Ok(())
+        } else {
+            Err(Error::config(
+                "aggregate",
+                "holds rows or unions outside its own zones, buckets, classes or origins, \
+                 or rows out of order",
+            ))
+        }
+    }
+
     /// Adds another partial aggregate over a disjoint set of devices.
     ///
     /// # Errors
@@ -469,8 +502,8 @@ impl Sums {
                 row.dwell_s += pairs[p].2;
                 p += 1;
             }
-            // A visit starts in a pair it overlaps, unless it lasts no time at all: then
-            // it counts in its row without the device.
+            // Every visit starts in a pair it overlaps (one of no length overlaps the
+            // bucket of its start; bounding drops the visits of dropped pairs).
             let mut bands_seen = 0_u8;
             while let Some(visit) = starts
                 .get(s)
@@ -550,11 +583,7 @@ fn bounds_of(
     let labels: Vec<String> = (0..buckets.len())
         .map(|b| format_local(study.calendar(), buckets.interval(b).0))
         .collect();
-    let longest = (0..buckets.len())
-        .map(|b| buckets.interval(b).1 - buckets.interval(b).0)
-        .max()
-        .unwrap_or(0);
-    let bounds = ContributionBounds::of(dp, zones.len() * labels.len(), longest);
+    let bounds = ContributionBounds::of_grid(dp, zones.len(), buckets.bounds());
     let label = config
         .period_label
         .clone()

@@ -1,12 +1,16 @@
 //! Disclosure control (method §7): k-anonymity on one release table, group by group,
 //! across a category and its members, and on the dwell bands of each released group.
 //!
-//! A row is either released with every measure or merged into a coarser row, never
-//! hidden alone: below-k origin rows pool into `other:<parent>` level by level up the
-//! region tree (roamers into `other:abroad`), what is still below k forms the residual
-//! `other`, and a residual below k takes released rows, smallest first, until it reaches
-//! k. Every step only adds rows together, so the released origin rows always partition
-//! the group's total.
+//! Within a released group, an origin row is either released with every measure or
+//! merged into a coarser row: below-k origin rows pool into `other:<parent>` level by
+//! level up the region tree (roamers into `other:abroad`), what is still below k forms
+//! the residual `other`, and a residual below k takes released rows, smallest first,
+//! until it reaches k. Every step only adds rows together, so the released origin rows
+//! always partition the group's total. A group below k is its suppressed total row
+//! alone (step 1); a category group is suppressed with its suppressed members when the
+//! union minus the others would reveal them (step 2); dwell bands are released on total
+//! rows only, each counting 0 or at least k devices, with a complementary band withheld
+//! (step 6).
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;

@@ -219,9 +219,7 @@ impl Run {
     /// stopped.
     pub fn releases(self, specs: &[ReleaseSpec]) -> Result<Vec<Release>> {
         let study = self.study.clone();
-        for spec in specs {
-            study.check_spec(spec)?;
-        }
+        study.authorize(specs)?;
         let (aggregates, quality) = self.aggregates(specs)?;
         aggregates
             .iter()

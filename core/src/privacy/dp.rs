@@ -25,9 +25,6 @@ use crate::study::Study;
 /// The origin of every roamer of a country without a row of its own.
 const ABROAD: &str = "other:abroad";
 
-/// The z value of a two-sided 95 % normal interval.
-const Z_95: f64 = 1.96;
-
 /// What the differential-privacy mode did, for the report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub(crate) struct DpReport {
@@ -200,9 +197,10 @@ pub(crate) fn noisy_table_with(
         let mut total = Noisy::default();
         let mut total_estimate = Some((0.0, 0.0, 0.0));
         for (key, value) in noisy.iter().enumerate() {
-            total.devices += value.devices;
-            total.visits += value.visits;
-            total.dwell_s += value.dwell_s;
+            // Saturating: at a tiny ρ the noise alone may reach the integers' range.
+            total.devices = total.devices.saturating_add(value.devices);
+            total.visits = total.visits.saturating_add(value.visits);
+            total.dwell_s = total.dwell_s.saturating_add(value.dwell_s);
             total_estimate = match (total_estimate, factors.by_origin[key]) {
                 (Some((devices, visits, variance)), Some(f)) => Some((
                     devices + value.devices as f64 * f,
@@ -249,7 +247,7 @@ pub(crate) fn noisy_table_with(
     }
     let counts = aggregate.devices();
     let report = DpReport {
-        mode: "differential_privacy",
+        mode: super::DIFFERENTIAL_PRIVACY,
         rho: dp.rho,
         epsilon: epsilon(dp.rho, DELTA),
         delta: DELTA,
@@ -275,8 +273,19 @@ pub(crate) fn noisy_table_with(
 }
 
 /// The noise of each measure (devices, visits, dwell, bands): σ² = Δ² / (2·ρ_measure).
-fn scales(bounds: &ContributionBounds, rho: f64) -> Result<[NoiseScale; 4]> {
-    let squared = bounds.squared_sensitivities();
+///
+/// # Errors
+/// [`Error::Config`] naming `max_dwell_s` when its square overflows, or `rho` when it is
+/// not a positive number.
+pub(crate) fn scales(bounds: &ContributionBounds, rho: f64) -> Result<[NoiseScale; 4]> {
+    let squared = bounds.squared_sensitivities().ok_or_else(|| {
+        Error::config(
+            "max_dwell_s",
+            format!(
+                "gives no usable sensitivity with the bounds {bounds:?}: every bound must be                  at least 1, and the dwell's small enough to square"
+            ),
+        )
+    })?;
     let scale = |measure: usize| {
         NoiseScale::new(squared[measure], rho * RHO_SHARES[measure].1)
             .ok_or_else(|| Error::config("rho", format!("must be a positive number, got {rho}")))
@@ -285,16 +294,10 @@ fn scales(bounds: &ContributionBounds, rho: f64) -> Result<[NoiseScale; 4]> {
 }
 
 /// The estimate of a row from its (noisy) sums: the interval's variance holds the
-/// sampling of customers and the noise; neither end is below zero.
+/// sampling of customers and the noise. Noisy counts are no lower bound of what is
+/// there, so neither end is below zero, and that is all.
 fn interval(devices: f64, visits: f64, variance: f64) -> Estimate {
-    let half_width = Z_95 * variance.max(0.0).sqrt();
-    let devices = devices.max(0.0);
-    Estimate {
-        devices,
-        visits: visits.max(0.0),
-        low: (devices - half_width).max(0.0),
-        high: devices + half_width,
-    }
+    crate::extrapolate::interval(devices.max(0.0), visits.max(0.0), variance, 0.0)
 }
 
 fn randomness(error: RandomnessError) -> Error {

@@ -75,6 +75,9 @@ pub struct Account {
     /// The keyed digest of the subscribers and roaming factors fixed by the period's first
     /// release, in lowercase hex.
     pub factors: String,
+    /// The budget (total ρ) fixed by the period's first differentially private release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<f64>,
     /// The releases, oldest first.
     pub releases: Vec<Entry>,
 }
@@ -156,6 +159,9 @@ pub struct Recorded {
     pub releases: usize,
     /// Whether the release was made with `allow_differencing`.
     pub allow_differencing: bool,
+    /// Whether the period has releases of both modes, this one included: the exact counts
+    /// of its k-anonymity releases are outside the differential-privacy guarantee.
+    pub mixed_modes: bool,
 }
 
 /// A privacy ledger file. Holds only its path: every operation opens, locks and reads the
@@ -208,9 +214,30 @@ impl Ledger {
     /// # Errors
     /// As [`record`](Self::record), except for the missing factors.
     pub fn check(&self, request: &Request) -> Result<Recorded> {
-        self.validate(request)?;
-        let file = self.read()?;
-        self.admit(&file, request)
+        let mut recorded = self.check_all(std::slice::from_ref(request))?;
+        Ok(recorded.remove(0))
+    }
+
+    /// A dry run of recording `requests` one after the other: each is checked against
+    /// the ledger as it is now plus the requests before it (their ρ adds up; their cuts
+    /// must agree), nothing written. Returns what each `record` would return.
+    ///
+    /// # Errors
+    /// As [`check`](Self::check), for the first request refused.
+    pub fn check_all(&self, requests: &[Request]) -> Result<Vec<Recorded>> {
+        for request in requests {
+            self.validate(request)?;
+        }
+        let mut file = self.read()?;
+        requests
+            .iter()
+            .map(|request| {
+                let recorded = self.admit(&file, request)?;
+                // Factors still unknown (detected from the data) are left open.
+                append(&mut file, request, request.factors.as_deref().unwrap_or(""));
+                Ok(recorded)
+            })
+            .collect()
     }
 
     /// Records a release, if the period's account allows it: under an exclusive lock,
@@ -239,25 +266,7 @@ impl Ledger {
         let _lock = self.lock(LockMode::Exclusive)?;
         let mut file = self.load()?;
         let recorded = self.admit(&file, request)?;
-        let entry = Entry {
-            mode: request.mode,
-            spec: request.spec.clone(),
-            rho: request.rho,
-            time: now_utc(),
-            allow_differencing: request.allow_differencing,
-        };
-        let existing = file.periods.iter_mut().find(|account| {
-            account.label == request.label && account.fingerprint == request.fingerprint
-        });
-        match existing {
-            Some(account) => account.releases.push(entry),
-            None => file.periods.push(Account {
-                label: request.label.clone(),
-                fingerprint: request.fingerprint.clone(),
-                factors: factors.clone(),
-                releases: vec![entry],
-            }),
-        }
+        append(&mut file, request, factors);
         self.store(&file)?;
         Ok(recorded)
     }
@@ -299,11 +308,26 @@ impl Ledger {
         let label = &request.label;
 
         if let (Some(account), Some(factors)) = (account, &request.factors)
+            && !account.factors.is_empty()
             && account.factors != *factors
         {
             return Err(self.refuse(format!(
                 "refused: the period {label} was first released with other subscribers or \
                  roaming factors; a release with other ones could decode pooled rows"
+            )));
+        }
+
+        if let (Some(fixed), PrivacyMode::DifferentialPrivacy, Some(budget)) = (
+            account.and_then(|account| account.budget),
+            request.mode,
+            request.budget,
+        ) && (budget - fixed).abs() > fixed * RELATIVE_TOLERANCE
+        {
+            return Err(self.refuse(format!(
+                "refused: the budget of period {label} was fixed at {} by its first \
+                 differentially private release, and this one asks with a budget of {}",
+                plain(fixed),
+                plain(budget)
             )));
         }
 
@@ -351,11 +375,17 @@ impl Ledger {
             }
         }
 
+        let has_mode = |mode| {
+            request.mode == mode
+                || account.is_some_and(|account| account.releases.iter().any(|e| e.mode == mode))
+        };
         Ok(Recorded {
             spent,
             remaining: request.budget.map(|budget| (budget - spent).max(0.0)),
             releases: account.map_or(0, |account| account.releases.len()) + 1,
             allow_differencing: request.allow_differencing,
+            mixed_modes: has_mode(PrivacyMode::KAnonymity)
+                && has_mode(PrivacyMode::DifferentialPrivacy),
         })
     }
 
@@ -444,6 +474,42 @@ impl Ledger {
     }
 }
 
+/// Appends an admitted request to its account in `file` (opened with `factors` and, for
+/// differential privacy, the request's budget); factors or a budget the account does not
+/// know yet are fixed by this request.
+fn append(file: &mut LedgerFile, request: &Request, factors: &str) {
+    let entry = Entry {
+        mode: request.mode,
+        spec: request.spec.clone(),
+        rho: request.rho,
+        time: now_utc(),
+        allow_differencing: request.allow_differencing,
+    };
+    let budget = match request.mode {
+        PrivacyMode::DifferentialPrivacy => request.budget,
+        PrivacyMode::KAnonymity => None,
+    };
+    let existing = file.periods.iter_mut().find(|account| {
+        account.label == request.label && account.fingerprint == request.fingerprint
+    });
+    match existing {
+        Some(account) => {
+            if account.factors.is_empty() {
+                factors.clone_into(&mut account.factors);
+            }
+            account.budget = account.budget.or(budget);
+            account.releases.push(entry);
+        }
+        None => file.periods.push(Account {
+            label: request.label.clone(),
+            fingerprint: request.fingerprint.clone(),
+            factors: factors.to_owned(),
+            budget,
+            releases: vec![entry],
+        }),
+    }
+}
+
 #[derive(Clone, Copy)]
 enum LockMode {
     Shared,
@@ -470,6 +536,7 @@ fn is_consistent(file: &LedgerFile) -> bool {
             !account.label.is_empty()
                 && is_lower_hex(&account.fingerprint)
                 && is_lower_hex(&account.factors)
+                && account.budget.is_none_or(is_positive)
                 && accounts.insert((&account.label, &account.fingerprint))
                 && account.releases.iter().all(|entry| {
                     let rho_ok = match entry.mode {

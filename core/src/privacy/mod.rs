@@ -18,6 +18,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// The name of the differential-privacy mode, in reports and the ledger.
+pub(crate) const DIFFERENTIAL_PRIVACY: &str = "differential_privacy";
+
 /// How a release is protected.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "mode")]
@@ -37,7 +40,7 @@ impl Privacy {
     pub fn name(&self) -> &'static str {
         match self {
             Self::KAnonymity => "k_anonymity",
-            Self::DifferentialPrivacy(_) => "differential_privacy",
+            Self::DifferentialPrivacy(_) => DIFFERENTIAL_PRIVACY,
         }
     }
 }
@@ -178,19 +181,38 @@ impl ContributionBounds {
         }
     }
 
+    /// The bounds of a release over `zones` zones and the buckets of `bucket_bounds`
+    /// (bucket `b` is `[bounds[b], bounds[b + 1])`): [`ContributionBounds::of`] its
+    /// number of pairs and its longest bucket.
+    #[must_use]
+    pub fn of_grid(spec: &DpSpec, zones: usize, bucket_bounds: &[i64]) -> Self {
+        let longest = bucket_bounds
+            .windows(2)
+            .map(|pair| pair[1] - pair[0])
+            .max()
+            .unwrap_or(0);
+        let buckets = bucket_bounds.len().saturating_sub(1);
+        Self::of(spec, zones * buckets, longest)
+    }
+
     /// The squared L2 sensitivity of each measure (devices, visits, dwell, bands): one
     /// device changes at most `max_partitions` pairs, each by at most 1 device,
-    /// `max_visits` visits (in bands too) and `max_dwell_s` seconds.
+    /// `max_visits` visits (in bands too) and `max_dwell_s` seconds. `None` when a bound
+    /// is 0 (no noise could hide a device) or the dwell's is too large to square.
     #[must_use]
-    pub fn squared_sensitivities(&self) -> [u128; 4] {
+    pub fn squared_sensitivities(&self) -> Option<[u128; 4]> {
         let m = u128::from(self.max_partitions);
         let visits = u128::from(self.max_visits);
-        let dwell = u128::from(self.max_dwell_s.unsigned_abs());
-        [
+        let dwell = u128::try_from(self.max_dwell_s).ok()?;
+        if m == 0 || visits == 0 || dwell == 0 {
+            return None;
+        }
+        let visits_squared = visits * visits * m;
+        Some([
             m,
-            visits * visits * m,
-            dwell * dwell * m,
-            visits * visits * m,
-        ]
+            visits_squared,
+            dwell.checked_mul(dwell)?.checked_mul(m)?,
+            visits_squared,
+        ])
     }
 }

@@ -35,8 +35,8 @@ impl<'a> Grid<'a> {
     /// The grid of an aggregate at `level` (`None`: the leaves).
     ///
     /// # Errors
-    /// [`Error::Config`] naming `aggregate` when it names origins that are not regions of
-    /// this geography (partials merged from another one).
+    /// [`Error::Config`] naming `aggregate` when it names origins that are not leaf regions
+    /// of this geography (partials merged from another one).
     pub(crate) fn new(
         aggregate: &'a Aggregate,
         regions: &Regions,
@@ -55,12 +55,15 @@ impl<'a> Grid<'a> {
                     return Ok(LevelOrigin::Country(name.clone()));
                 }
                 // Merged partials from another geography would pool silently: refuse them.
-                let leaf = regions.index_of(name).ok_or_else(|| {
-                    Error::config(
-                        "aggregate",
-                        "names origins that are not regions of this geography",
-                    )
-                })?;
+                let leaf = regions
+                    .index_of(name)
+                    .filter(|&r| regions.is_leaf(r))
+                    .ok_or_else(|| {
+                        Error::config(
+                            "aggregate",
+                            "names origins that are not leaf regions of this geography",
+                        )
+                    })?;
                 let at_level = level
                     .and_then(|level| regions.ancestors(leaf).find(|&r| regions.level(r) == level));
                 Ok(LevelOrigin::Region(at_level.unwrap_or(leaf)))

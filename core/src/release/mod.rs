@@ -24,7 +24,7 @@ use crate::disclosure::protect_table;
 use crate::error::{Error, Result};
 use crate::extrapolate::{Factors, normalise_roaming_factors, validate_subscribers};
 use crate::geo::{Geography, RegionIndex};
-use crate::privacy::{Privacy, account};
+use crate::privacy::{ContributionBounds, Privacy, account};
 use crate::report::QualityReport;
 use crate::study::Study;
 use grid::Grid;
@@ -221,8 +221,6 @@ impl Release {
             });
         };
         check_aggregate(aggregate, study, spec)?;
-        // The ledger records the release before anything is computed from the data, and
-        // refuses it (budget, another cut, other factors) under its lock.
         let period = aggregate.spec().period;
         let label = config
             .period_label
@@ -233,14 +231,22 @@ impl Release {
             Some(given) => (given, SubscriberSource::Given),
             None => (&aggregate.devices().subscribers, SubscriberSource::Detected),
         };
-        let digest = account::factors_digest(&config.key, source, subscribers, &roaming);
-        let recorded = account::record(study, spec, period, &label, digest)?;
         let grid = Grid::new(
             aggregate,
             geography.regions(),
             spec.level.as_deref(),
             study.calendar(),
         )?;
+        if let Some(bounds) = &aggregate.spec().contribution
+            && let Privacy::DifferentialPrivacy(dp) = &spec.privacy
+        {
+            crate::privacy::dp::scales(bounds, dp.rho)?;
+        }
+        // Everything that can be refused is checked: the ledger records the release
+        // before anything is computed from the data, and refuses it (budget, another cut,
+        // other factors) under its lock.
+        let digest = account::factors_digest(&config.key, source, subscribers, &roaming);
+        let recorded = account::record(study, spec, period, &label, digest)?;
         let (rows, protection) = match &spec.privacy {
             Privacy::KAnonymity => {
                 let factors = Factors::new(aggregate.origins(), geography, subscribers, &roaming);
@@ -359,12 +365,24 @@ fn check_aggregate(aggregate: &Aggregate, study: &Study, spec: &ReleaseSpec) -> 
             "was computed for other classes or another bucket than the release asks for",
         ));
     }
-    if computed.contribution.is_some() != matches!(spec.privacy, Privacy::DifferentialPrivacy(_)) {
+    // The noise is scaled to the bounds the devices were held to: they must be the ones
+    // the release asks for, never a deserialised aggregate's own.
+    let asked = match &spec.privacy {
+        Privacy::KAnonymity => None,
+        Privacy::DifferentialPrivacy(dp) => Some(ContributionBounds::of_grid(
+            dp,
+            computed.zones.len(),
+            &computed.bounds,
+        )),
+    };
+    if computed.contribution != asked {
         return Err(Error::config(
             "aggregate",
-            "was computed for another privacy mode than the release asks for",
+            "was computed for another privacy mode or other contribution bounds than the \
+             release asks for",
         ));
     }
+    aggregate.check_indexes()?;
     if computed.tz != config.tz || config.period.is_some_and(|p| p != computed.period) {
         return Err(Error::config(
             "aggregate",

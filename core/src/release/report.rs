@@ -38,8 +38,9 @@ pub const K_ANONYMITY_CAVEAT: &str = "The threshold k protects this one table. D
 /// What a differentially private release says about its protection.
 pub const DP_CAVEAT: &str = "Differential privacy protects the table: every count carries \
      discrete Gaussian noise of the stated sigma, and a device counts in at most the stated \
-     number of cells. The other counts of this report (pings, devices by class, drops) are \
-     exact and for the operator only: publish the table and the privacy section.";
+     number of cells. The other counts of this report (pings, devices by class, drops, and \
+     what bounding dropped) are exact and for the operator only: publish the table and the \
+     privacy section without its dropped_by_bounding.";
 
 /// Devices by class over all cleaned devices.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -153,8 +154,40 @@ pub(crate) fn parameters(
     if let Privacy::DifferentialPrivacy(dp) = &spec.privacy {
         parameters["rho"] = json!(dp.rho);
         parameters["countries"] = json!(dp.countries);
+        parameters["max_partitions"] = json!(dp.max_partitions);
+        parameters["max_visits"] = json!(dp.max_visits);
+        parameters["max_dwell_s"] = json!(dp.max_dwell_s);
     }
     parameters
+}
+
+/// The ledger's account of the period, for the report (null without a ledger), and the
+/// warning of a period released in both modes. The ledger's path stays with the
+/// operator: the report is for publication.
+fn ledger_section(
+    recorded: Option<&Recorded>,
+    label: Option<&str>,
+    warnings: &mut Vec<String>,
+) -> Value {
+    let Some(recorded) = recorded else {
+        return Value::Null;
+    };
+    if recorded.mixed_modes {
+        warnings.push(format!(
+            "period {} has both k-anonymity releases, whose counts are exact, and \
+             differentially private ones: the guarantee of the latter does not cover what the \
+             former reveal",
+            label.unwrap_or("?")
+        ));
+    }
+    json!({
+        "period_label": label,
+        "releases": recorded.releases,
+        "spent_rho": recorded.spent,
+        "remaining_rho": recorded.remaining,
+        "allow_differencing": recorded.allow_differencing,
+        "mixed_modes": recorded.mixed_modes,
+    })
 }
 
 impl ReleaseReport {
@@ -200,16 +233,7 @@ impl ReleaseReport {
         }
         // The factors as used: codes upper-cased (the spec was validated before).
         let roaming_factors = normalise_roaming_factors(&spec.roaming_factors).unwrap_or_default();
-        let ledger_json = ledger.map(|recorded| {
-            json!({
-                "path": config.ledger.as_ref().map(|p| p.display().to_string()),
-                "period_label": label,
-                "releases": recorded.releases,
-                "spent_rho": recorded.spent,
-                "remaining_rho": recorded.remaining,
-                "allow_differencing": recorded.allow_differencing,
-            })
-        });
+        let ledger_json = ledger_section(ledger, label.as_deref(), &mut warnings);
         let (disclosure, privacy, extrapolation, caveat) = match protection {
             Protection::KAnonymity { counts, factors } => {
                 let extrapolation = factors.map(|(factors, source)| {
@@ -230,13 +254,21 @@ impl ReleaseReport {
             }
             Protection::Differential(dp) => {
                 warnings.extend(dp.warnings.iter().cloned());
+                if ledger.is_none() {
+                    warnings.push(
+                        "no ledger records this release: the rho of all releases of a period \
+                         adds up, and nothing keeps count of it here (give the configuration \
+                         a ledger and a budget)"
+                            .to_owned(),
+                    );
+                }
                 let extrapolation = ExtrapolationReport {
                     subscribers: SubscriberSource::Given,
                     national_factor: dp.national_factor,
                     roaming_factors: roaming_factors.clone(),
                 };
                 let mut privacy = serde_json::to_value(&dp).unwrap_or(Value::Null);
-                privacy["ledger"] = ledger_json.unwrap_or(Value::Null);
+                privacy["ledger"] = ledger_json;
                 privacy["allow_differencing"] = json!(spec.allow_differencing);
                 (None, privacy, Some(extrapolation), DP_CAVEAT)
             }
