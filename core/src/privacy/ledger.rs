@@ -2,7 +2,8 @@
 //!
 //! Thresholds protect one table, not a series of them (method §7), and a ρ-zCDP budget
 //! only means something if what was spent is remembered across runs (method §10). Per
-//! period label and data fingerprint (an *account*) the ledger records every release
+//! period label and fingerprint (an *account*: the study's keyed digest of its key and
+//! the label, so one pseudonym space) the ledger records every release
 //! (mode, spec, ρ, time), and refuses a release with other subscribers or roaming factors
 //! than the period's first one, a differentially private release past the budget, and a
 //! k-anonymity release cut differently from an earlier one unless differencing is allowed.
@@ -70,7 +71,8 @@ pub struct Entry {
 pub struct Account {
     /// The period label (the one that rotates the pseudonyms).
     pub label: String,
-    /// The caller's keyed digest of the data, in lowercase hex.
+    /// The caller's keyed digest of its pseudonym space (the study's key and the label),
+    /// in lowercase hex.
     pub fingerprint: String,
     /// The keyed digest of the subscribers and roaming factors fixed by the period's first
     /// release, in lowercase hex.
@@ -114,7 +116,7 @@ impl Default for LedgerFile {
 }
 
 impl LedgerFile {
-    /// The account of a period label and data fingerprint, if it has any release.
+    /// The account of a period label and fingerprint, if it has any release.
     #[must_use]
     pub fn account(&self, label: &str, fingerprint: &str) -> Option<&Account> {
         self.periods
@@ -128,7 +130,8 @@ impl LedgerFile {
 pub struct Request {
     /// The period label.
     pub label: String,
-    /// The caller's keyed digest of the data, in lowercase hex.
+    /// The caller's keyed digest of its pseudonym space (the study's key and the label),
+    /// in lowercase hex.
     pub fingerprint: String,
     /// The keyed digest of the subscribers and roaming factors, in lowercase hex. `None`
     /// only for a [`Ledger::check`] made before the data are read, when they are not known
@@ -278,7 +281,7 @@ impl Ledger {
         let problem = if label.is_empty() {
             "a release needs a period label, and it is empty".to_owned()
         } else if !is_lower_hex(&request.fingerprint) {
-            "the data fingerprint must be a digest in lowercase hex digits".to_owned()
+            "the account's fingerprint must be a digest in lowercase hex digits".to_owned()
         } else if request.factors.as_deref().is_some_and(|f| !is_lower_hex(f)) {
             "the subscribers and roaming factors must be given as a digest in lowercase hex \
              digits, never in clear"
