@@ -86,7 +86,7 @@ impl fmt::Debug for SubscriberId {
 }
 
 /// The kind of a subscriber column, which fixes how ids become bytes (§3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriberKind {
     /// UTF-8 strings: their bytes.
@@ -98,45 +98,184 @@ pub enum SubscriberKind {
 }
 
 /// The set of raw subscriber ids whose pings are dropped before any other step.
+///
+/// On the machine that has the list it holds the raw ids; where they must not travel
+/// (the workers of a distributed run) it holds only their keyed digests for each kind
+/// of subscriber column ([`OptOut::digests`], [`OptOut::from_digests`]).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct OptOut {
-    ids: Vec<SubscriberId>,
+    listed: Listed,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum Listed {
+    Ids(Vec<SubscriberId>),
+    Digests(OptOutDigests),
+}
+
+impl Default for Listed {
+    fn default() -> Self {
+        Self::Ids(Vec::new())
+    }
+}
+
+/// An opt-out list as keyed digests, for each kind of subscriber column: the ids as
+/// [`OptOut::subscriber_bytes`] gives them, each as the first 16 bytes of
+/// HMAC-SHA256(key, "crowdtally/opt-out\0" || bytes) in hex, or the error the list
+/// gives for that kind. Holds no raw id; it only matches under the same key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutDigests {
+    /// How many ids the list holds (as given, duplicates included).
+    pub count: usize,
+    /// The digests for a text, a binary and an integer column.
+    pub text: std::result::Result<Vec<String>, String>,
+    /// See `text`.
+    pub binary: std::result::Result<Vec<String>, String>,
+    /// See `text`.
+    pub integer: std::result::Result<Vec<String>, String>,
+}
+
+/// The keyed digest of one opt-out id's §3 bytes.
+pub(crate) fn opt_out_digest(key: &Key, bytes: &[u8]) -> [u8; 16] {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key.expose()).expect("HMAC takes any key");
+    mac.update(b"crowdtally/opt-out\x00");
+    mac.update(bytes);
+    let mut digest = [0; 16];
+    digest.copy_from_slice(&mac.finalize().into_bytes()[..16]);
+    digest
+}
+
+/// What a subscriber's §3 bytes are checked against: the listed ids, or their digests.
+pub(crate) enum OptOutSet {
+    Bytes(HashSet<Vec<u8>>),
+    Digests(Key, HashSet<[u8; 16]>),
+}
+
+impl OptOutSet {
+    /// Whether a subscriber is on the list.
+    pub(crate) fn contains(&self, bytes: &[u8]) -> bool {
+        match self {
+            Self::Bytes(set) => set.contains(bytes),
+            Self::Digests(key, set) => !set.is_empty() && set.contains(&opt_out_digest(key, bytes)),
+        }
+    }
+}
+
+impl Default for OptOutSet {
+    fn default() -> Self {
+        Self::Bytes(HashSet::new())
+    }
 }
 
 impl OptOut {
     /// An opt-out set from raw ids.
     #[must_use]
     pub fn new(ids: Vec<SubscriberId>) -> Self {
-        Self { ids }
+        Self {
+            listed: Listed::Ids(ids),
+        }
+    }
+
+    /// An opt-out set from the digests another machine made of its list.
+    #[must_use]
+    pub fn from_digests(digests: OptOutDigests) -> Self {
+        Self {
+            listed: Listed::Digests(digests),
+        }
     }
 
     /// How many ids the set holds (as given, duplicates included).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.ids.len()
+        match &self.listed {
+            Listed::Ids(ids) => ids.len(),
+            Listed::Digests(digests) => digests.count,
+        }
     }
 
     /// Whether the set is empty.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
+        self.len() == 0
+    }
+
+    /// The list as keyed digests under `key`, for every kind of subscriber column: what
+    /// may be sent where the raw ids must not go.
+    #[must_use]
+    pub fn digests(&self, key: &Key) -> OptOutDigests {
+        if let Listed::Digests(digests) = &self.listed {
+            return digests.clone();
+        }
+        let of = |kind| {
+            self.subscriber_bytes(kind)
+                .map(|set| {
+                    let mut hex: Vec<String> = set
+                        .iter()
+                        .map(|bytes| crate::privacy::hex(&opt_out_digest(key, bytes)))
+                        .collect();
+                    hex.sort_unstable();
+                    hex
+                })
+                .map_err(|error| error.to_string())
+        };
+        OptOutDigests {
+            count: self.len(),
+            text: of(SubscriberKind::Text),
+            binary: of(SubscriberKind::Binary),
+            integer: of(SubscriberKind::Integer),
+        }
+    }
+
+    /// What a column of `kind` is checked against, under `key` for a list of digests.
+    ///
+    /// # Errors
+    /// As [`OptOut::subscriber_bytes`]; for digests, the error their list gave for
+    /// `kind`, or one naming `opt_out` for a digest that is not 32 hex digits.
+    pub(crate) fn matcher(&self, kind: SubscriberKind, key: &Key) -> Result<OptOutSet> {
+        let Listed::Digests(digests) = &self.listed else {
+            return self.subscriber_bytes(kind).map(OptOutSet::Bytes);
+        };
+        let listed = match kind {
+            SubscriberKind::Text => &digests.text,
+            SubscriberKind::Binary => &digests.binary,
+            SubscriberKind::Integer => &digests.integer,
+        };
+        let hex = listed
+            .as_ref()
+            .map_err(|message| Error::config("opt_out", message.clone()))?;
+        let set = hex
+            .iter()
+            .map(|text| {
+                crate::privacy::unhex::<16>(text).ok_or_else(|| {
+                    Error::config("opt_out", "holds a digest that is not 32 hex digits")
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(OptOutSet::Digests(key.clone(), set))
     }
 
     /// The ids as `subscriber_bytes` (§3) for a column of the given kind: text for text,
     /// bytes for binary; for an integer column, text ids are read as integers.
     ///
     /// # Errors
-    /// [`Error::Config`] naming `opt_out` when an id is not of the column's kind. The
-    /// message gives the id's position in the list, never its value.
+    /// [`Error::Config`] naming `opt_out` when an id is not of the column's kind, or when
+    /// the set holds digests (their ids are elsewhere). The message gives the id's
+    /// position in the list, never its value.
     pub fn subscriber_bytes(&self, kind: SubscriberKind) -> Result<HashSet<Vec<u8>>> {
+        let Listed::Ids(ids) = &self.listed else {
+            return Err(Error::config(
+                "opt_out",
+                "holds digests of ids, whose bytes are on another machine",
+            ));
+        };
         let mismatch = |index: usize, what: &str| {
             Error::config(
                 "opt_out",
                 format!("id #{index} is {what}, but the subscriber column is {kind:?}"),
             )
         };
-        self.ids
-            .iter()
+        ids.iter()
             .enumerate()
             .map(|(index, id)| match (kind, id) {
                 (SubscriberKind::Text, SubscriberId::Text(text)) => Ok(text.as_bytes().to_vec()),
@@ -159,7 +298,10 @@ impl OptOut {
 
 impl fmt::Debug for OptOut {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "OptOut(<{} ids>)", self.ids.len())
+        match &self.listed {
+            Listed::Ids(ids) => write!(f, "OptOut(<{} ids>)", ids.len()),
+            Listed::Digests(digests) => write!(f, "OptOut(<{} id digests>)", digests.count),
+        }
     }
 }
 

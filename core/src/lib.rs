@@ -81,6 +81,7 @@ mod calendar;
 mod columns;
 mod config;
 mod disclosure;
+pub mod distributed;
 mod error;
 mod extrapolate;
 pub mod geo;
@@ -102,7 +103,9 @@ pub use aggregate::{
     Aggregate, AggregateSpec, BucketKind, ClassCounts, DWELL_BANDS, DeviceCounts, GroupKey,
     Measures, ReleaseClass, RowKey, UnionMembers,
 };
-pub use config::{Config, OptOut, Period, SubscriberId, SubscriberKind, parse_duration};
+pub use config::{
+    Config, OptOut, OptOutDigests, Period, SubscriberId, SubscriberKind, parse_duration,
+};
 pub use error::{Error, Result, Source};
 pub use geo::Geography;
 pub use ingest::{

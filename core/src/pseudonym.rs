@@ -24,14 +24,34 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// A secret pseudonymization key. Its bytes never appear in `Debug`, errors or output.
 #[derive(Clone, Default)]
-pub struct Key(Vec<u8>);
+pub struct Key(Vec<u8>, CollisionMask);
+
+/// The bits of a pseudonym that are kept: all of them, except in the crate's own tests,
+/// which force collisions by keeping a few.
+#[derive(Clone, Copy)]
+struct CollisionMask(u64);
+
+impl Default for CollisionMask {
+    fn default() -> Self {
+        Self(u64::MAX)
+    }
+}
 
 impl Key {
     /// Wraps secret bytes. Length is checked by [`Key::validate`] and by the
     /// configuration's `validate()`.
     #[must_use]
     pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-        Self(bytes.into())
+        Self(bytes.into(), CollisionMask::default())
+    }
+
+    /// The same key, with pseudonyms cut to their `bits` low bits so that subscribers
+    /// collide: how tests reach the rare path of §3's collisions.
+    #[cfg(test)]
+    #[must_use]
+    pub(crate) fn colliding(mut self, bits: u32) -> Self {
+        self.1 = CollisionMask((1_u64 << bits) - 1);
+        self
     }
 
     /// The key's length in bytes (the only fact about it that may be shown).
@@ -101,7 +121,7 @@ impl Drop for Key {
 
 impl<'de> serde::Deserialize<'de> for Key {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(|s| Self(s.into_bytes()))
+        String::deserialize(deserializer).map(|s| Self::new(s.into_bytes()))
     }
 }
 
@@ -112,6 +132,7 @@ impl<'de> serde::Deserialize<'de> for Key {
 #[derive(Clone)]
 pub struct Pseudonymizer {
     prefixed: HmacSha256,
+    mask: u64,
 }
 
 impl Pseudonymizer {
@@ -129,19 +150,33 @@ impl Pseudonymizer {
         prefixed.update(DOMAIN);
         prefixed.update(period_label.as_bytes());
         prefixed.update(b"\x00");
-        Ok(Self { prefixed })
+        Ok(Self {
+            prefixed,
+            mask: key.1.0,
+        })
     }
 
     /// The pseudonym of one subscriber, given by its bytes: the UTF-8 string, the binary
     /// value as it is, or the 8 big-endian bytes of a non-negative integer id.
     #[must_use]
     pub fn device(&self, subscriber_bytes: &[u8]) -> u64 {
+        self.device_and_tag(subscriber_bytes).0
+    }
+
+    /// The pseudonym of one subscriber and its *tag*, the next 8 bytes of the same HMAC:
+    /// together 128 bits that tell apart subscribers whose 64-bit pseudonyms collide,
+    /// where their raw ids are no longer at hand (a distributed run).
+    #[must_use]
+    pub fn device_and_tag(&self, subscriber_bytes: &[u8]) -> (u64, u64) {
         let mut mac = self.prefixed.clone();
         mac.update(subscriber_bytes);
         let digest = mac.finalize().into_bytes();
-        let mut first = [0_u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        u64::from_be_bytes(first)
+        let word = |from: usize| {
+            let mut bytes = [0_u8; 8];
+            bytes.copy_from_slice(&digest[from..from + 8]);
+            u64::from_be_bytes(bytes)
+        };
+        (word(0) & self.mask, word(8))
     }
 
     /// The pseudonym of an integer subscriber id.

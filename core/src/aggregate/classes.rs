@@ -126,7 +126,7 @@ impl ClassCounts {
         }
     }
 
-    pub(super) fn add(&mut self, class: DeviceClass, count: u64) {
+    pub(crate) fn add(&mut self, class: DeviceClass, count: u64) {
         let slot = match class {
             DeviceClass::Resident => &mut self.resident,
             DeviceClass::Regular => &mut self.regular,

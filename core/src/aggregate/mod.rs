@@ -100,6 +100,42 @@ pub struct AggregateSpec {
     pub contribution: Option<ContributionBounds>,
 }
 
+impl AggregateSpec {
+    /// What an aggregate of `study`'s pings over `period` is computed for, for `spec`,
+    /// with its buckets.
+    pub(crate) fn new(study: &Study, spec: &ReleaseSpec, period: Period) -> Self {
+        let buckets = Buckets::new(spec.bucket, study.calendar(), period);
+        Self::of(study, spec, period, &buckets)
+    }
+
+    /// [`AggregateSpec::new`] with the buckets already made.
+    pub(crate) fn of(study: &Study, spec: &ReleaseSpec, period: Period, buckets: &Buckets) -> Self {
+        let zones: Vec<String> = study
+            .geography()
+            .zones()
+            .iter()
+            .map(|z| z.id.clone())
+            .collect();
+        let contribution = match &spec.privacy {
+            Privacy::KAnonymity => None,
+            Privacy::DifferentialPrivacy(dp) => Some(ContributionBounds::of_grid(
+                dp,
+                zones.len(),
+                buckets.bounds(),
+            )),
+        };
+        Self {
+            bucket: spec.bucket,
+            classes: spec.classes.clone(),
+            period,
+            tz: study.config().tz.clone(),
+            zones,
+            bounds: buckets.bounds().to_vec(),
+            contribution,
+        }
+    }
+}
+
 /// The key of one group of a release: zone, bucket and class, as in [`RowKey`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct GroupKey {
@@ -218,15 +254,7 @@ impl Aggregate {
         } else {
             category_members(geography)
         };
-        let spec = AggregateSpec {
-            bucket: spec.bucket,
-            classes: classes.to_vec(),
-            period,
-            tz: config.tz.clone(),
-            zones,
-            bounds: buckets.bounds().to_vec(),
-            contribution: bounded.as_ref().map(|(bounds, _)| *bounds),
-        };
+        let spec = AggregateSpec::of(study, spec, period, &buckets);
         let devices = &profiles.devices;
         let visits = &profiles.visits;
         let mut counts = DeviceCounts::default();
@@ -291,6 +319,28 @@ impl Aggregate {
         };
         aggregate.canonicalise();
         Ok(Some(aggregate))
+    }
+
+    /// An aggregate from its parts (rows keyed by numbers into `origins`), put in the
+    /// canonical order.
+    pub(crate) fn from_parts(
+        spec: AggregateSpec,
+        origins: Vec<String>,
+        mut rows: Vec<(RowKey, Measures)>,
+        mut unions: Vec<UnionMembers>,
+        devices: DeviceCounts,
+    ) -> Self {
+        rows.sort_unstable_by_key(|&(key, _)| key);
+        unions.sort_unstable();
+        let mut aggregate = Self {
+            spec,
+            origins,
+            rows,
+            unions,
+            devices,
+        };
+        aggregate.canonicalise();
+        aggregate
     }
 
     /// Renumbers origins in name order, so that equal aggregates are equal values

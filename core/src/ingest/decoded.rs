@@ -98,6 +98,20 @@ impl Decoded {
         self.ts.len()
     }
 
+    /// Room for `rows` more rows; within a budget (`capacity`: the rows the buffer may
+    /// hold before the run moves them on), the buffer is sized once for all of them, so
+    /// that it never doubles past its share (pages are only resident once written).
+    pub(crate) fn reserve_for(&mut self, rows: usize, capacity: Option<usize>) {
+        let wanted = match capacity {
+            Some(limit) if self.ts.capacity() == 0 => limit + rows,
+            _ => rows,
+        };
+        self.subscriber.reserve(wanted);
+        self.ts.reserve(wanted);
+        self.cell.reserve(wanted);
+        self.country.reserve(wanted);
+    }
+
     pub(crate) fn clear(&mut self) {
         self.subscriber.clear();
         self.ts.clear();

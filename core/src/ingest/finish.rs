@@ -9,7 +9,7 @@
 use h3o::CellIndex;
 
 use super::decoded::Decoded;
-use super::ids::output_country;
+use super::ids::{country_ranks, output_country};
 use super::located::LocatedPings;
 use super::memo::Memo;
 use crate::config::Period;
@@ -31,6 +31,47 @@ pub(crate) struct Finishing {
     /// Tables of a rank per subscriber number (all `u32::MAX` when idle), one per worker
     /// at a time: shards are many, and each would otherwise fill one.
     pub(crate) rank_tables: Kept<Vec<u32>>,
+}
+
+impl Finishing {
+    /// What finishing needs once every subscriber has its pseudonym: `device_of` by
+    /// subscriber number, and `present` the subscribers with a kept ping, among which
+    /// pairs sharing a pseudonym are found (they are one device, §3); `codes` are the
+    /// country codes by number (0: none).
+    pub(crate) fn new(
+        period: Period,
+        label: String,
+        device_of: Vec<u64>,
+        present: &[bool],
+        codes: &[String],
+    ) -> Self {
+        let mut by_device: Vec<(u64, u32)> = (0..present.len() as u32)
+            .filter(|&n| present[n as usize])
+            .map(|n| (device_of[n as usize], n))
+            .collect();
+        by_device.sort_unstable();
+        let colliding = by_device
+            .windows(2)
+            .filter(|pair| pair[0].0 == pair[1].0)
+            .map(|pair| (pair[0].1, pair[1].1))
+            .collect();
+        // Output country numbers follow the codes' byte order (none is 0), so that they
+        // do not depend on the order in which codes were first seen.
+        let country_rank = country_ranks(codes);
+        let mut sorted_codes = vec![String::new(); codes.len()];
+        for (number, code) in codes.iter().enumerate() {
+            sorted_codes[output_country(country_rank[number]) as usize].clone_from(code);
+        }
+        Self {
+            period,
+            label,
+            device_of,
+            colliding,
+            country_rank,
+            sorted_codes,
+            rank_tables: Kept::default(),
+        }
+    }
 }
 
 /// Groups decoded pings by device (in increasing pseudonym), sorts each device's pings

@@ -1,13 +1,14 @@
 //! The numbers a run gives what it reads: subscribers (their raw ids, held only until
 //! they are pseudonymized), country codes, and the values of Arrow dictionaries.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use super::located::NO_COUNTRY;
+use crate::config::{OptOutSet, opt_out_digest};
 use crate::error::{Error, Result};
+use crate::pseudonym::{Key, Pseudonymizer};
 
 /// The numbers given to the values of the last dictionary a column came in. Parquet
 /// readers give every batch of a column chunk the chunk's dictionary: each value is
@@ -92,6 +93,29 @@ pub(crate) struct Subscribers {
     pub(crate) has_row: Vec<bool>,
     /// The last id looked up and its number (`u32::MAX`: none yet).
     last: (Vec<u8>, u32),
+    /// Pseudonyms given as subscribers are first seen, when the period label is known
+    /// before the input is read (the mapper of a distributed run).
+    pub(crate) named: Option<Named>,
+}
+
+/// Each subscriber's pseudonym and tag (0 for an opted-out one), and the opt-out
+/// digests of the opted-out ones, by subscriber number.
+pub(crate) struct Named {
+    pseudonymizer: Pseudonymizer,
+    key: Key,
+    pub(crate) device_tag: Vec<(u64, u64)>,
+    pub(crate) opted_out_digests: Vec<[u8; 16]>,
+}
+
+impl Named {
+    pub(crate) fn new(pseudonymizer: Pseudonymizer, key: Key) -> Self {
+        Self {
+            pseudonymizer,
+            key,
+            device_tag: Vec::new(),
+            opted_out_digests: Vec::new(),
+        }
+    }
 }
 
 impl Default for Subscribers {
@@ -101,12 +125,13 @@ impl Default for Subscribers {
             opted_out: Vec::new(),
             has_row: Vec::new(),
             last: (Vec::new(), u32::MAX),
+            named: None,
         }
     }
 }
 
 impl Subscribers {
-    pub(crate) fn number(&mut self, bytes: &[u8], opt_out: &HashSet<Vec<u8>>) -> u32 {
+    pub(crate) fn number(&mut self, bytes: &[u8], opt_out: &OptOutSet) -> u32 {
         // Feeds often list a subscriber's pings together: the last id is the likeliest.
         if self.last.1 != u32::MAX && self.last.0 == bytes {
             return self.last.1;
@@ -115,8 +140,21 @@ impl Subscribers {
             number
         } else {
             let number = self.opted_out.len() as u32;
-            self.opted_out.push(opt_out.contains(bytes));
+            let opted_out = opt_out.contains(bytes);
+            self.opted_out.push(opted_out);
             self.has_row.push(false);
+            if let Some(named) = &mut self.named {
+                if opted_out {
+                    named.device_tag.push((0, 0));
+                    named
+                        .opted_out_digests
+                        .push(opt_out_digest(&named.key, bytes));
+                } else {
+                    named
+                        .device_tag
+                        .push(named.pseudonymizer.device_and_tag(bytes));
+                }
+            }
             self.number_of.insert(IdKey::new(bytes), number);
             number
         };

@@ -18,14 +18,13 @@ mod ids;
 mod located;
 mod memo;
 mod parquet;
-
-use std::collections::HashSet;
+mod pseudonymous;
 
 use arrow_array::{Array, RecordBatch};
 use h3o::Resolution;
 
 use crate::calendar::Calendar;
-use crate::config::{Period, SubscriberKind};
+use crate::config::{OptOutSet, Period, SubscriberKind};
 use crate::error::{Error, Result};
 use crate::pseudonym::Pseudonymizer;
 use crate::report::QualityReport;
@@ -39,12 +38,15 @@ pub(crate) use parquet::read_ping_file;
 pub use parquet::{
     PARQUET_BATCH_ROWS, parquet_rows, read_parquet, read_parquet_table, write_parquet,
 };
+pub(crate) use pseudonymous::PseudonymousReader;
+pub use pseudonymous::{PSEUDONYMOUS_COLUMNS, pseudonymous_schema};
 
 use clean::{Cleaning, PositionCache};
 use columns::{CountryColumn, PositionColumns, SubscriberColumn, TsColumn, country_column};
 use decoded::Decoded;
 use finish::Finishing;
-use ids::{Countries, DictionaryNumbers, Subscribers, country_ranks, output_country};
+pub(crate) use ids::Named;
+use ids::{Countries, DictionaryNumbers, Subscribers};
 
 /// Reads raw pings batch by batch: cleaning, opt-out and location, with the counts of
 /// the quality report. Holds raw subscriber ids until [`Reader::settle`], so it shows
@@ -54,7 +56,7 @@ pub(crate) struct Reader {
     resolution: Resolution,
     calendar: Calendar,
     kind: Option<SubscriberKind>,
-    opt_out: HashSet<Vec<u8>>,
+    opt_out: OptOutSet,
     subscribers: Subscribers,
     countries: Countries,
     report: QualityReport,
@@ -95,7 +97,7 @@ impl Reader {
             resolution: geography.resolution(),
             calendar,
             kind: None,
-            opt_out: HashSet::new(),
+            opt_out: OptOutSet::default(),
             subscribers: Subscribers::default(),
             countries: Countries::default(),
             report: QualityReport {
@@ -150,14 +152,7 @@ impl Reader {
         self.report.pings_read += rows as u64;
         let numbers = self.subscriber_numbers(&subscribers);
         let mut span = self.span;
-        let wanted = match capacity {
-            Some(limit) if into.ts.capacity() == 0 => limit + rows,
-            _ => rows,
-        };
-        into.subscriber.reserve(wanted);
-        into.ts.reserve(wanted);
-        into.cell.reserve(wanted);
-        into.country.reserve(wanted);
+        into.reserve_for(rows, capacity);
         let Subscribers {
             opted_out, has_row, ..
         } = &mut self.subscribers;
@@ -234,7 +229,8 @@ impl Reader {
     fn settle_kind(&mut self, kind: SubscriberKind, column: &str) -> Result<()> {
         match self.kind {
             None => {
-                self.opt_out = self.study.config().opt_out.subscriber_bytes(kind)?;
+                let config = self.study.config();
+                self.opt_out = config.opt_out.matcher(kind, &config.key)?;
                 self.kind = Some(kind);
                 self.report.subscriber_kind = Some(kind);
                 Ok(())
@@ -298,12 +294,7 @@ impl Reader {
         let config = study.config();
         report.opt_out.pings = report.dropped.opt_out;
         report.opt_out.subscribers = subscribers.opted_out.iter().filter(|&&o| o).count() as u64;
-        let period = config.period.or_else(|| {
-            let (first, last) = span?;
-            let start = calendar.date_of(first);
-            let end = calendar.date_of(last).tomorrow().ok()?;
-            Some(Period { start, end })
-        });
+        let period = config.period.or_else(|| period_covering(&calendar, span));
         let Some(period) = period else {
             return Ok((None, report));
         };
@@ -322,40 +313,47 @@ impl Reader {
                 device_of[number as usize] = pseudonymizer.device(id.bytes());
             }
         }
-        let mut by_device: Vec<(u64, u32)> = (0..has_row.len() as u32)
-            .filter(|&n| has_row[n as usize])
-            .map(|n| (device_of[n as usize], n))
-            .collect();
-        by_device.sort_unstable();
-        let mut colliding = Vec::new();
-        for pair in by_device.windows(2) {
-            if pair[0].0 == pair[1].0 {
-                colliding.push((pair[0].1, pair[1].1));
-            }
-        }
-        report.pseudonym_collisions = colliding.len() as u64;
-
-        // Output country numbers follow the codes' byte order (none is 0), so that they
-        // do not depend on the order in which codes were first seen.
-        let codes = &countries.codes;
-        let country_rank = country_ranks(codes);
-        let mut sorted_codes = vec![String::new(); codes.len()];
-        for (number, code) in codes.iter().enumerate() {
-            sorted_codes[output_country(country_rank[number]) as usize].clone_from(code);
-        }
         report.period = Some(period);
         report.period_label = Some(label.clone());
-        let finishing = Finishing {
-            period,
-            label,
-            device_of,
-            colliding,
-            country_rank,
-            sorted_codes,
-            rank_tables: Kept::default(),
-        };
+        let finishing = Finishing::new(period, label, device_of, &has_row, &countries.codes);
+        report.pseudonym_collisions = finishing.colliding.len() as u64;
         Ok((Some(finishing), report))
     }
+
+    /// The first and last instant of the pings kept so far.
+    pub(crate) fn span(&self) -> Option<(i64, i64)> {
+        self.span
+    }
+
+    /// Gives every subscriber its pseudonym as it is first seen (see [`Named`]): the
+    /// period label must be known before the input is read.
+    pub(crate) fn name_subscribers(&mut self, named: Named) {
+        self.subscribers.named = Some(named);
+    }
+
+    /// The pseudonyms given so far, when subscribers are named as they are seen.
+    pub(crate) fn named(&self) -> Option<&Named> {
+        self.subscribers.named.as_ref()
+    }
+
+    /// The names of the input's columns.
+    pub(crate) fn columns(&self) -> &PingColumns {
+        self.study.columns()
+    }
+
+    /// The country codes by number (number 0 is none).
+    pub(crate) fn country_codes(&self) -> &[String] {
+        &self.countries.codes
+    }
+}
+
+/// The period of the local dates from the first instant of `span` to its last (§1.4:
+/// the default period is the data's); `None` without a span.
+pub(crate) fn period_covering(calendar: &Calendar, span: Option<(i64, i64)>) -> Option<Period> {
+    let (first, last) = span?;
+    let start = calendar.date_of(first);
+    let end = calendar.date_of(last).tomorrow().ok()?;
+    Some(Period { start, end })
 }
 
 /// Pseudonymizes a column of raw subscriber ids (text, binary or 64-bit integer), row by

@@ -32,8 +32,8 @@ pub use progress::{Progress, ProgressCallback, Stage};
 use crate::aggregate::Aggregate;
 use crate::error::Result;
 use crate::ingest::decoded::Decoded;
-use crate::ingest::finish::finish_rows;
-use crate::ingest::{LocatedPings, Reader, read_ping_file};
+use crate::ingest::finish::{Finishing, finish_rows};
+use crate::ingest::{LocatedPings, PseudonymousReader, Reader, read_ping_file};
 use crate::profile::{Profiles, profile};
 use crate::release::{Release, ReleaseSpec};
 use crate::report::{DropReason, QualityReport};
@@ -63,7 +63,7 @@ use spill::{DECODED_BYTES, Spill};
 /// ```
 pub struct Run {
     study: Study,
-    reader: Reader,
+    reader: Source,
     /// Decoded pings not yet spilled.
     decoded: Decoded,
     threads: Threads,
@@ -92,7 +92,7 @@ impl Run {
     pub(crate) fn new(study: &Study, options: &RunOptions) -> Result<Self> {
         Ok(Self {
             study: study.clone(),
-            reader: Reader::new(study),
+            reader: Source::Pings(Reader::new(study)),
             decoded: Decoded::default(),
             threads: Threads::new(options.threads)?,
             memory_limit: options.memory_limit()?,
@@ -102,6 +102,26 @@ impl Run {
             progress: options.progress.clone(),
             stop: options.stop.clone(),
         })
+    }
+
+    /// A run over pseudonymous pings of `period` with its label (the output of a
+    /// distributed run's mapper), which [`Run::push`] then reads.
+    pub(crate) fn pseudonymous(
+        study: &Study,
+        options: &RunOptions,
+        period: Option<(crate::config::Period, String)>,
+    ) -> Result<Self> {
+        let mut run = Self::new(study, options)?;
+        run.reader = Source::Pseudonymous(PseudonymousReader::new(study, period));
+        Ok(run)
+    }
+
+    /// The counter rows read with pseudonymous pings, summed by name, taken out.
+    pub(crate) fn take_counters(&mut self) -> std::collections::BTreeMap<String, i64> {
+        match &mut self.reader {
+            Source::Pings(_) => std::collections::BTreeMap::new(),
+            Source::Pseudonymous(reader) => reader.take_counters(),
+        }
     }
 
     // -- read ------------------------------------------------------------------------
@@ -390,6 +410,46 @@ impl Run {
                 shards_total: total,
             },
         )
+    }
+}
+
+/// Where a run's pings come from: raw pings, or pings pseudonymized elsewhere.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one source per run, never moved in a loop"
+)]
+enum Source {
+    Pings(Reader),
+    Pseudonymous(PseudonymousReader),
+}
+
+impl Source {
+    fn read(
+        &mut self,
+        batch: &RecordBatch,
+        threads: &Threads,
+        into: &mut Decoded,
+        capacity: Option<usize>,
+    ) -> Result<()> {
+        match self {
+            Self::Pings(reader) => reader.read(batch, threads, into, capacity),
+            Self::Pseudonymous(reader) => reader.read(batch, into, capacity),
+        }
+    }
+
+    fn report(&self) -> &QualityReport {
+        match self {
+            Self::Pings(reader) => reader.report(),
+            Self::Pseudonymous(reader) => reader.report(),
+        }
+    }
+
+    fn settle(self) -> Result<(Option<Finishing>, QualityReport)> {
+        match self {
+            Self::Pings(reader) => reader.settle(),
+            Self::Pseudonymous(reader) => Ok(reader.settle()),
+        }
     }
 }
 

@@ -12,8 +12,8 @@ use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
 
-use super::Privacy;
 use super::ledger::{Ledger, PrivacyMode, Recorded, Request};
+use super::{Privacy, hex};
 use crate::config::Period;
 use crate::error::Result;
 use crate::extrapolate::{SubscriberSource, normalise_roaming_factors};
@@ -33,17 +33,6 @@ fn keyed_digest(key: &Key, domain: &[u8], parts: &[&[u8]], bytes: usize) -> Stri
         mac.update(part);
     }
     hex(&mac.finalize().into_bytes()[..bytes])
-}
-
-/// Bytes in lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * bytes.len()), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
 }
 
 /// The account of a period label under a key: releases of one pseudonym space.
