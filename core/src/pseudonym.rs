@@ -86,6 +86,14 @@ impl Key {
     pub(crate) fn expose(&self) -> &[u8] {
         &self.0
     }
+
+    /// The secret bytes themselves: only for handing the key on deliberately (to the
+    /// workers of a distributed run that are given it with their job). Nothing the
+    /// library writes or shows uses this.
+    #[must_use]
+    pub fn expose_secret(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 impl PartialEq for Key {

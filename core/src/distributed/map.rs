@@ -52,7 +52,12 @@ impl Scanner {
     /// # Errors
     /// [`Error::Config`] naming `key` when it is not the plan's, `period` when the plan
     /// needs no scan, or `threads`.
-    pub fn new(plan: &Plan, geography: Geography, key: Key, threads: usize) -> Result<Self> {
+    pub fn new(
+        plan: &Plan,
+        geography: impl Into<Arc<Geography>>,
+        key: Key,
+        threads: usize,
+    ) -> Result<Self> {
         if !plan.needs_scan() {
             return Err(Error::config(
                 "period",
@@ -125,7 +130,12 @@ impl Mapper {
     /// # Errors
     /// [`Error::Config`] naming `key` when it is not the plan's, `period` when the plan
     /// still needs its scan, or `threads`.
-    pub fn new(plan: &Plan, geography: Geography, key: Key, threads: usize) -> Result<Self> {
+    pub fn new(
+        plan: &Plan,
+        geography: impl Into<Arc<Geography>>,
+        key: Key,
+        threads: usize,
+    ) -> Result<Self> {
         if plan.needs_scan() {
             return Err(Error::config(
                 "period",

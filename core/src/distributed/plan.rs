@@ -209,7 +209,11 @@ impl Plan {
     /// # Errors
     /// [`crate::Error::Config`] naming `key` when it is not the driver's, or a field of
     /// the geography or configuration that does not validate.
-    pub(crate) fn worker_study(&self, geography: Geography, key: Key) -> Result<Study> {
+    pub(crate) fn worker_study(
+        &self,
+        geography: impl Into<Arc<Geography>>,
+        key: Key,
+    ) -> Result<Study> {
         key.validate()?;
         if key_check(&key) != self.key_check {
             return Err(Error::config(

@@ -3,6 +3,8 @@
 //! elsewhere: the same shards, spill files and memory budget, the same profile and
 //! aggregate.
 
+use std::sync::Arc;
+
 use arrow_array::RecordBatch;
 
 use super::partials::encode;
@@ -32,7 +34,12 @@ impl Reducer {
     /// # Errors
     /// [`crate::Error::Config`] naming `key` when it is not the plan's, `period` when the
     /// plan still needs its scan, or a field of `options`.
-    pub fn new(plan: &Plan, geography: Geography, key: Key, options: &RunOptions) -> Result<Self> {
+    pub fn new(
+        plan: &Plan,
+        geography: impl Into<Arc<Geography>>,
+        key: Key,
+        options: &RunOptions,
+    ) -> Result<Self> {
         if plan.needs_scan() {
             return Err(crate::Error::config(
                 "period",
