@@ -35,6 +35,7 @@ rust-checks: venv
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
 python-checks: develop
+	@java -version >/dev/null 2>&1 || { echo "Java 17 or later is needed by the Spark tests (crowdtally.spark)"; exit 1; }
 	cd python && $(BIN)/ruff check py_src tests ../examples ../benches
 	cd python && $(BIN)/ruff format --check py_src tests ../examples ../benches
 	cd python && $(BIN)/mypy --strict py_src/crowdtally tests

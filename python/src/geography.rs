@@ -8,7 +8,7 @@ use crowdtally::Geography;
 use crowdtally::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::convert::batches;
 use crate::errors::{CoreError, detach, type_error};
@@ -222,6 +222,54 @@ impl PyGeography {
             dict.set_item(name, PyResultTable::new(py, name, batch)?)?;
         }
         Ok(dict.unbind())
+    }
+
+    /// A geography pickles as its four tables (Arrow IPC), resolution and study area: it
+    /// holds no secret, and the workers of a distributed run need it.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let tables = slf.get().to_tables(py)?;
+        let state = PyDict::new(py);
+        for (name, table) in tables.bind(py).iter() {
+            state.set_item(name, crate::table::table_to_ipc(py, &table)?)?;
+        }
+        let inner = &slf.get().inner;
+        let arguments = PyTuple::new(
+            py,
+            [
+                state.into_any(),
+                u8::from(inner.resolution()).into_pyobject(py)?.into_any(),
+                PyList::new(py, inner.study_area())?.into_any(),
+            ],
+        )?;
+        let rebuild = slf.get_type().getattr("_from_ipc")?;
+        PyTuple::new(py, [rebuild, arguments.into_any()])
+    }
+
+    /// The geography a pickle holds (see `__reduce__`).
+    #[staticmethod]
+    fn _from_ipc(
+        py: Python<'_>,
+        tables: &Bound<'_, PyDict>,
+        resolution: u8,
+        study_area: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let table = |name: &str| -> PyResult<Bound<'_, PyAny>> {
+            let data = tables
+                .get_item(name)?
+                .ok_or_else(|| crate::errors::config_error("geography", "pickle lacks a table"))?;
+            let bytes: Vec<u8> = data.extract()?;
+            Ok(Bound::new(py, crate::table::table_from_ipc(py, &bytes, name)?)?.into_any())
+        };
+        Self::from_tables(
+            py,
+            &table("regions")?,
+            &table("region_cells")?,
+            &table("zones")?,
+            &table("zone_cells")?,
+            study_area,
+            resolution,
+        )
     }
 
     fn __repr__(&self) -> String {

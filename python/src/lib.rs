@@ -4,6 +4,7 @@
 
 mod config;
 mod convert;
+mod distributed;
 mod engine;
 mod errors;
 mod geography;
@@ -20,6 +21,10 @@ use pyo3::prelude::*;
 mod _crowdtally {
     #[pymodule_export]
     use crate::config::PyConfig;
+    #[pymodule_export]
+    use crate::distributed::{
+        PyMapper, PyPlan, PyReducer, PyScanner, PyShippedKey, distributed_schemas, finish_partials,
+    };
     #[pymodule_export]
     use crate::engine::{PyEngine, PyProgress};
     #[pymodule_export]

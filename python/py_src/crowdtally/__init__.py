@@ -28,6 +28,10 @@ Machine settings never change a number and are given per call:
 module-level ``ct.analyze``, ``ct.prepare``, ``ct.profile`` and ``ct.visits`` are
 shortcuts of a ``Study``.
 
+On a Spark cluster, ``crowdtally.spark.analyze(df, geography, config, ...)`` gives the
+same release (``pip install 'crowdtally[spark]'``); the executors find the key with
+``ct.KeyFromEnv``, ``ct.KeyFromFile`` or ``ct.ShipKey``.
+
 Only the release is fit to publish. The per-device tables are microdata: pseudonymous,
 not anonymous. Never publish them.
 """
@@ -51,6 +55,7 @@ from crowdtally._crowdtally import (
     __version__,
     pseudonymize,
 )
+from crowdtally.distributed import KeyFromEnv, KeyFromFile, ShipKey
 from crowdtally.release import Release
 
 __all__ = [
@@ -62,11 +67,14 @@ __all__ = [
     "Geography",
     "GeographyError",
     "InputError",
+    "KeyFromEnv",
+    "KeyFromFile",
     "LedgerError",
     "Prepared",
     "Progress",
     "Release",
     "ReleaseSpec",
+    "ShipKey",
     "Study",
     "Table",
     "__version__",

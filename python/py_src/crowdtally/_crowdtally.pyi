@@ -26,14 +26,21 @@ __all__ = [
     "GeographyError",
     "InputError",
     "LedgerError",
+    "Mapper",
     "PingBatches",
+    "Plan",
     "Prepared",
     "Progress",
+    "Reducer",
     "ReleaseSpec",
+    "Scanner",
     "Scenario",
+    "ShippedKey",
     "Study",
     "Table",
     "__version__",
+    "distributed_schemas",
+    "finish_partials",
     "pseudonymize",
     "read_parquet_table",
     "table_from_ipc",
@@ -213,6 +220,13 @@ class Geography:
         """The four tables of the geography (`regions`, `region_cells`, `zones`,
         `zone_cells`), cells as uint64: `Geography.from_tables(**g.to_tables(),
         resolution=g.resolution, study_area=g.study_area)` gives it back."""
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A geography pickles as its four tables, resolution and study area."""
+    @staticmethod
+    def _from_ipc(
+        tables: Mapping[str, bytes], resolution: int, study_area: str | Sequence[str]
+    ) -> Geography:
+        """The geography a pickle holds."""
 
 @final
 class Engine:
@@ -477,3 +491,104 @@ class PingBatches:
 
     def __iter__(self) -> PingBatches: ...
     def __next__(self) -> Table: ...
+
+# -- distributed runs (crowdtally.distributed) ------------------------------------------
+
+@final
+class ShippedKey:
+    """A key shipped to the workers inside the job itself (`crowdtally.ShipKey()`): its
+    bytes travel with the tasks, so only use it where the engine authenticates and
+    encrypts its traffic. Never shown; pickled only to reach the workers."""
+
+    @staticmethod
+    def of(config: Config) -> ShippedKey:
+        """The key of a configuration, to ship."""
+    @staticmethod
+    def _from_bytes(data: bytes) -> ShippedKey: ...
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+_Key = bytes | str | ShippedKey
+
+@final
+class Plan:
+    """The plan of a distributed run: the configuration without its key (opt-out ids as
+    keyed digests), the period and its label, and the tables to aggregate. It pickles:
+    it is what the workers are sent."""
+
+    def __new__(cls, study: Study, specs: Sequence[_Spec]) -> Plan: ...
+    def needs_scan(self) -> bool:
+        """Whether the period must first be found by a scan of the input."""
+    def with_span(self, first: int | None, last: int | None) -> Plan:
+        """The plan with the period of the data: from the first to the last instant of its
+        valid pings (both None when it has none)."""
+    @property
+    def period(self) -> tuple[str, str] | None:
+        """The period (first date, day after the last), once known."""
+    @property
+    def label(self) -> str | None:
+        """The pseudonym label, once the period is known."""
+    def input_kind(self, study: Study, schema: object) -> str | None:
+        """Checks the input's schema (a pyarrow schema) on the driver, and gives the kind of
+        its subscriber ids (`text`, `binary`, `integer`, or None for a column of nulls)."""
+    def to_json(self) -> str:
+        """The plan as JSON."""
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        """A plan from its JSON."""
+    def __reduce__(self) -> tuple[Any, ...]: ...
+
+@final
+class Scanner:
+    """The first pass when no period is given: the span of a part's valid pings."""
+
+    def __new__(
+        cls, plan: Plan, geography: Geography, key: _Key, *, threads: int = 1
+    ) -> Scanner: ...
+    def push(self, batch: object) -> None:
+        """Reads a batch (or any Arrow table) of raw pings."""
+    def span(self) -> tuple[int, int] | None:
+        """The span so far as (first, last) epoch seconds, or None."""
+    def span_batch(self) -> Any:
+        """The span as a one-row pyarrow RecordBatch (`first`, `last`)."""
+
+@final
+class Mapper:
+    """The map side: raw pings in, pseudonymous pings out (no raw id), counter rows at
+    the end."""
+
+    def __new__(
+        cls, plan: Plan, geography: Geography, key: _Key, *, threads: int = 1
+    ) -> Mapper: ...
+    def map(self, batch: object) -> list[Any]:
+        """The kept pings of a batch of raw pings, pseudonymized, as pyarrow RecordBatches
+        (one per batch of the input)."""
+    def finish(self) -> Any:
+        """The counter rows of the part, as a pyarrow RecordBatch; the mapper is finished."""
+
+@final
+class Reducer:
+    """The reduce side: pseudonymous pings of whole devices in, additive partials out."""
+
+    def __new__(
+        cls, plan: Plan, geography: Geography, key: _Key, *, engine: Engine | None = None
+    ) -> Reducer: ...
+    def push(self, batch: object) -> None:
+        """Reads a batch (or any Arrow table) of pseudonymous pings and counter rows."""
+    def finish(self) -> Any:
+        """The partials of the devices read, as a pyarrow RecordBatch; the reducer is
+        finished."""
+
+def finish_partials(
+    study: Study,
+    plan: Plan,
+    specs: Sequence[_Spec],
+    partials: Iterable[object],
+    input_kind: str | None = None,
+) -> list[Release]:
+    """The releases of `specs` (the plan's) from partials (pyarrow tables or batches,
+    summed by key or not): disclosure control or noise, extrapolation, the report and
+    the ledger, once, here. `input_kind` is `Plan.input_kind`'s answer."""
+
+def distributed_schemas() -> dict[str, Any]:
+    """The Arrow schemas of the distributed run, by name: `pseudonymous` (what mappers
+    give), `partials` (what reducers give) and `span` (what scanners give)."""
