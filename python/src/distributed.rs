@@ -102,10 +102,12 @@ pub struct PyPlan {
 #[pymethods]
 impl PyPlan {
     /// The plan of `specs` (`ReleaseSpec` objects or dicts) over `study`'s pings; the
-    /// releases are checked, against the ledger too, before any data are read.
+    /// releases are checked, against the ledger too, before any data are read. Without
+    /// `specs`, a plan of no release, for the devices or visits tables of reducers.
     #[new]
-    fn new(study: &Bound<'_, PyStudy>, specs: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let specs = specs_of(specs)?;
+    #[pyo3(signature = (study, specs=None))]
+    fn new(study: &Bound<'_, PyStudy>, specs: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let specs = specs.map(specs_of).transpose()?.unwrap_or_default();
         let inner = Plan::new(&study.get().inner, &specs).map_err(CoreError)?;
         Ok(Self { inner })
     }
@@ -329,11 +331,30 @@ impl PyReducer {
     /// The partials of the devices read, as a pyarrow RecordBatch; the reducer is
     /// finished.
     fn finish<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let reducer = self
-            .inner
-            .take()
-            .ok_or_else(|| config_error("reducer", "is finished already"))?;
+        let reducer = self.take()?;
         to_pyarrow(py, detach(py, || reducer.finish())?)
+    }
+
+    /// The devices table of the devices read (`Study.devices`' rows for them), as a
+    /// pyarrow RecordBatch; the reducer is finished.
+    fn devices<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reducer = self.take()?;
+        to_pyarrow(py, detach(py, || reducer.devices())?)
+    }
+
+    /// The visits table of the devices read (`Study.visits`' rows for them), as a
+    /// pyarrow RecordBatch; the reducer is finished.
+    fn visits<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let reducer = self.take()?;
+        to_pyarrow(py, detach(py, || reducer.visits())?)
+    }
+}
+
+impl PyReducer {
+    fn take(&mut self) -> PyResult<Reducer> {
+        self.inner
+            .take()
+            .ok_or_else(|| config_error("reducer", "is finished already"))
     }
 }
 
@@ -375,7 +396,8 @@ pub fn finish_partials<'py>(
 }
 
 /// The Arrow schemas of the distributed run, by name: `pseudonymous` (what mappers
-/// give), `partials` (what reducers give) and `span` (what scanners give).
+/// give), `partials` (what reducers give), `span` (what scanners give), and `devices`
+/// and `visits` (what reducers give instead of partials).
 #[pyfunction]
 pub fn distributed_schemas(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
     let schemas = pyo3::types::PyDict::new(py);
@@ -386,6 +408,8 @@ pub fn distributed_schemas(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::Py
         ),
         ("partials", crowdtally::distributed::partials_schema()),
         ("span", crowdtally::distributed::span_schema()),
+        ("devices", crowdtally::profile::Profiles::devices_schema()),
+        ("visits", crowdtally::profile::Profiles::visits_schema()),
     ] {
         schemas.set_item(name, PySchema::new(Arc::clone(&schema)).into_pyarrow(py)?)?;
     }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 import pytest
@@ -53,14 +53,13 @@ def parts_of(table: pa.Table, parts: int) -> list[list[pa.RecordBatch]]:
     return split
 
 
-def distributed_releases(
+def mapped_and_routed(
     study: ct.Study,
-    config: ct.Config,
     parts: list[list[pa.RecordBatch]],
-    specs: list[Any],
+    specs: list[Any] | None,
     reducers: int,
-    schema: pa.Schema,
-) -> list[ct.Release]:
+) -> tuple[distributed.Plan, list[list[pa.RecordBatch]]]:
+    """The plan (scanned when it needs it) and the parts mapped and routed by device."""
     geography = study.geography
     key = KEY.encode()
     plan = distributed.Plan(study, specs)
@@ -79,10 +78,21 @@ def distributed_releases(
             slots = [0 if d is None else d % reducers for d in devices]
             for reducer in range(reducers):
                 routed[reducer].append(batch.filter(pa.array([s == reducer for s in slots])))
+    return plan, routed
+
+
+def distributed_releases(
+    study: ct.Study,
+    parts: list[list[pa.RecordBatch]],
+    specs: list[Any],
+    reducers: int,
+    schema: pa.Schema,
+) -> list[ct.Release]:
+    plan, routed = mapped_and_routed(study, parts, specs, reducers)
     partials = [
         batch
         for batches in routed
-        for batch in distributed.reduce_part(plan, geography, key, batches)
+        for batch in distributed.reduce_part(plan, study.geography, KEY.encode(), batches)
     ]
     kind = plan.input_kind(study, schema)
     return distributed.finish_partials(study, plan, specs, partials, kind)
@@ -104,7 +114,7 @@ def test_the_steps_give_the_single_run(
     specs = [*SPECS, DP_SPEC] if with_period else SPECS
     table = pa.table(city.pings)
     single = study.releases(table, specs)
-    split = distributed_releases(study, cfg, parts_of(table, 3), specs, reducers, table.schema)
+    split = distributed_releases(study, parts_of(table, 3), specs, reducers, table.schema)
     assert_same(single, split)
     assert single[0].report["pings"]["dropped"]["opt_out"] > 0
 
@@ -114,7 +124,7 @@ def test_an_empty_input_gives_the_empty_releases(city: synth.SyntheticCity) -> N
     study = ct.Study(city.geography, cfg)
     empty = pa.table(city.pings).slice(0, 0)
     single = study.releases(empty, SPECS)
-    split = distributed_releases(study, cfg, [[], []], SPECS, 2, empty.schema)
+    split = distributed_releases(study, [[], []], SPECS, 2, empty.schema)
     assert_same(single, split)
 
 
@@ -196,3 +206,39 @@ def test_a_plan_without_its_scan_cannot_map(city: synth.SyntheticCity) -> None:
     scanned = plan.with_span(1_782_856_800, 1_782_943_200)
     assert scanned.period == ("2026-07-01", "2026-07-03")
     assert scanned.label == "2026Q3"
+
+
+@pytest.mark.parametrize("with_period", [True, False])
+def test_reducers_give_the_devices_and_visits_of_a_single_run(
+    city: synth.SyntheticCity, with_period: bool
+) -> None:
+    cfg = config(city, with_period=with_period)
+    study = ct.Study(city.geography, cfg)
+    table = pa.table(city.pings)
+    plan, routed = mapped_and_routed(study, parts_of(table, 2), None, 3)
+    tables: list[tuple[Literal["devices", "visits"], Any]] = [
+        ("devices", study.profile(table)),
+        ("visits", study.visits(table)),
+    ]
+    for name, single in tables:
+        parts = [
+            pa.Table.from_batches(
+                [distributed.profile_part(plan, study.geography, KEY.encode(), batches, None, name)]
+            )
+            for batches in routed
+        ]
+        together = pa.concat_tables(parts, promote_options="permissive")
+        expected = pa.table(single)
+        # Each reducer gives its devices in increasing pseudonym; a stable sort by device
+        # keeps a device's visits in their order.
+        together = together.take(pa.compute.sort_indices(together, [("device", "ascending")]))
+        assert together.num_rows == expected.num_rows > 100
+        for column in expected.column_names:
+            assert together.column(column).to_pylist() == expected.column(column).to_pylist()
+
+
+def test_a_plan_of_no_release_is_asked_for_without_specs(city: synth.SyntheticCity) -> None:
+    study = ct.Study(city.geography, config(city))
+    with pytest.raises(ct.ConfigError, match="at least one release") as error:
+        distributed.Plan(study, [])
+    assert error.value.field == "specs"

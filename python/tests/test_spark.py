@@ -182,3 +182,56 @@ def test_a_shipped_key_works_and_another_key_is_refused(
     with pytest.raises(ct.ConfigError, match="driver's key") as error:
         cts.analyze(df, city.geography, other)
     assert error.value.field == "key"
+
+
+def single_table_in_spark_form(table: pa.Table) -> pa.Table:
+    """A single run's devices or visits table as Spark gives it back: pseudonyms as
+    signed 64 bits, other unsigned counts as long, dictionaries as text, times in us."""
+    columns = []
+    for column in table.columns:
+        if column.type == pa.uint64():
+            column = column.cast(pa.int64(), safe=False)
+        elif pa.types.is_unsigned_integer(column.type):
+            column = column.cast(pa.int64())
+        elif pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
+        elif pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("us", tz=column.type.tz))
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def spark_rows(frame: DataFrame, order: list[str]) -> list[tuple[Any, ...]]:
+    table = frame.toArrow()
+    return sorted(zip(*(table.column(name).to_pylist() for name in order), strict=True))
+
+
+@pytest.mark.parametrize("with_period", [True, False])
+def test_profile_and_visits_on_spark_equal_a_single_run(
+    city: synth.SyntheticCity, df: DataFrame, with_period: bool
+) -> None:
+    cfg = config(city, with_period=with_period)
+    study = ct.Study(city.geography, cfg)
+    for name, frame, single in [
+        ("devices", cts.profile(df, city.geography, cfg, partitions=3), study.profile),
+        ("visits", cts.visits(df, city.geography, cfg, partitions=3), study.visits),
+    ]:
+        expected = single_table_in_spark_form(pa.table(single(pa.table(city.pings))))
+        assert frame.columns == expected.column_names, name
+        got = spark_rows(frame, expected.column_names)
+        want = sorted(
+            zip(*(expected.column(n).to_pylist() for n in expected.column_names), strict=True)
+        )
+        assert len(want) > 100, name
+        assert got == want, name
+
+
+def test_pseudonyms_of_the_profile_read_back_as_the_single_run(
+    city: synth.SyntheticCity, df: DataFrame
+) -> None:
+    cfg = config(city)
+    devices = cts.profile(df, city.geography, cfg, partitions=2).toArrow()
+    pseudonyms = devices.column("device").cast(pa.uint64(), safe=False)
+    single = pa.table(ct.Study(city.geography, cfg).profile(pa.table(city.pings))).column("device")
+    assert sorted(pseudonyms.to_pylist()) == sorted(single.to_pylist())
+    assert max(single.to_pylist()) >= 2**63  # some pseudonyms need the reinterpretation

@@ -72,4 +72,24 @@ impl Reducer {
         let (aggregates, report) = self.run.aggregates(&self.specs)?;
         encode(&aggregates, &report, &counters)
     }
+
+    /// Profiles the devices read and gives their rows of the devices table
+    /// ([`crate::profile::Profiles::devices_schema`]), in increasing pseudonym. The
+    /// tables of all reducers together are a single run's [`crate::Run::devices`], each
+    /// device in the reducer that held its pings.
+    ///
+    /// # Errors
+    /// The errors of [`Run::devices`].
+    pub fn devices(self) -> Result<RecordBatch> {
+        self.run.devices()
+    }
+
+    /// The visits of the devices read ([`crate::profile::Profiles::visits_schema`]), as
+    /// [`Reducer::devices`] gives their profiles.
+    ///
+    /// # Errors
+    /// The errors of [`Run::visits`].
+    pub fn visits(self) -> Result<RecordBatch> {
+        self.run.visits()
+    }
 }

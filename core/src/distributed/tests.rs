@@ -36,15 +36,14 @@ fn take(batch: &RecordBatch, rows: &[u32]) -> RecordBatch {
     arrow_select::take::take_record_batch(batch, &indices).unwrap()
 }
 
-/// The releases of `specs` over `parts` of the input, mapped part by part, routed by
-/// device to `reducers` reducers (counter rows to the first), reduced and finished.
-fn distributed(
+/// The plan of `specs` (scanned when it needs it), and `parts` of the input mapped part
+/// by part and routed by device to `reducers` reducers (counter rows to the first).
+fn mapped_and_routed(
     study: &Study,
     parts: &[Vec<RecordBatch>],
     specs: &[ReleaseSpec],
     reducers: usize,
-    schema: &arrow_schema::Schema,
-) -> Vec<Release> {
+) -> (Plan, Vec<Vec<RecordBatch>>) {
     let (geography, key) = (study.geography().clone(), study.config().key.clone());
     let mut plan = Plan::new(study, specs).unwrap();
     if plan.needs_scan() {
@@ -79,21 +78,31 @@ fn distributed(
             }
         }
     }
+    (plan, routed)
+}
+
+fn reducer(study: &Study, plan: &Plan, batches: &[RecordBatch]) -> Reducer {
+    let (geography, key) = (study.geography().clone(), study.config().key.clone());
+    let mut reducer = Reducer::new(plan, geography, key, &RunOptions::with_threads(1)).unwrap();
+    for batch in batches {
+        reducer.push(batch).unwrap();
+    }
+    reducer
+}
+
+/// The releases of `specs` over `parts` of the input, mapped, routed, reduced and
+/// finished.
+fn distributed(
+    study: &Study,
+    parts: &[Vec<RecordBatch>],
+    specs: &[ReleaseSpec],
+    reducers: usize,
+    schema: &arrow_schema::Schema,
+) -> Vec<Release> {
+    let (plan, routed) = mapped_and_routed(study, parts, specs, reducers);
     let partials: Vec<RecordBatch> = routed
         .iter()
-        .map(|batches| {
-            let mut reducer = Reducer::new(
-                &plan,
-                geography.clone(),
-                key.clone(),
-                &RunOptions::with_threads(1),
-            )
-            .unwrap();
-            for batch in batches {
-                reducer.push(batch).unwrap();
-            }
-            reducer.finish().unwrap()
-        })
+        .map(|batches| reducer(study, &plan, batches).finish().unwrap())
         .collect();
     let kind = plan.input_kind(study, schema).unwrap();
     finish(study, &plan, specs, &partials, kind).unwrap()
@@ -210,5 +219,48 @@ fn an_empty_input_gives_the_empty_release_of_a_single_run() {
         // Parts without a single batch, as an engine gives for empty partitions.
         let split = distributed(&study, &[Vec::new(), Vec::new()], &specs, 2, &schema);
         assert_same(&single, &split);
+    }
+}
+
+/// The rows of `tables` together, sorted by their `device` column (then by the row's
+/// place in its table, which keeps a device's visits in order).
+fn by_device(tables: &[RecordBatch]) -> RecordBatch {
+    let all = arrow_select::concat::concat_batches(&tables[0].schema(), tables).unwrap();
+    let device = all
+        .column(0)
+        .as_primitive::<arrow_array::types::UInt64Type>();
+    let mut rows: Vec<u32> = (0..all.num_rows() as u32).collect();
+    rows.sort_by_key(|&row| (device.value(row as usize), row));
+    take(&all, &rows)
+}
+
+#[test]
+fn reducers_give_the_devices_and_visits_of_a_single_run() {
+    let scenario = small_scenario(5, 3);
+    for (with_period, colliding_bits) in [(true, None), (false, Some(5))] {
+        let study = study(&scenario, with_period, colliding_bits);
+        let batches: Vec<RecordBatch> = scenario.batches(200).collect::<Result<_, _>>().unwrap();
+        let single_devices = study
+            .devices(batches.iter().cloned().map(Ok), &RunOptions::default())
+            .unwrap();
+        let single_visits = study
+            .visits(batches.iter().cloned().map(Ok), &RunOptions::default())
+            .unwrap();
+        let parts = vec![
+            batches[..batches.len() / 2].to_vec(),
+            batches[batches.len() / 2..].to_vec(),
+        ];
+        let (plan, routed) = mapped_and_routed(&study, &parts, &[], 3);
+        let devices: Vec<RecordBatch> = routed
+            .iter()
+            .map(|batches| reducer(&study, &plan, batches).devices().unwrap())
+            .collect();
+        let visits: Vec<RecordBatch> = routed
+            .iter()
+            .map(|batches| reducer(&study, &plan, batches).visits().unwrap())
+            .collect();
+        assert!(single_devices.num_rows() > 10);
+        assert_eq!(by_device(&devices), single_devices);
+        assert_eq!(by_device(&visits), single_visits);
     }
 }

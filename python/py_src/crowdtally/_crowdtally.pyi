@@ -515,7 +515,7 @@ class Plan:
     keyed digests), the period and its label, and the tables to aggregate. It pickles:
     it is what the workers are sent."""
 
-    def __new__(cls, study: Study, specs: Sequence[_Spec]) -> Plan: ...
+    def __new__(cls, study: Study, specs: Sequence[_Spec] | None = None) -> Plan: ...
     def needs_scan(self) -> bool:
         """Whether the period must first be found by a scan of the input."""
     def with_span(self, first: int | None, last: int | None) -> Plan:
@@ -577,6 +577,12 @@ class Reducer:
     def finish(self) -> Any:
         """The partials of the devices read, as a pyarrow RecordBatch; the reducer is
         finished."""
+    def devices(self) -> Any:
+        """The devices table of the devices read (`Study.devices`' rows for them), as a
+        pyarrow RecordBatch; the reducer is finished."""
+    def visits(self) -> Any:
+        """The visits table of the devices read (`Study.visits`' rows for them), as a
+        pyarrow RecordBatch; the reducer is finished."""
 
 def finish_partials(
     study: Study,
@@ -591,4 +597,5 @@ def finish_partials(
 
 def distributed_schemas() -> dict[str, Any]:
     """The Arrow schemas of the distributed run, by name: `pseudonymous` (what mappers
-    give), `partials` (what reducers give) and `span` (what scanners give)."""
+    give), `partials` (what reducers give), `span` (what scanners give), and `devices`
+    and `visits` (what reducers give instead of partials)."""

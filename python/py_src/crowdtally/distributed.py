@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from crowdtally._crowdtally import (
     Config,
@@ -59,6 +59,7 @@ __all__ = [
     "ShipKey",
     "finish_partials",
     "map_part",
+    "profile_part",
     "reduce_part",
     "scan_part",
     "schemas",
@@ -78,7 +79,8 @@ PARTIAL_VALUES = (
 
 def schemas() -> dict[str, pa.Schema]:
     """The Arrow schemas of the steps, by name: ``pseudonymous`` (what ``map_part``
-    gives), ``partials`` (what ``reduce_part`` gives) and ``span`` (``scan_part``'s)."""
+    gives), ``partials`` (what ``reduce_part`` gives), ``span`` (``scan_part``'s), and
+    ``devices`` and ``visits`` (``profile_part``'s)."""
     return dict(distributed_schemas())
 
 
@@ -194,3 +196,19 @@ def reduce_part(
     for batch in batches:
         reducer.push(batch)
     yield reducer.finish()
+
+
+def profile_part(
+    plan: Plan,
+    geography: Geography,
+    key: bytes | ShippedKey,
+    batches: Iterable[Any],
+    engine: Engine | None = None,
+    table: Literal["devices", "visits"] = "devices",
+) -> pa.RecordBatch:
+    """The rows of the devices or visits table (``schemas()[table]``) of a partition's
+    devices: every pseudonymous ping of each of them must be in it."""
+    reducer = Reducer(plan, geography, key, engine=engine)
+    for batch in batches:
+        reducer.push(batch)
+    return reducer.devices() if table == "devices" else reducer.visits()
