@@ -1,9 +1,13 @@
 //! The fast lat/lon locator gives exactly h3o's cell for every point: random points
 //! clustered anywhere on the globe at every resolution, points on and next to cell
 //! edges and vertices, near face centres, face edges, pentagons, poles and the
-//! antimeridian, and the real positions of a third-party operator sample.
+//! antimeridian, a million points in random order over a city, and the real positions
+//! of a third-party operator sample. Its raster, shared by threads, stays within its
+//! budget.
 
-use crowdtally::geo::CellLocator;
+use std::sync::Arc;
+
+use crowdtally::geo::{CellLocator, CellRaster, DEFAULT_RASTER_BUDGET};
 use h3o::{CellIndex, LatLng, Resolution};
 use proptest::prelude::*;
 
@@ -294,4 +298,90 @@ fn multimno_positions_get_h3o_cells() {
         let mut locator = CellLocator::new(resolution(r));
         assert_exact(&mut locator, &points);
     }
+}
+
+/// A random number generator for points, seeded.
+fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1_u64 << 53) as f64
+    }
+}
+
+/// A city's worth of positions in random order (as rows in time order are): every
+/// point is h3o's cell, and once the raster has its tiles nearly all are answered by it.
+#[test]
+fn a_million_points_in_random_order_get_h3o_cells_mostly_from_the_raster() {
+    let mut next = uniform(17);
+    let points: Vec<(f64, f64)> = (0..1_000_000)
+        .map(|_| (50.70 + next() * 0.30, 3.05 + next() * 0.45))
+        .collect();
+    let raster = Arc::new(CellRaster::new(Resolution::Nine, DEFAULT_RASTER_BUDGET));
+    let mut locator = CellLocator::with_raster(Arc::clone(&raster));
+    let fast = assert_exact(&mut locator, &points);
+    assert!(
+        fast * 100 > points.len() as u64 * 99,
+        "{fast} of {} from the raster or shapes",
+        points.len()
+    );
+    // About 34 km by 32 km, tiles of some 5.6 km on a side.
+    assert!(
+        (20..=80).contains(&raster.tiles()),
+        "{} tiles",
+        raster.tiles()
+    );
+    assert!(raster.bytes() < 64 << 20, "{} bytes", raster.bytes());
+}
+
+/// Locators on several threads share one raster: each tile is built once, and every
+/// answer is still h3o's.
+#[test]
+fn threads_share_one_raster() {
+    let mut next = uniform(5);
+    let points: Vec<(f64, f64)> = (0..200_000)
+        .map(|_| (50.80 + next() * 0.1, 3.20 + next() * 0.15))
+        .collect();
+    let alone = Arc::new(CellRaster::new(Resolution::Nine, DEFAULT_RASTER_BUDGET));
+    assert_exact(&mut CellLocator::with_raster(Arc::clone(&alone)), &points);
+    let shared = Arc::new(CellRaster::new(Resolution::Nine, DEFAULT_RASTER_BUDGET));
+    std::thread::scope(|scope| {
+        for half in points.chunks(points.len() / 2) {
+            let raster = Arc::clone(&shared);
+            scope.spawn(move || {
+                assert_exact(&mut CellLocator::with_raster(raster), half);
+            });
+        }
+    });
+    assert!(alone.tiles() > 0);
+    assert_eq!(shared.tiles(), alone.tiles());
+    assert_eq!(shared.bytes(), alone.bytes());
+}
+
+/// A raster with no budget builds nothing; its locator still gives h3o's cells, from
+/// the shapes of cells met nearby and from h3o.
+#[test]
+fn a_raster_without_budget_builds_nothing_and_stays_exact() {
+    let mut next = uniform(9);
+    let points: Vec<(f64, f64)> = (0..50_000)
+        .map(|_| (50.80 + next() * 0.05, 3.20 + next() * 0.05))
+        .collect();
+    let raster = Arc::new(CellRaster::new(Resolution::Nine, 0));
+    assert_exact(&mut CellLocator::with_raster(Arc::clone(&raster)), &points);
+    assert_eq!((raster.tiles(), raster.bytes()), (0, 0));
+}
+
+/// Points scattered over a continent, a few per tile, build no tile: a tile is worth
+/// building only where points are many.
+#[test]
+fn scattered_points_build_no_tile() {
+    let mut next = uniform(3);
+    let points: Vec<(f64, f64)> = (0..20_000)
+        .map(|_| (36.0 + next() * 30.0, -10.0 + next() * 40.0))
+        .collect();
+    let raster = Arc::new(CellRaster::new(Resolution::Nine, DEFAULT_RASTER_BUDGET));
+    assert_exact(&mut CellLocator::with_raster(Arc::clone(&raster)), &points);
+    assert_eq!(raster.tiles(), 0);
 }

@@ -26,8 +26,12 @@
 //! `1e-15 / r` for the least `r` of its points, and cells nearer than 1e-6 radians
 //! (6 m) to a face centre are left to h3o.
 
-use h3o::{CellIndex, LatLng, Resolution};
+use std::sync::Arc;
+
+use h3o::{Boundary, CellIndex, LatLng, Resolution};
 use rustc_hash::FxHashMap;
+
+use super::raster::{CellRaster, DEFAULT_RASTER_BUDGET, RasterView};
 
 /// How far inside every edge (as the sine of the angle to its great circle) a point
 /// must be for the fast path: many orders above the rounding error of either side.
@@ -55,11 +59,11 @@ const MAX_TILES: usize = 1 << 18;
 const MAX_SHAPES: usize = 1 << 16;
 
 /// A unit vector on the sphere.
-type Vec3 = [f64; 3];
+pub(super) type Vec3 = [f64; 3];
 
 /// A cell with the inward unit normals of its six edges' great circles.
 #[derive(Clone, Debug)]
-struct CellShape {
+pub(super) struct CellShape {
     cell: CellIndex,
     normals: [Vec3; 6],
     /// How far inside every edge a point must be to be surely in the cell.
@@ -69,7 +73,12 @@ struct CellShape {
 impl CellShape {
     /// The shape of `cell`, `None` when it is not one face's convex hexagon away from
     /// the face's centre and the poles.
-    fn of(cell: CellIndex) -> Option<Self> {
+    pub(super) fn of(cell: CellIndex) -> Option<Self> {
+        Self::with_boundary(cell, LatLng::from(cell)).map(|(shape, _)| shape)
+    }
+
+    /// The shape of `cell`, whose centre is `centre`, with its vertices.
+    pub(super) fn with_boundary(cell: CellIndex, centre: LatLng) -> Option<(Self, Boundary)> {
         if cell.is_pentagon() {
             return None;
         }
@@ -82,7 +91,7 @@ impl CellShape {
             return None;
         }
         let vertices: Vec<Vec3> = boundary.iter().map(|&v| unit_vector(v)).collect();
-        let centre = unit_vector(LatLng::from(cell));
+        let centre = unit_vector(centre);
         let mut normals = [[0.0; 3]; 6];
         for (k, normal) in normals.iter_mut().enumerate() {
             // v × (w − v) is v × w, but without the cancellation of two nearly equal
@@ -114,17 +123,29 @@ impl CellShape {
         if nearest < MIN_FACE_CENTRE_DISTANCE {
             return None;
         }
-        Some(Self {
+        let shape = Self {
             cell,
             normals,
             margin: MARGIN + 1e-15 / nearest.sin(),
-        })
+        };
+        Some((shape, boundary))
     }
 
     /// Whether `point` is inside every edge by more than the margin.
     #[inline]
-    fn surely_contains(&self, point: Vec3) -> bool {
-        self.normals.iter().all(|&n| dot(n, point) > self.margin)
+    pub(super) fn surely_contains(&self, point: Vec3) -> bool {
+        self.contains_by(point, self.margin)
+    }
+
+    /// Whether `point` is inside every edge by more than `margin`.
+    #[inline]
+    pub(super) fn contains_by(&self, point: Vec3, margin: f64) -> bool {
+        self.normals.iter().all(|&n| dot(n, point) > margin)
+    }
+
+    /// How far inside every edge a point must be to be surely in the cell.
+    pub(super) fn margin(&self) -> f64 {
+        self.margin
     }
 }
 
@@ -156,7 +177,11 @@ fn face_centres() -> &'static [Vec3; 20] {
 }
 
 /// Converts lat/lon to H3 cells at one resolution, giving exactly h3o's cell for every
-/// point (see the module documentation for why), faster when points cluster.
+/// point (see the module documentation for why), in any order of the points.
+///
+/// A point is first looked up in a [`CellRaster`] (shared by the locators of a run's
+/// threads: [`CellLocator::with_raster`]); what the raster does not know is answered by
+/// the shapes of cells met nearby, and the rest by h3o.
 ///
 /// # Example
 /// ```
@@ -174,6 +199,7 @@ fn face_centres() -> &'static [Vec3; 20] {
 #[derive(Clone, Debug)]
 pub struct CellLocator {
     resolution: Resolution,
+    raster: RasterView,
     /// Tiles per degree of latitude or longitude.
     tiles_per_degree: f64,
     /// Shape indexes (into `shapes`) of the cells met in each tile.
@@ -181,24 +207,44 @@ pub struct CellLocator {
     shapes: Vec<CellShape>,
     /// Each cell met: its index into `shapes`, or [`NOT_CONVEX`].
     shape_of: FxHashMap<u64, u32>,
-    /// Points answered by the shapes and by h3o.
+    /// Points answered by the raster or the shapes, and by h3o.
     fast: u64,
     exact: u64,
+    /// Room for the steps of a batch: its positions made safe for the raster, and what
+    /// the raster found.
+    batch_lat: Vec<f64>,
+    batch_lon: Vec<f64>,
+    found: Vec<u64>,
+    single: Vec<Option<CellIndex>>,
 }
 
 impl CellLocator {
-    /// A locator for cells at `resolution`.
+    /// A locator for cells at `resolution`, with a raster of its own
+    /// ([`DEFAULT_RASTER_BUDGET`]).
     #[must_use]
     pub fn new(resolution: Resolution) -> Self {
+        Self::with_raster(Arc::new(CellRaster::new(resolution, DEFAULT_RASTER_BUDGET)))
+    }
+
+    /// A locator for the cells of `raster`, which it shares with other locators (one per
+    /// thread).
+    #[must_use]
+    pub fn with_raster(raster: Arc<CellRaster>) -> Self {
+        let resolution = raster.resolution();
         let tile_degrees = resolution.edge_length_rads().to_degrees() / 2.0;
         Self {
             resolution,
+            raster: RasterView::new(raster),
             tiles_per_degree: 1.0 / tile_degrees,
             tiles: FxHashMap::default(),
             shapes: Vec::new(),
             shape_of: FxHashMap::default(),
             fast: 0,
             exact: 0,
+            batch_lat: Vec::new(),
+            batch_lon: Vec::new(),
+            found: Vec::new(),
+            single: Vec::with_capacity(1),
         }
     }
 
@@ -209,12 +255,56 @@ impl CellLocator {
     }
 
     /// The cell of the point at `lat`, `lon` (degrees): h3o's cell, or `None` when
-    /// the point is not finite or outside [-90, 90] × [-180, 180].
-    #[inline]
+    /// the point is not finite or outside [-90, 90] × [-180, 180]. [`CellLocator::cells`]
+    /// locates many points at once faster.
     pub fn cell(&mut self, lat: f64, lon: f64) -> Option<CellIndex> {
-        if !(lat.is_finite() && lon.is_finite()) || lat.abs() > 90.0 || lon.abs() > 180.0 {
-            return None;
+        let mut cells = std::mem::take(&mut self.single);
+        self.cells(&[lat], &[lon], &mut cells);
+        let cell = cells[0];
+        self.single = cells;
+        cell
+    }
+
+    /// The cells of the points `lat[k]`, `lon[k]` (degrees) into `cells` (cleared
+    /// first), as [`CellLocator::cell`] gives them one by one. Many points at once let
+    /// the memory reads of different points overlap: give batches of a few thousand.
+    ///
+    /// # Panics
+    /// When `lat` and `lon` have different lengths.
+    pub fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut Vec<Option<CellIndex>>) {
+        assert_eq!(lat.len(), lon.len(), "as many latitudes as longitudes");
+        let valid = |lat: f64, lon: f64| {
+            lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0
+        };
+        // Invalid positions go to the raster as a pole, which it leaves alone.
+        self.batch_lat.clear();
+        self.batch_lon.clear();
+        for (&a, &o) in lat.iter().zip(lon) {
+            let ok = valid(a, o);
+            self.batch_lat.push(if ok { a } else { 90.0 });
+            self.batch_lon.push(if ok { o } else { 0.0 });
         }
+        self.found.clear();
+        self.found.resize(lat.len(), 0);
+        self.raster
+            .cells(&self.batch_lat, &self.batch_lon, &mut self.found);
+        cells.clear();
+        for k in 0..lat.len() {
+            let (a, o) = (lat[k], lon[k]);
+            cells.push(if !valid(a, o) {
+                None
+            } else if let Ok(cell) = CellIndex::try_from(self.found[k]) {
+                self.fast += 1;
+                Some(cell)
+            } else {
+                self.without_raster(a, o)
+            });
+        }
+    }
+
+    /// The cell of a valid position the raster does not know: from a shape met nearby,
+    /// or h3o's.
+    fn without_raster(&mut self, lat: f64, lon: f64) -> Option<CellIndex> {
         let position = LatLng::new(lat, lon).ok()?;
         let point = unit_vector(position);
         let tile = self.tile_of(lat, lon);
@@ -233,7 +323,8 @@ impl CellLocator {
         Some(cell)
     }
 
-    /// How many points were answered by a remembered shape and how many by h3o.
+    /// How many points were answered by the raster or a remembered shape, and how many
+    /// by h3o.
     #[must_use]
     pub fn counts(&self) -> (u64, u64) {
         (self.fast, self.exact)
@@ -277,14 +368,14 @@ impl CellLocator {
 
 /// The unit vector of a position, as h3o computes it.
 #[inline]
-fn unit_vector(position: LatLng) -> Vec3 {
+pub(super) fn unit_vector(position: LatLng) -> Vec3 {
     let (sin_lat, cos_lat) = position.lat_radians().sin_cos();
     let (sin_lon, cos_lon) = position.lng_radians().sin_cos();
     [cos_lon * cos_lat, sin_lon * cos_lat, sin_lat]
 }
 
 #[inline]
-fn dot(a: Vec3, b: Vec3) -> f64 {
+pub(super) fn dot(a: Vec3, b: Vec3) -> f64 {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
 

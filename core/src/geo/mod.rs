@@ -6,6 +6,7 @@
 
 mod geojson;
 mod locator;
+mod raster;
 mod tables;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,6 +17,7 @@ use rustc_hash::FxHashMap;
 use crate::error::{Error, Result};
 
 pub use locator::CellLocator;
+pub use raster::{CellRaster, DEFAULT_RASTER_BUDGET};
 pub use tables::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
 
 /// The index of a region in [`Geography::regions`].

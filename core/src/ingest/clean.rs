@@ -2,6 +2,8 @@
 //! the analysis resolution, or dropped under the first reason that applies, chunk by
 //! chunk on the run's threads.
 
+use std::sync::Arc;
+
 use h3o::{CellIndex, Resolution};
 use rustc_hash::FxHashMap;
 
@@ -9,18 +11,21 @@ use super::columns::{PositionColumns, RawPosition, TsColumn};
 use super::memo::Memo;
 use crate::calendar::Calendar;
 use crate::error::Result;
-use crate::geo::CellLocator;
+use crate::geo::{CellLocator, CellRaster};
 use crate::report::{DropReason, Dropped};
 use crate::workers::{Kept, Threads};
 
-/// What one worker locates positions with: for lat/lon, a memo of exact positions, for
-/// those that repeat (antennas, grid points), in front of the cell locator, for those
-/// that cluster; for given cells, a memo of each cell's validation and parent (a city's
-/// pings come from a few thousand cells). All only ever give h3o's cell.
+/// What one worker locates positions with: for lat/lon, the cell locator (its raster
+/// shared by the run's workers), a chunk's points at once; for given cells, a memo of
+/// each cell's validation and parent (a city's pings come from a few thousand cells).
+/// Both only ever give h3o's cell.
 pub(crate) struct PositionCache {
-    memo: Memo<(u64, u64), Option<u64>>,
     locator: CellLocator,
     cells: Memo<u64, Option<u64>>,
+    /// A chunk's lat/lon positions and their cells.
+    lat: Vec<f64>,
+    lon: Vec<f64>,
+    located: Vec<Option<CellIndex>>,
 }
 
 /// The rows of a chunk of a batch that survive the per-row rules, located, in row
@@ -44,6 +49,8 @@ pub(crate) struct KeptRows {
 pub(crate) struct Cleaning<'b> {
     pub(crate) threads: &'b Threads,
     pub(crate) caches: &'b Kept<PositionCache>,
+    /// The lat/lon raster the workers' locators share.
+    pub(crate) raster: &'b Arc<CellRaster>,
     pub(crate) resolution: Resolution,
     pub(crate) positions: &'b PositionColumns,
     pub(crate) ts: &'b TsColumn,
@@ -118,10 +125,31 @@ impl Cleaning<'_> {
     /// rule it breaks (§2's order).
     fn chunk(&self, range: std::ops::Range<usize>) -> KeptRows {
         let mut cache = self.caches.lend(|| PositionCache {
-            memo: Memo::new(12),
-            locator: CellLocator::new(self.resolution),
+            locator: CellLocator::with_raster(Arc::clone(self.raster)),
             cells: Memo::new(12),
+            lat: Vec::new(),
+            lon: Vec::new(),
+            located: Vec::new(),
         });
+        // The chunk's lat/lon positions are located together, so that the memory reads
+        // of far-apart points overlap (rows in time order are far apart).
+        cache.lat.clear();
+        cache.lon.clear();
+        for row in range.clone() {
+            if let RawPosition::LatLon(lat, lon) = self.positions.raw(row) {
+                cache.lat.push(lat);
+                cache.lon.push(lon);
+            }
+        }
+        let PositionCache {
+            locator,
+            lat,
+            lon,
+            located,
+            ..
+        } = &mut *cache;
+        locator.cells(lat, lon, located);
+        let mut next_located = 0;
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
         let mut kept = KeptRows {
@@ -133,6 +161,13 @@ impl Cleaning<'_> {
         };
         let (mut first, mut last) = (i64::MAX, i64::MIN);
         for row in range {
+            let position = self.positions.raw(row);
+            let located = if let RawPosition::LatLon(..) = position {
+                next_located += 1;
+                Some(cache.located[next_located - 1])
+            } else {
+                None
+            };
             let Some(number) = self.numbers[row] else {
                 kept.dropped.add(DropReason::BadSubscriber, 1);
                 continue;
@@ -141,7 +176,11 @@ impl Cleaning<'_> {
                 kept.dropped.add(DropReason::OptOut, 1);
                 continue;
             }
-            let Some(cell) = locate(self.positions.raw(row), self.resolution, &mut cache) else {
+            let cell = match located {
+                Some(cell) => cell.map(u64::from),
+                None => locate(position, self.resolution, &mut cache.cells),
+            };
+            let Some(cell) = cell else {
                 kept.dropped.add(DropReason::BadPosition, 1);
                 continue;
             };
@@ -173,26 +212,21 @@ impl Cleaning<'_> {
     }
 }
 
-/// The cell at the analysis resolution of a raw position, or `None` for `bad_position`.
-fn locate(position: RawPosition, resolution: Resolution, cache: &mut PositionCache) -> Option<u64> {
+/// The cell at the analysis resolution of a given cell, or `None` for `bad_position`
+/// (lat/lon positions are located a chunk at a time).
+fn locate(
+    position: RawPosition,
+    resolution: Resolution,
+    cells: &mut Memo<u64, Option<u64>>,
+) -> Option<u64> {
     match position {
-        RawPosition::Cell(raw) => cache.cells.get_or(raw, raw, || {
+        RawPosition::Cell(raw) => cells.get_or(raw, raw, || {
             let cell = CellIndex::try_from(raw).ok()?;
             if cell.resolution() < resolution {
                 return None;
             }
             cell.parent(resolution).map(u64::from)
         }),
-        RawPosition::LatLon(lat, lon) => {
-            if !(lat.is_finite() && lon.is_finite()) || lat.abs() > 90.0 || lon.abs() > 180.0 {
-                return None;
-            }
-            let key = (lat.to_bits(), lon.to_bits());
-            let PositionCache { memo, locator, .. } = cache;
-            memo.get_or(key, key.0 ^ key.1.rotate_left(32), || {
-                locator.cell(lat, lon).map(u64::from)
-            })
-        }
-        RawPosition::Bad => None,
+        RawPosition::LatLon(..) | RawPosition::Bad => None,
     }
 }

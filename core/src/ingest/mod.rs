@@ -20,12 +20,15 @@ mod memo;
 mod parquet;
 mod pseudonymous;
 
+use std::sync::Arc;
+
 use arrow_array::{Array, RecordBatch};
 use h3o::Resolution;
 
 use crate::calendar::Calendar;
 use crate::config::{OptOutSet, Period, SubscriberKind};
 use crate::error::{Error, Result};
+use crate::geo::{CellRaster, DEFAULT_RASTER_BUDGET};
 use crate::pseudonym::Pseudonymizer;
 use crate::report::QualityReport;
 use crate::study::Study;
@@ -63,6 +66,8 @@ pub(crate) struct Reader {
     /// What positions are located with: caches that learn the places pings come from,
     /// so they are kept from batch to batch, one per worker at a time.
     positions: Kept<PositionCache>,
+    /// The lat/lon raster of the run, whose tiles all workers share.
+    raster: Arc<CellRaster>,
     /// The subscriber numbers of the last dictionary of ids (`None` for a null value,
     /// whose rows are `bad_subscriber`).
     dictionary_numbers: DictionaryNumbers<Option<u32>>,
@@ -107,6 +112,10 @@ impl Reader {
                 ..QualityReport::default()
             },
             positions: Kept::default(),
+            raster: Arc::new(CellRaster::new(
+                geography.resolution(),
+                DEFAULT_RASTER_BUDGET,
+            )),
             dictionary_numbers: DictionaryNumbers::default(),
             country_numbers: DictionaryNumbers::default(),
             window,
@@ -167,6 +176,7 @@ impl Reader {
         let cleaning = Cleaning {
             threads,
             caches: &self.positions,
+            raster: &self.raster,
             resolution: self.resolution,
             positions: &positions,
             ts: &ts,
