@@ -16,7 +16,8 @@ checks that the three tables are identical (integer measures exactly, estimates 
 relative 1e-9) and prints wall time, CPU time, peak resident memory and throughput per
 engine, with ratios to crowdtally. It exits non-zero when the tables differ.
 
-    python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--workdir DIR]
+    python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--order device|time]
+                              [--workdir DIR]
                               [--only crowdtally,polars,duckdb] [--k 30] [--no-floor]
                               [--timeout SECONDS]
 
@@ -64,6 +65,7 @@ LEVEL = "municipality"
 ROAMING_FACTORS = {code: 1 / 0.3 for code in ("FR", "NL", "DE")}
 ENGINE_NAMES = ("crowdtally", "polars", "duckdb")
 FORMS = ("latlon", "cell")
+ORDERS = ("device", "time")
 
 KEYS = ("zone", "bucket_start", "class", "origin")
 BANDS = ("band_0_1h", "band_1_2h", "band_2_4h", "band_4_8h", "band_8h_plus")
@@ -1095,19 +1097,34 @@ ENGINE_IMPORTS = {
 # -- inputs: pings and geography in the workdir ---------------------------------------
 
 
-def write_pings(directory: Path, target: int, form: str) -> Path:
-    """Writes the scenario's pings once per (size, form); later runs reuse the file."""
+def write_pings(directory: Path, target: int, form: str, order: str) -> Path:
+    """Writes the scenario's pings once per (size, form, order); later runs reuse the
+    file. ``order="time"`` sorts the rows by time, as an operator's event export comes:
+    consecutive rows are pings of different devices far apart."""
     from crowdtally import synth
 
     pings = directory / "pings.parquet"
     stamp = directory / "scenario.json"
     scale = target / PINGS_PER_SCALE
-    wanted = {"scale": scale, "days": DAYS, "start": START, "seed": SEED, "cells": form == "cell"}
+    wanted = {
+        "scale": scale,
+        "days": DAYS,
+        "start": START,
+        "seed": SEED,
+        "cells": form == "cell",
+        "order": order,
+    }
     if pings.exists() and stamp.exists() and json.loads(stamp.read_text()) == wanted:
         return pings
     city = synth.scenario(scale=scale, days=DAYS, start=START, seed=SEED, cells=form == "cell")
-    print(f"writing {city!r} ({form}) to {directory}", flush=True)
+    print(f"writing {city!r} ({form}, {order} order) to {directory}", flush=True)
     city.write_parquet(directory)
+    if order == "time":
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(pings)
+        pq.write_table(table.sort_by("ts"), pings, row_group_size=1 << 20)
+        del table
     stamp.write_text(json.dumps(wanted) + "\n")
     return pings
 
@@ -1361,6 +1378,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pings", type=float, default=1e7, help="about this many pings")
     parser.add_argument("--form", choices=(*FORMS, "both"), default="both")
     parser.add_argument(
+        "--order",
+        choices=ORDERS,
+        default="device",
+        help="row order of the pings: device by device as generated, or by time (an "
+        "operator's export)",
+    )
+    parser.add_argument(
         "--workdir", type=Path, default=Path("/tmp/crowdtally-compare"), help="data and results"
     )
     parser.add_argument("--only", default=",".join(ENGINE_NAMES), help="engines to run")
@@ -1401,9 +1425,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     floors: dict[str, float] = {}
     failed = False
     for form in forms:
-        directory = args.workdir / f"{form}-{target}"
+        suffix = "" if args.order == "device" else f"-{args.order}"
+        directory = args.workdir / f"{form}-{target}{suffix}"
         directory.mkdir(parents=True, exist_ok=True)
-        pings = write_pings(directory, target, form)
+        pings = write_pings(directory, target, form, args.order)
         jobs = write_jobs(directory, pings, geography, tables, city.config(), args.k)
         rows = pq.read_metadata(pings).num_rows
         warm_page_cache(pings)
@@ -1424,7 +1449,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 print(f"{form}: the {len(outputs)} release tables are identical")
     print()
+    print(f"rows in {args.order} order")
     print_table(measurements)
+    ours = {m.form: m for m in measurements if m.engine == "crowdtally" and not m.unfinished}
+    if len(ours) == 2:
+        print(
+            f"crowdtally with lat/lon: {ours['latlon'].wall_s / ours['cell'].wall_s:.2f}x the "
+            f"wall time and {ours['latlon'].cpu_s / ours['cell'].cpu_s:.2f}x the CPU time of "
+            "the same pings with a cell column"
+        )
     for form, seconds in floors.items():
         ours = next(m for m in measurements if m.engine == "crowdtally" and m.form == form)
         print(

@@ -1,8 +1,9 @@
 //! Ingestion throughput, stage by stage: pseudonymization alone; the per-ping pass
 //! (decoding, cleaning, location on every core) from H3 cells and from lat/lon; the
 //! grouping by device and sorting of `finish` alone; h3o's own conversion (the floor of
-//! the lat/lon path) and the locator's; and the whole of `prepare`; at 10^6 and 10^7 pings (hourly pings
-//! of one device per 1,000 pings).
+//! the lat/lon path) and the locator's, on a city's points and on a country's in time
+//! order; and the whole of `prepare`; at 10^6 and 10^7 pings (hourly pings of one device
+//! per 1,000 pings).
 //!
 //! `cargo bench --bench ingest`; criterion reports time per iteration and throughput in
 //! pings per second.
@@ -17,7 +18,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
 use common::{SIZES, geography, pings};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use crowdtally::geo::CellLocator;
+use crowdtally::geo::{CellLocator, CellRaster};
 use crowdtally::{Config, Key, Run, RunOptions, Study};
 
 fn bench_pseudonymize(c: &mut Criterion) {
@@ -159,12 +160,94 @@ fn bench_lat_lon_to_cell(c: &mut Criterion) {
     group.finish();
 }
 
+/// Points as an operator's export gives them, in time order: each a ping of one of
+/// 500,000 people at home somewhere in a country (Belgium's bounding box), with 30 m of
+/// jitter, so that consecutive points are kilometres apart.
+fn country_points(n: usize) -> Vec<(f64, f64)> {
+    let mut state: u64 = 7;
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (state >> 11) as f64 / (1_u64 << 53) as f64
+    };
+    let homes: Vec<(f64, f64)> = (0..500_000)
+        .map(|_| (49.6 + uniform() * 1.8, 2.6 + uniform() * 3.7))
+        .collect();
+    (0..n)
+        .map(|_| {
+            let (lat, lon) = homes[(uniform() * homes.len() as f64) as usize];
+            (
+                lat + (uniform() - 0.5) * 5e-4,
+                lon + (uniform() - 0.5) * 8e-4,
+            )
+        })
+        .collect()
+}
+
+/// Location of points in time order over a country: h3o alone, the locator with its
+/// raster already built (the steady state of a run, whose threads share the raster from
+/// batch to batch), and with a raster built from nothing.
+fn bench_lat_lon_shuffled(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lat_lon_to_cell_country_time_order");
+    group.sample_size(10);
+    let n = SIZES[0];
+    let points = country_points(n);
+    group.throughput(Throughput::Elements(n as u64));
+    let (lat, lon): (Vec<f64>, Vec<f64>) = points.iter().copied().unzip();
+    // In batches, as a run locates a chunk of a batch at a time.
+    let locate = |locator: &mut CellLocator| {
+        let mut last = 0_u64;
+        let mut cells = Vec::new();
+        for (lat, lon) in lat.chunks(4096).zip(lon.chunks(4096)) {
+            locator.cells(lat, lon, &mut cells);
+            last ^= cells
+                .iter()
+                .map(|c| c.map_or(0, u64::from))
+                .fold(0, |a, b| a ^ b);
+        }
+        black_box(last)
+    };
+    group.bench_function(BenchmarkId::new("h3o", n), |b| {
+        b.iter(|| {
+            let mut last = 0_u64;
+            for &(a, o) in &points {
+                let cell = h3o::LatLng::new(a, o)
+                    .expect("valid")
+                    .to_cell(h3o::Resolution::Nine);
+                last ^= u64::from(cell);
+            }
+            black_box(last)
+        });
+    });
+    let raster = Arc::new(CellRaster::new(
+        h3o::Resolution::Nine,
+        crowdtally::geo::DEFAULT_RASTER_BUDGET,
+    ));
+    for _ in 0..2 {
+        locate(&mut CellLocator::with_raster(Arc::clone(&raster)));
+    }
+    eprintln!(
+        "raster over the country: {} tiles, {:.0} MiB",
+        raster.tiles(),
+        raster.bytes() as f64 / f64::from(1 << 20)
+    );
+    group.bench_function(BenchmarkId::new("raster_built", n), |b| {
+        b.iter(|| locate(&mut CellLocator::with_raster(Arc::clone(&raster))));
+    });
+    group.bench_function(BenchmarkId::new("raster_from_nothing", n), |b| {
+        b.iter(|| locate(&mut CellLocator::new(h3o::Resolution::Nine)));
+    });
+    group.finish();
+}
+
 criterion_group!(
     benches,
     bench_pseudonymize,
     bench_prepare,
     bench_push,
     bench_finish,
-    bench_lat_lon_to_cell
+    bench_lat_lon_to_cell,
+    bench_lat_lon_shuffled
 );
 criterion_main!(benches);
