@@ -503,11 +503,15 @@ fn build(resolution: Resolution, grid: Grid, key: u64) -> Option<Tile> {
 
 /// The pixels of a tile from the owners of their corners ([`NONE`] for a corner no shape
 /// surely holds): a pixel whose four corners have one owner is that owner's; any other
-/// lists the owners of its corners, most corners first.
+/// lists the owners of its corners, most corners first (a few thousand distinct lists
+/// at most: a tile has some 500 cells, and a list names the cells that meet at an edge
+/// or a vertex).
 fn pixels_of(owner: &[u16]) -> (Box<[u16]>, Vec<[u16; 4]>) {
     let corners = SIDE + 1;
     let mut pixels = vec![ASK_H3O; SIDE * SIDE].into_boxed_slice();
     let mut candidates: Vec<[u16; 4]> = Vec::new();
+    // Pixels along one edge share their list: each list is kept once.
+    let mut numbers: FxHashMap<[u16; 4], u16> = FxHashMap::default();
     for i in 0..SIDE {
         for j in 0..SIDE {
             let four = [
@@ -535,10 +539,11 @@ fn pixels_of(owner: &[u16]) -> (Box<[u16]>, Vec<[u16; 4]>) {
             }
             let mut order = [0, 1, 2, 3];
             order.sort_by_key(|&k| std::cmp::Reverse(counts[k]));
-            let Ok(number) = u16::try_from(candidates.len()) else {
-                continue;
-            };
-            candidates.push(order.map(|k| listed[k]));
+            let list = order.map(|k| listed[k]);
+            let number = *numbers.entry(list).or_insert_with(|| {
+                candidates.push(list);
+                (candidates.len() - 1) as u16
+            });
             *pixel = MIXED + number;
         }
     }
