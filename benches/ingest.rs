@@ -16,7 +16,7 @@ use std::sync::Arc;
 use arrow_array::RecordBatch;
 use arrow_array::cast::AsArray;
 use arrow_array::{ArrayRef, StringArray};
-use common::{SIZES, geography, pings};
+use common::{SIZES, geography, pings, uniform};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use crowdtally::geo::{CellLocator, CellRaster};
 use crowdtally::{Config, Key, Run, RunOptions, Study};
@@ -164,13 +164,7 @@ fn bench_lat_lon_to_cell(c: &mut Criterion) {
 /// 500,000 people at home somewhere in a country (Belgium's bounding box), with 30 m of
 /// jitter, so that consecutive points are kilometres apart.
 fn country_points(n: usize) -> Vec<(f64, f64)> {
-    let mut state: u64 = 7;
-    let mut uniform = move || {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (state >> 11) as f64 / (1_u64 << 53) as f64
-    };
+    let mut uniform = uniform(7);
     let homes: Vec<(f64, f64)> = (0..500_000)
         .map(|_| (49.6 + uniform() * 1.8, 2.6 + uniform() * 3.7))
         .collect();

@@ -65,17 +65,23 @@ pub fn geography() -> Geography {
     .expect("valid geography")
 }
 
-/// Points scattered over about 30 km around Kortrijk, hourly per device, as H3 cells at
-/// resolution 11 or as lat/lon.
-#[must_use]
-pub fn pings(n: usize, as_cells: bool) -> RecordBatch {
-    let mut state: u64 = 42;
-    let mut uniform = move || {
+/// Uniform numbers in [0, 1) from a seeded linear congruential generator: inputs that are
+/// the same on every run.
+pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         (state >> 11) as f64 / (1_u64 << 53) as f64
-    };
+    }
+}
+
+/// Points scattered over about 30 km around Kortrijk, hourly per device, as H3 cells at
+/// resolution 11 or as lat/lon.
+#[must_use]
+pub fn pings(n: usize, as_cells: bool) -> RecordBatch {
+    let mut uniform = uniform(42);
     let subscriber: StringArray = (0..n)
         .map(|i| Some(format!("20601{:010}", i / PINGS_PER_DEVICE)))
         .collect();
