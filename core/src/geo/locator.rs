@@ -210,11 +210,9 @@ pub struct CellLocator {
     /// Points answered by the raster or the shapes, and by h3o.
     fast: u64,
     exact: u64,
-    /// Room for the steps of a batch: its positions made safe for the raster, and what
-    /// the raster found.
+    /// Room for a batch's positions, made safe for the raster.
     batch_lat: Vec<f64>,
     batch_lon: Vec<f64>,
-    found: Vec<u64>,
     single: Vec<Option<CellIndex>>,
 }
 
@@ -243,7 +241,6 @@ impl CellLocator {
             exact: 0,
             batch_lat: Vec::new(),
             batch_lon: Vec::new(),
-            found: Vec::new(),
             single: Vec::with_capacity(1),
         }
     }
@@ -284,21 +281,16 @@ impl CellLocator {
             self.batch_lat.push(if ok { a } else { 90.0 });
             self.batch_lon.push(if ok { o } else { 0.0 });
         }
-        self.found.clear();
-        self.found.resize(lat.len(), 0);
-        self.raster
-            .cells(&self.batch_lat, &self.batch_lon, &mut self.found);
         cells.clear();
-        for k in 0..lat.len() {
+        cells.resize(lat.len(), None);
+        self.raster.cells(&self.batch_lat, &self.batch_lon, cells);
+        for (k, cell) in cells.iter_mut().enumerate() {
             let (a, o) = (lat[k], lon[k]);
-            cells.push(if !valid(a, o) {
-                None
-            } else if let Ok(cell) = CellIndex::try_from(self.found[k]) {
+            if cell.is_some() {
                 self.fast += 1;
-                Some(cell)
-            } else {
-                self.without_raster(a, o)
-            });
+            } else if valid(a, o) {
+                *cell = self.without_raster(a, o);
+            }
         }
     }
 

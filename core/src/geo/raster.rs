@@ -284,13 +284,13 @@ impl RasterView {
     }
 
     /// The cells of valid positions (finite, within ±90 and ±180) that the raster knows
-    /// surely, in `cells` (0 for the others, which are left to h3o).
+    /// surely, in `cells` (`None` for the others, which are left to h3o).
     ///
     /// A batch goes in steps over all its points (tiles and pixels, then the pixels'
     /// entries, then their cells), so that the memory reads of different points overlap
     /// rather than wait for one another: points in time order are far apart, and their
     /// pixels are rarely in a cache.
-    pub(super) fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut [u64]) {
+    pub(super) fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut [Option<CellIndex>]) {
         let side = SIDE as u64;
         self.slots.clear();
         for (&lat, &lon) in lat.iter().zip(lon) {
@@ -317,17 +317,13 @@ impl RasterView {
             }
         }));
         for (k, (&entry, &(slot, _))) in self.entries.iter().zip(&self.slots).enumerate() {
-            cells[k] = if entry < MIXED {
-                u64::from(tiles[slot as usize].cells[usize::from(entry)])
-            } else {
-                0
-            };
+            cells[k] = (entry < MIXED).then(|| tiles[slot as usize].cells[usize::from(entry)]);
         }
         for (k, (&entry, &(slot, pixel))) in self.entries.iter().zip(&self.slots).enumerate() {
             if entry >= MIXED && entry != ASK_H3O {
                 let tile = &tiles[slot as usize];
                 let point = tile.unit_vector(pixel as usize, lat[k], lon[k]);
-                cells[k] = tile.mixed_cell(entry - MIXED, point).map_or(0, u64::from);
+                cells[k] = tile.mixed_cell(entry - MIXED, point);
             }
         }
     }
