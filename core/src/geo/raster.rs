@@ -604,7 +604,139 @@ fn cells_over(
 
 #[cfg(test)]
 mod tests {
-    use super::small_sin_cos;
+    use std::sync::Arc;
+
+    use h3o::{CellIndex, LatLng, Resolution};
+
+    use crate::synth::Rng;
+
+    use super::{
+        ASK_H3O, CellRaster, DEFAULT_RASTER_BUDGET, MIXED, NO_TILE, NONE, RasterView, small_sin_cos,
+    };
+
+    /// The points of the last batch by how their pixel answered: whole, two cells'
+    /// edges, more cells' edges, no tile or nothing known.
+    fn kinds(view: &RasterView) -> [usize; 4] {
+        let mut kinds = [0; 4];
+        for &(tile, pixel) in &view.slots {
+            let kind = if tile == NO_TILE {
+                3
+            } else {
+                let tile = &view.tiles[tile as usize];
+                match tile.pixels[pixel as usize] {
+                    ASK_H3O => 3,
+                    entry if entry < MIXED => 0,
+                    entry => {
+                        let list = tile.candidates[usize::from(entry - MIXED)];
+                        if list.iter().filter(|&&cell| cell != NONE).count() <= 2 {
+                            1
+                        } else {
+                            2
+                        }
+                    }
+                }
+            };
+            kinds[kind] += 1;
+        }
+        kinds
+    }
+
+    /// Locates the points twice (the first time builds the tiles) and checks every
+    /// answer against h3o; gives the points answered and the kinds of their pixels.
+    fn located(lat: &[f64], lon: &[f64], resolution: Resolution) -> (usize, [usize; 4]) {
+        let raster = Arc::new(CellRaster::new(resolution, DEFAULT_RASTER_BUDGET));
+        let mut view = RasterView::new(raster);
+        let mut cells: Vec<Option<CellIndex>> = vec![None; lat.len()];
+        view.cells(lat, lon, &mut cells);
+        view.cells(lat, lon, &mut cells);
+        let mut answered = 0;
+        for ((&lat, &lon), cell) in lat.iter().zip(lon).zip(&cells) {
+            if let Some(cell) = cell {
+                let want = LatLng::new(lat, lon).expect("valid").to_cell(resolution);
+                assert_eq!(*cell, want, "({lat}, {lon})");
+                answered += 1;
+            }
+        }
+        (answered, kinds(&view))
+    }
+
+    #[test]
+    fn pixels_of_every_kind_answer_as_h3o() {
+        let mut rng = Rng::new(17);
+        let mut uniform = || rng.uniform();
+        let (lat, lon): (Vec<f64>, Vec<f64>) = (0..400_000)
+            .map(|_| (50.80 + uniform() * 0.06, 3.22 + uniform() * 0.09))
+            .unzip();
+        let (answered, [whole, one, several, unknown]) = located(&lat, &lon, Resolution::Nine);
+        // About a third of the pixels are crossed by an edge, a sixth of those near a
+        // vertex; the few points left are within micrometres of an edge.
+        assert!(
+            whole > 200_000 && one > 50_000 && several > 20_000,
+            "{whole} {one} {several}"
+        );
+        assert_eq!(unknown, 0);
+        assert!(answered > 399_000, "{answered}");
+    }
+
+    #[test]
+    fn points_beside_edges_and_vertices_answer_as_h3o() {
+        // Points at and beside the vertices and along the edges of the cells around
+        // a place, at distances from a micrometre to tens of metres; and many points
+        // spread over the place, so that its tiles are built.
+        let resolution = Resolution::Nine;
+        let centre = LatLng::new(50.828, 3.265)
+            .expect("valid")
+            .to_cell(resolution);
+        let mut lat = Vec::new();
+        let mut lon = Vec::new();
+        for cell in centre.grid_disk::<Vec<_>>(12) {
+            let boundary: Vec<LatLng> = cell.boundary().iter().copied().collect();
+            for (k, v) in boundary.iter().enumerate() {
+                let w = boundary[(k + 1) % boundary.len()];
+                for t in [0.0, 0.001, 0.25, 0.5, 0.999] {
+                    let (a, o) = (
+                        v.lat() + t * (w.lat() - v.lat()),
+                        v.lng() + t * (w.lng() - v.lng()),
+                    );
+                    for d in [0.0, 1e-11, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4] {
+                        for (da, dn) in [(d, 0.0), (-d, 0.0), (0.0, d), (0.0, -d), (d, d), (-d, -d)]
+                        {
+                            lat.push(a + da);
+                            lon.push(o + dn);
+                        }
+                    }
+                }
+            }
+        }
+        let mut rng = Rng::new(3);
+        let mut uniform = || rng.uniform();
+        for _ in 0..100_000 {
+            lat.push(50.81 + uniform() * 0.04);
+            lon.push(3.24 + uniform() * 0.05);
+        }
+        let (answered, [_, one, several, _]) = located(&lat, &lon, resolution);
+        assert!(one > 0 && several > 0);
+        // Most of these points are within a few metres of an edge on purpose.
+        assert!(answered > lat.len() / 4, "{answered} of {}", lat.len());
+    }
+
+    #[test]
+    fn coarse_and_fine_resolutions_answer_as_h3o() {
+        for (resolution, spread) in [
+            (Resolution::Five, 2.0),
+            (Resolution::Seven, 0.3),
+            (Resolution::Eleven, 0.004),
+            (Resolution::Thirteen, 0.0003),
+        ] {
+            let mut rng = Rng::new(u64::from(u8::from(resolution)));
+            let mut uniform = || rng.uniform();
+            let (lat, lon): (Vec<f64>, Vec<f64>) = (0..200_000)
+                .map(|_| (-33.9 + uniform() * spread, 151.1 + uniform() * spread))
+                .unzip();
+            let (answered, _) = located(&lat, &lon, resolution);
+            assert!(answered > 150_000, "{resolution:?}: {answered}");
+        }
+    }
 
     #[test]
     fn small_angles_have_the_sine_and_cosine_of_the_library() {

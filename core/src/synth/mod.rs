@@ -31,7 +31,7 @@ use crate::pseudonym::Key;
 
 use people::{Calendar, Person};
 pub use people::{Role, roamers_at_full_scale, role_chances};
-use rng::Rng;
+pub(crate) use rng::Rng;
 pub use truth::Truth;
 pub use world::World;
 
