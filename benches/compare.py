@@ -6,15 +6,20 @@ scale giving about ``--pings`` pings, writes its pings to Parquet once per posit
 file and writing its release table to Parquet:
 
 - ``crowdtally``: ``crowdtally.analyze`` on the Parquet file (read by its own reader);
-- ``polars``: the method (shared METHOD.md §2-8, with crowdtally's readings in
-  docs/METHOD.md) written with polars lazy frames and expressions;
+- ``polars``: the method (shared METHOD.md §2-8, §7 and §8 as revised in 2026-12, with
+  crowdtally's readings in docs/METHOD.md) written with polars lazy frames and
+  expressions;
 - ``duckdb``: the same written in DuckDB SQL with window functions.
 
 The release: bucket ``day``, origin level ``municipality``, class ``visitor``, k = 30,
 roll-up on, detected subscribers, roaming factors 1/0.3 for FR, NL and DE. The parent
-checks that the three tables are identical (integer measures exactly, estimates to a
-relative 1e-9) and prints wall time, CPU time, peak resident memory and throughput per
-engine, with ratios to crowdtally. It exits non-zero when the tables differ.
+checks that the tables of every pair of engines are identical: the same columns and
+column types, the same rows in the same order (crowdtally's, docs/METHOD.md "Row
+order"), every count, flag and null equal, and estimates, which are float sums each
+engine adds in its own order, within a relative 1e-12. It says what differs and where
+(columns, rows missing or out of order, the first differing rows), prints wall time,
+CPU time, peak resident memory and throughput per engine, with ratios to crowdtally,
+and exits non-zero when the tables differ.
 
     python benches/compare.py [--pings 1e7] [--form latlon|cell|both] [--order device|time]
                               [--workdir DIR]
@@ -72,10 +77,17 @@ BANDS = ("band_0_1h", "band_1_2h", "band_2_4h", "band_4_8h", "band_8h_plus")
 MEASURES = ("devices", "visits", "dwell_s", *BANDS)
 ESTIMATES = ("est_devices", "est_visits", "est_low", "est_high")
 COLUMNS = (*KEYS, *MEASURES, "suppressed", *ESTIMATES)
+# crowdtally writes these as uint64, `dwell_s` as int64; the peers write the same types.
+COUNTS = ("devices", "visits", *BANDS)
 # Lower bounds of the dwell bands, seconds (§6).
 BAND_FROM = (0, 3_600, 2 * 3_600, 4 * 3_600, 8 * 3_600)
 Z_95 = 1.96
-RELATIVE_TOLERANCE = 1e-9
+# The key of the roaming factor of every country without one of its own (§8).
+ANY_COUNTRY = "*"
+# Estimates are sums of products of floats, which each engine adds in its own order: they
+# agree to a few units in the last place (about 1e-16 relative), not bit for bit. Every
+# other value must be equal.
+RELATIVE_TOLERANCE = 1e-12
 
 GEOGRAPHY_FILES = ("regions", "region_cells", "zones", "zone_cells")
 
@@ -127,6 +139,25 @@ class Job:
 # -- the engines ----------------------------------------------------------------------
 
 
+def checked_roaming_factors(factors: dict[str, float]) -> dict[str, float]:
+    """The roaming factors by upper-cased code (§8): keys are two-letter country codes or
+    "*" (every other country), factors at least 1. Anything else is a configuration
+    error, raised before any work, as crowdtally raises it."""
+    checked: dict[str, float] = {}
+    for key, factor in factors.items():
+        code = key.strip().upper()
+        if not (code == ANY_COUNTRY or (len(code) == 2 and code.isascii() and code.isalpha())):
+            raise ValueError(f"roaming_factors: {key!r} is not a two-letter country code or '*'")
+        if not (math.isfinite(factor) and factor >= 1):
+            raise ValueError(
+                f"roaming_factors: the factor of {key!r} is not a number of at least 1: {factor}"
+            )
+        if code in checked:
+            raise ValueError(f"roaming_factors: {code!r} is given twice")
+        checked[code] = factor
+    return checked
+
+
 def crowdtally_release(job: Job) -> None:
     """The release by ``crowdtally.analyze``, reading the Parquet files itself."""
     import crowdtally as ct
@@ -161,10 +192,10 @@ def crowdtally_release(job: Job) -> None:
 
 def polars_release(job: Job) -> None:
     """The release written with polars: §2 cleaning, §3 pseudonyms, location, §4 homes
-    and classes, §5 visits, §6 day buckets, §7 disclosure control with roll-up, §8
-    extrapolation. Lazy queries for the per-ping work, eager frames for the small
-    aggregates; Python only for the per-value HMAC and H3 calls and the loops over the
-    region tree's levels."""
+    and classes, §5 visits, §6 day buckets, §7 disclosure control (unions of suppressed
+    member zones, roll-up, residual, dwell bands on total rows), §8 extrapolation. Lazy
+    queries for the per-ping work, eager frames for the small aggregates; Python only for
+    the per-value HMAC and H3 calls and the loops over the region tree's levels."""
     import hmac
     from itertools import repeat
 
@@ -176,6 +207,7 @@ def polars_release(job: Job) -> None:
     k, gap, resolution = job.k, job.max_gap, job.resolution
     first_day, end_day = job.dates
     tz = ZoneInfo(job.tz)
+    roaming_factors = checked_roaming_factors(job.roaming_factors)
 
     # -- geography: the region tree as (region, ancestor, distance), itself included -----
     regions = pl.read_parquet(job.geography_file("regions"))
@@ -228,12 +260,14 @@ def polars_release(job: Job) -> None:
         .unique()
     )
     zone_cells = pl.concat([zone_cells, category_cells])
-    zone_ids = pl.concat(
+    # Every zone in the zones table's order, then every category some zone names, by name.
+    zone_order = pl.concat(
         [
             zones.select(zone=pl.col("zone_id")),
             zones.filter(pl.col("category").is_not_null())
             .select(zone=pl.lit("category:") + pl.col("category"))
-            .unique(),
+            .unique()
+            .sort("zone"),
         ]
     )
 
@@ -434,7 +468,7 @@ def polars_release(job: Job) -> None:
         .filter(pl.col("class_").is_in(["day_visitor", "overnight_visitor"]))
     )
 
-    # -- §6 day buckets (local days) and the measures per (zone, bucket, leaf origin) ----
+    # -- §6 day buckets (local days); each visit once per bucket it overlaps -----------
     days = pl.date_range(first_day, end_day, closed="left", eager=True)
     midnights = days.cast(pl.Datetime("us")).dt.replace_time_zone(job.tz)
     next_midnights = days.dt.offset_by("1d").cast(pl.Datetime("us")).dt.replace_time_zone(job.tz)
@@ -446,21 +480,39 @@ def polars_release(job: Job) -> None:
         }
     )
     start, end = pl.col("start"), pl.col("end")
-    dwell = end - start
-    starts_here = start >= pl.col("b0")  # start < b1 holds for every bucket joined
-    band = pl.sum_horizontal((dwell >= lower).cast(pl.Int32) for lower in BAND_FROM[1:])
-    cells = (
+    band_of_dwell = pl.sum_horizontal(
+        (end - start >= lower).cast(pl.Int32) for lower in BAND_FROM[1:]
+    )
+    # Kept per (visit, bucket) with its device: step 2 and step 6 count distinct devices
+    # of parts of a group (suppressed member zones, dwell bands), which no per-origin sum
+    # gives.
+    visit_buckets = (
         # Overlap: start < b1 and end > b0, or b0 <= start < b1 for a zero-length visit.
         visits.with_columns(last=pl.max_horizontal(end - 1, start))
         .join_where(buckets.lazy(), pl.col("b0") <= pl.col("last"), pl.col("b1") > start)
-        .group_by("zone", "bucket_start", "origin")
-        .agg(
-            devices=pl.col("device").n_unique(),
-            visits=starts_here.sum(),
-            dwell_s=(pl.min_horizontal(end, "b1") - pl.max_horizontal(start, "b0")).sum(),
-            **{name: (starts_here & (band == i)).sum() for i, name in enumerate(BANDS)},
+        .select(
+            "zone",
+            "bucket_start",
+            "device",
+            "origin",
+            starts_here=start >= pl.col("b0"),  # start < b1 holds for every bucket joined
+            band=band_of_dwell,
+            dwell_s=pl.min_horizontal(end, "b1") - pl.max_horizontal(start, "b0"),
         )
         .collect()
+    )
+    starts_here, band = pl.col("starts_here"), pl.col("band")
+    cells = visit_buckets.group_by("zone", "bucket_start", "origin").agg(
+        devices=pl.col("device").n_unique(),
+        visits=starts_here.sum(),
+        dwell_s=pl.col("dwell_s").sum(),
+        **{name: (starts_here & (band == i)).sum() for i, name in enumerate(BANDS)},
+    )
+    # Per group and band: the distinct devices with a visit counted in it (step 6).
+    band_devices = (
+        visit_buckets.filter(starts_here)
+        .group_by("zone", "bucket_start", "band")
+        .agg(band_devices=pl.col("device").n_unique())
     )
 
     # -- §8 factors: population / detected subscribers, pooled up the tree where zero ----
@@ -477,11 +529,26 @@ def polars_release(job: Job) -> None:
         .group_by("ancestor")
         .agg(pl.col("population").sum(), pl.col("subscribers").fill_null(0).sum())
         .filter(pl.col("subscribers") > 0)
+        # A factor below 1 (more subscribers than inhabitants) is clamped to 1.
         .with_columns(factor=pl.max_horizontal(pl.col("population") / pl.col("subscribers"), 1.0))
     )
     root = tree.filter(pl.col("parent").is_null())["region"].item()
     national = pooled.filter(pl.col("ancestor") == root).select(
         origin=pl.lit("unknown"), factor="factor"
+    )
+    # country:XX: its own roaming factor, else the one of "*", else none.
+    roaming = (
+        devices.filter(pl.col("roamer"))
+        .select(pl.col("origin").unique())
+        .with_columns(
+            factor=pl.col("origin")
+            .str.strip_prefix("country:")
+            .replace_strict(
+                {code: f for code, f in roaming_factors.items() if code != ANY_COUNTRY},
+                default=pl.lit(roaming_factors.get(ANY_COUNTRY), dtype=pl.Float64),
+                return_dtype=pl.Float64,
+            )
+        )
     )
     factors = pl.concat(
         [
@@ -492,12 +559,7 @@ def polars_release(job: Job) -> None:
             .first()
             .select(origin=pl.col("region"), factor=pl.col("factor")),
             national,
-            pl.DataFrame(
-                {
-                    "origin": [f"country:{code.upper()}" for code in job.roaming_factors],
-                    "factor": [max(f, 1.0) for f in job.roaming_factors.values()],
-                }
-            ),
+            roaming,
         ]
     )
     f = pl.col("factor")
@@ -520,14 +582,31 @@ def polars_release(job: Job) -> None:
     )
 
     # -- §7 disclosure control --------------------------------------------------------
+    # Step 1: a group below k is its suppressed total row alone.
     totals = level_rows.group_by(group).agg(sums)
-    grid = zone_ids.join(buckets.select("bucket_start"), how="cross")
-    shown = totals.filter(pl.col("devices") >= k)
+    # Step 2: a category group goes too when the devices of its suppressed member zones
+    # (distinct over those members) number 1 to k - 1.
+    category_of = zones.filter(pl.col("category").is_not_null()).select(
+        member=pl.col("zone_id"), zone=pl.lit("category:") + pl.col("category")
+    )
+    suppressed_members = totals.filter(pl.col("devices") < k).select(
+        member=pl.col("zone"), bucket_start="bucket_start"
+    )
+    unions_suppressed = (
+        visit_buckets.select(member=pl.col("zone"), bucket_start="bucket_start", device="device")
+        .join(suppressed_members, on=["member", "bucket_start"])
+        .join(category_of, on="member")
+        .group_by(group)
+        .agg(hidden=pl.col("device").n_unique())
+        .filter(pl.col("hidden").is_between(1, k - 1))
+    )
+    shown = totals.filter(pl.col("devices") >= k).join(unions_suppressed, on=group, how="anti")
     rows_in = level_rows.join(shown.select(group), on=group)
+    # Step 3: origin rows of k devices or more are released as they are.
     released = [rows_in.filter(pl.col("devices") >= k)]
     small = rows_in.filter(pl.col("devices") < k)
     residual = [small.filter(pl.col("origin") == "unknown")]
-    # Roll-up: region rows below k pool into other:<parent>, deepest level first.
+    # Step 4, roll-up: region rows below k pool into other:<parent>, deepest level first.
     pools = (
         small.join(tree.select("region", "parent"), left_on="origin", right_on="region")
         .drop("origin")
@@ -565,11 +644,11 @@ def polars_release(job: Job) -> None:
         abroad.filter(pl.col("devices") >= k).with_columns(origin=pl.lit("other:abroad"))
     )
     residual.append(abroad.filter(pl.col("devices") < k))
-    out_rows = pl.concat(released, how="diagonal")
+    origin_rows = pl.concat(released, how="diagonal")
     rest = pl.concat(residual, how="diagonal").group_by(group).agg(sums)
-    # Residual: below k, the smallest released rows (ties by origin) move in until k.
+    # Step 5, residual: below k, the smallest released rows (ties by origin) move in until k.
     moved = (
-        out_rows.join(
+        origin_rows.join(
             rest.filter(pl.col("devices").is_between(1, k - 1)).select(
                 *group, short=k - pl.col("devices")
             ),
@@ -579,37 +658,79 @@ def polars_release(job: Job) -> None:
         .filter(pl.col("devices").cum_sum().over(group) - pl.col("devices") < pl.col("short"))
         .drop("short")
     )
-    out_rows = out_rows.join(moved.select(*group, "origin"), on=[*group, "origin"], how="anti")
+    origin_rows = origin_rows.join(
+        moved.select(*group, "origin"), on=[*group, "origin"], how="anti"
+    )
     rest = pl.concat([rest, moved.drop("origin")], how="diagonal").group_by(group).agg(sums)
-    out_rows = pl.concat(
-        [
-            shown.with_columns(origin=pl.lit("*")),
-            out_rows,
-            rest.filter(pl.col("devices") > 0).with_columns(origin=pl.lit("other")),
-        ],
+    origin_rows = pl.concat(
+        [origin_rows, rest.filter(pl.col("devices") > 0).with_columns(origin=pl.lit("other"))],
         how="diagonal",
     )
+    # Step 6, dwell bands, on total rows only: a band of 1 to k - 1 devices is withheld; a
+    # lone withheld band takes with it the released non-empty band of fewest visits (the
+    # lower on a tie), or all five when there is none. Worked band by band, long form.
+    visits_in_band = pl.col("visits_in_band")
+    withheld = pl.col("band_devices").fill_null(0).is_between(1, k - 1)
+    candidate = ~withheld & (visits_in_band > 0)
+    complement = candidate & (candidate.cum_sum().over(group) == 1)
+    lone = withheld.sum().over(group) == 1
+    hidden = withheld | (lone & (complement | ~complement.any().over(group)))
+    total_bands = (
+        pl.concat(
+            shown.select(*group, band=pl.lit(i), visits_in_band=pl.col(name))
+            for i, name in enumerate(BANDS)
+        )
+        .join(band_devices, on=[*group, "band"], how="left")
+        .sort(*group, "visits_in_band", "band")
+        .with_columns(released=pl.when(~hidden).then(visits_in_band))
+        .group_by(group)
+        .agg(
+            **{
+                name: pl.col("released").filter(pl.col("band") == i).first()
+                for i, name in enumerate(BANDS)
+            }
+        )
+    )
+    total_rows = shown.drop(BANDS).join(total_bands, on=group).with_columns(origin=pl.lit("*"))
+    origin_rows = origin_rows.with_columns(pl.lit(None).alias(name) for name in BANDS)
 
     # -- §8 estimates and the interval; suppressed groups keep their total row alone ---
     half = Z_95 * pl.col("var").clip(lower_bound=0.0).sqrt()
     kept = pl.when(~pl.col("missing"))
     table = pl.concat(
         [
-            out_rows.with_columns(
+            pl.concat([total_rows, origin_rows], how="diagonal_relaxed").with_columns(
                 suppressed=pl.lit(False),
                 est_devices=kept.then(pl.col("est_d")),
                 est_visits=kept.then(pl.col("est_v")),
                 est_low=kept.then(pl.max_horizontal(pl.col("devices"), pl.col("est_d") - half)),
                 est_high=kept.then(pl.col("est_d") + half),
             ),
-            grid.join(shown.select(group), on=group, how="anti").with_columns(
-                origin=pl.lit("*"), suppressed=pl.lit(True)
-            ),
+            zone_order.join(buckets.select("bucket_start"), how="cross")
+            .join(shown.select(group), on=group, how="anti")
+            .with_columns(origin=pl.lit("*"), suppressed=pl.lit(True)),
         ],
         how="diagonal_relaxed",
     )
-    table.with_columns(**{"class": pl.lit("visitor")}).select(COLUMNS).sort(KEYS).write_parquet(
-        job.out
+    # Row order and column types of the release (docs/METHOD.md, "Row order"): zones in
+    # the zones table's order, then categories by name; days in time; the total row
+    # first, then the origins in byte order.
+    (
+        table.join(zone_order.with_row_index("zone_rank"), on="zone")
+        .join(buckets.select("bucket_start", "b0"), on="bucket_start")
+        .sort("zone_rank", "b0", pl.col("origin") != "*", "origin")
+        .select(
+            "zone",
+            "bucket_start",
+            pl.lit("visitor").alias("class"),
+            "origin",
+            pl.col(*COUNTS).cast(pl.UInt64),
+            pl.col("dwell_s").cast(pl.Int64),
+            "suppressed",
+            pl.col(*ESTIMATES).cast(pl.Float64),
+        )
+        .select(COLUMNS)
+        .write_parquet(job.out)
     )
 
 
@@ -630,6 +751,7 @@ def duckdb_release(job: Job) -> None:
     h3i = h3.api.numpy_int  # h3-py's integer API: cells as ints, collections as uint64 arrays
     k, gap, resolution = job.k, job.max_gap, job.resolution
     first_day, end_day = job.dates
+    roaming_factors = checked_roaming_factors(job.roaming_factors)
     con = duckdb.connect()
 
     def run(script: str, **parameters: Any) -> None:
@@ -690,6 +812,13 @@ def duckdb_release(job: Job) -> None:
         SELECT cell::UBIGINT AS region_cell, region_id AS leaf
         FROM read_parquet($region_cells_file);
         CREATE TEMP TABLE zones AS SELECT zone_id, category FROM read_parquet($zones_file);
+        -- Every zone with its position in the zones table, then every category some zone
+        -- names (no position: after the zones, by name).
+        CREATE TEMP TABLE zone_order AS
+        SELECT zone_id AS zone, file_row_number AS position
+        FROM read_parquet($zones_file, file_row_number = true)
+        UNION ALL
+        SELECT DISTINCT 'category:' || category, NULL FROM zones WHERE category IS NOT NULL;
         -- A category is one more zone: the union of its zones' cells.
         CREATE TEMP TABLE zone_cells AS
         SELECT zone_id AS zone, cell::UBIGINT AS cell FROM read_parquet($zone_cells_file)
@@ -893,12 +1022,12 @@ def duckdb_release(job: Job) -> None:
         """
     )
 
-    # -- §6 day buckets (local days) and the measures per (zone, bucket, leaf origin) ----
-    bands = ",\n".join(
+    # -- §6 day buckets (local days); each visit once per bucket it overlaps -----------
+    counted_in_band = ",\n".join(
         f"count(*) FILTER (WHERE starts_here AND band = {i}) AS {name}"
         for i, name in enumerate(BANDS)
     )
-    band = " + ".join(f'("end" - start >= {lower})::INT' for lower in BAND_FROM[1:])
+    band = " + ".join(f'(v."end" - v.start >= {lower})::INT' for lower in BAND_FROM[1:])
     run(
         f"""
         CREATE TEMP TABLE buckets AS
@@ -917,20 +1046,30 @@ def duckdb_release(job: Job) -> None:
                                      INTERVAL 1 DAY) AS days(day)
             )
         );
+        -- Kept per (visit, bucket) with its device: step 2 and step 6 count distinct
+        -- devices of parts of a group (suppressed member zones, dwell bands), which no
+        -- per-origin sum gives.
+        CREATE TEMP TABLE visit_buckets AS
+        SELECT v.zone, b.bucket_start, v.device, v.origin,
+               v.start >= b.b0 AS starts_here,  -- start < b1 holds for every bucket joined
+               {band} AS band,
+               least(v."end", b.b1) - greatest(v.start, b.b0) AS dwell_s
+        FROM visits v JOIN buckets b
+        -- Overlap: start < b1 and end > b0, or b0 <= start < b1 for a zero-length visit.
+        ON b.b0 <= greatest(v."end" - 1, v.start) AND b.b1 > v.start;
         CREATE TEMP TABLE cells AS
         SELECT zone, bucket_start, origin,
                count(DISTINCT device) AS devices,
                count(*) FILTER (WHERE starts_here) AS visits,
-               sum(least("end", b1) - greatest(start, b0)) AS dwell_s,
-               {bands}
-        FROM (
-            SELECT v.*, b.bucket_start, b.b0, b.b1, v.start >= b.b0 AS starts_here,
-                   {band} AS band
-            FROM visits v JOIN buckets b
-            -- Overlap: start < b1 and end > b0, or b0 <= start < b1 for a zero-length visit.
-            ON b.b0 <= greatest(v."end" - 1, v.start) AND b.b1 > v.start
-        )
-        GROUP BY zone, bucket_start, origin
+               sum(dwell_s) AS dwell_s,
+               {counted_in_band}
+        FROM visit_buckets
+        GROUP BY zone, bucket_start, origin;
+        -- Per group and band: the distinct devices with a visit counted in it (step 6).
+        CREATE TEMP TABLE band_devices AS
+        SELECT zone, bucket_start, band, count(DISTINCT device) AS band_devices
+        FROM visit_buckets WHERE starts_here
+        GROUP BY zone, bucket_start, band;
         """,
         first=first_day.isoformat(),
         end=end_day.isoformat(),
@@ -938,7 +1077,6 @@ def duckdb_release(job: Job) -> None:
     )
 
     # -- §8 factors: population / detected subscribers, pooled up the tree where zero ----
-    codes = [code.upper() for code in job.roaming_factors]
     run(
         """
         CREATE TEMP TABLE pooled AS
@@ -951,6 +1089,10 @@ def duckdb_release(job: Job) -> None:
         WHERE t.is_leaf AND t.population IS NOT NULL
         GROUP BY a.ancestor
         HAVING sum(coalesce(s.subscribers, 0)) > 0;
+        CREATE TEMP TABLE roaming AS
+        SELECT unnest($codes::VARCHAR[]) AS code, unnest($factors::DOUBLE[]) AS factor;
+        -- A leaf or pooled factor below 1 (more subscribers than inhabitants) is clamped
+        -- to 1; country:XX takes its own roaming factor, else the one of '*', else none.
         CREATE TEMP TABLE factors AS
         SELECT a.region AS origin,
                greatest(arg_min(p.population / p.subscribers, a.distance), 1.0) AS factor
@@ -961,11 +1103,13 @@ def duckdb_release(job: Job) -> None:
         SELECT 'unknown', greatest(p.population / p.subscribers, 1.0)
         FROM pooled p JOIN tree t ON t.region = p.ancestor WHERE t.parent IS NULL
         UNION ALL
-        SELECT 'country:' || code, greatest(factor, 1.0)
-        FROM (SELECT unnest($codes) AS code, unnest($factors) AS factor);
+        SELECT d.origin, coalesce(own.factor, any_country.factor)
+        FROM (SELECT DISTINCT origin FROM devices WHERE roamer) d
+        LEFT JOIN roaming own ON d.origin = 'country:' || own.code
+        LEFT JOIN roaming any_country ON any_country.code = '*';
         """,
-        codes=codes,
-        factors=list(job.roaming_factors.values()),
+        codes=list(roaming_factors),
+        factors=list(roaming_factors.values()),
     )
     sums = ", ".join(
         [f"sum({name})::BIGINT AS {name}" for name in MEASURES]
@@ -987,13 +1131,28 @@ def duckdb_release(job: Job) -> None:
         GROUP BY ALL;
 
         -- §7 disclosure control
+        -- Step 1: a group below k is its suppressed total row alone.
+        CREATE TEMP TABLE totals AS
+        SELECT zone, bucket_start, {sums} FROM level_rows GROUP BY ALL;
+        -- Step 2: a category group goes too when the devices of its suppressed member zones
+        -- (distinct over those members) number 1 to k - 1.
+        CREATE TEMP TABLE unions_suppressed AS
+        SELECT 'category:' || z.category AS zone, o.bucket_start
+        FROM visit_buckets o
+        JOIN zones z ON z.zone_id = o.zone
+        JOIN totals member ON member.zone = o.zone AND member.bucket_start = o.bucket_start
+        WHERE z.category IS NOT NULL AND member.devices < {k}
+        GROUP BY ALL
+        HAVING count(DISTINCT o.device) BETWEEN 1 AND {k - 1};
         CREATE TEMP TABLE shown AS
-        SELECT zone, bucket_start, {sums} FROM level_rows GROUP BY ALL HAVING sum(devices) >= {k};
+        SELECT * FROM totals ANTI JOIN unions_suppressed USING (zone, bucket_start)
+        WHERE devices >= {k};
         CREATE TEMP TABLE small AS
         SELECT r.* FROM level_rows r JOIN shown USING (zone, bucket_start) WHERE r.devices < {k};
+        -- Step 3: origin rows of k devices or more are released as they are.
         CREATE TEMP TABLE released AS
         SELECT r.* FROM level_rows r JOIN shown USING (zone, bucket_start) WHERE r.devices >= {k};
-        -- Roll-up: region rows below k pool into other:<parent>, deepest level first.
+        -- Step 4, roll-up: region rows below k pool into other:<parent>, deepest level first.
         CREATE TEMP TABLE pools AS
         SELECT zone, bucket_start, t.parent AS pool, {measures}
         FROM small s JOIN tree t ON t.region = s.origin WHERE t.parent IS NOT NULL;
@@ -1024,6 +1183,12 @@ def duckdb_release(job: Job) -> None:
             WHERE devices < {k} AND parent IS NULL;
             """
         )
+    band_columns = ", ".join(BANDS)
+    band_names = ", ".join(f"({i}, '{name}')" for i, name in enumerate(BANDS))
+    released_bands = ",\n".join(
+        f"max(visits) FILTER (WHERE band = {i} AND NOT hidden) AS {name}"
+        for i, name in enumerate(BANDS)
+    )
     run(
         f"""
         -- country:XX rows below k pool into other:abroad, their own top.
@@ -1033,7 +1198,8 @@ def duckdb_release(job: Job) -> None:
         INSERT INTO released BY NAME
         SELECT *, 'other:abroad' AS origin FROM abroad WHERE devices >= {k};
         INSERT INTO residual BY NAME SELECT * FROM abroad WHERE devices < {k};
-        -- Residual: below k, the smallest released rows (ties by origin) move in until k.
+        -- Step 5, residual: below k, the smallest released rows (ties by origin) move in
+        -- until k.
         CREATE TEMP TABLE moved AS
         SELECT * EXCLUDE (short, before) FROM (
             SELECT r.*, {k} - o.devices AS short,
@@ -1050,32 +1216,76 @@ def duckdb_release(job: Job) -> None:
         INSERT INTO released BY NAME
         SELECT zone, bucket_start, 'other' AS origin, {sums} FROM residual
         GROUP BY ALL HAVING sum(devices) > 0;
-        INSERT INTO released BY NAME SELECT *, '*' AS origin FROM shown;
+
+        -- Step 6, dwell bands, on total rows only: a band of 1 to k - 1 devices is
+        -- withheld; a lone withheld band takes with it the released non-empty band of
+        -- fewest visits (the lower on a tie), or all five when there is none.
+        CREATE TEMP TABLE total_bands AS
+        WITH by_band AS (
+            SELECT u.zone, u.bucket_start, n.band, u.visits,
+                   coalesce(d.band_devices, 0) BETWEEN 1 AND {k - 1} AS withheld
+            FROM (UNPIVOT (SELECT zone, bucket_start, {band_columns} FROM shown)
+                  ON {band_columns} INTO NAME name VALUE visits) u
+            JOIN (VALUES {band_names}) n(band, name) USING (name)
+            LEFT JOIN band_devices d USING (zone, bucket_start, band)
+        ),
+        marked AS (
+            SELECT *, count(*) FILTER (WHERE withheld) OVER same_group = 1 AS lone,
+                   NOT withheld AND visits > 0 AS candidate
+            FROM by_band
+            WINDOW same_group AS (PARTITION BY zone, bucket_start)
+        ),
+        ranked AS (
+            SELECT *, candidate AND row_number() OVER (
+                PARTITION BY zone, bucket_start, candidate ORDER BY visits, band) = 1
+                AS complement
+            FROM marked
+        )
+        SELECT zone, bucket_start, {released_bands}
+        FROM (
+            SELECT *, withheld OR (lone AND (complement OR NOT bool_or(complement) OVER (
+                PARTITION BY zone, bucket_start))) AS hidden
+            FROM ranked
+        )
+        GROUP BY zone, bucket_start;
         """
     )
 
     # -- §8 estimates and the interval; suppressed groups keep their total row alone ---
     half = f"{Z_95} * sqrt(greatest(var, 0))"
-    release_columns = ", ".join(f'"{name}"' for name in COLUMNS)
+    typed_measures = ", ".join(
+        f"{name}::{'UBIGINT' if name in COUNTS else 'BIGINT'} AS {name}" for name in MEASURES
+    )
     run(
         f"""
         CREATE TEMP TABLE release AS
-        SELECT {release_columns} FROM (
-            SELECT zone, bucket_start, 'visitor' AS class, origin, {", ".join(MEASURES)},
-                   false AS suppressed,
+        WITH shown_rows AS (
+            SELECT s.* EXCLUDE ({band_columns}), b.* EXCLUDE (zone, bucket_start),
+                   '*' AS origin
+            FROM shown s JOIN total_bands b USING (zone, bucket_start)
+            UNION ALL BY NAME
+            -- Bands are a breakdown of the group: origin rows have none (step 6).
+            SELECT * EXCLUDE ({band_columns}) FROM released
+        ),
+        release_rows AS (
+            SELECT zone, bucket_start, origin, {", ".join(MEASURES)}, false AS suppressed,
                    CASE WHEN NOT missing THEN est_d END AS est_devices,
                    CASE WHEN NOT missing THEN est_v END AS est_visits,
                    CASE WHEN NOT missing THEN greatest(devices, est_d - {half}) END AS est_low,
                    CASE WHEN NOT missing THEN est_d + {half} END AS est_high
-            FROM released
+            FROM shown_rows
             UNION ALL BY NAME
-            SELECT zone, bucket_start, 'visitor' AS class, '*' AS origin, true AS suppressed
-            FROM (SELECT zone_id AS zone FROM zones
-                  UNION SELECT 'category:' || category FROM zones WHERE category IS NOT NULL)
-            CROSS JOIN buckets
+            SELECT zone, bucket_start, '*' AS origin, true AS suppressed
+            FROM zone_order CROSS JOIN buckets
             ANTI JOIN shown USING (zone, bucket_start)
         )
-        ORDER BY zone, bucket_start, class, origin
+        -- Row order of the release (docs/METHOD.md, "Row order"): zones in the zones
+        -- table's order, then categories by name; days in time; the total row first,
+        -- then the origins in byte order.
+        SELECT zone, bucket_start, 'visitor' AS class, origin, {typed_measures}, suppressed,
+               est_devices, est_visits, est_low, est_high
+        FROM release_rows JOIN zone_order USING (zone) JOIN buckets USING (bucket_start)
+        ORDER BY position NULLS LAST, zone, b0, origin <> '*', origin
         """
     )
     con.table("release").write_parquet(job.out)
@@ -1219,9 +1429,22 @@ def child(engine: str, job_file: Path) -> int:
     wall, cpu = time.perf_counter(), time.process_time()
     ENGINES[engine](job)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": rss}))
+    print(json.dumps({"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak_rss_mib()}))
     return 0
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, MiB. Linux keeps ``ru_maxrss`` across
+    fork and exec, so a child started by a parent that once held more would report the
+    parent's peak; ``VmHWM`` is the peak of this program's own address space."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def run_engine(
@@ -1257,62 +1480,156 @@ def run_engine(
 # -- comparison -----------------------------------------------------------------------
 
 
-def differences(tables: dict[str, Path], shown: int = 10) -> list[str]:
-    """Compares each engine's release with the first one's: the same columns and keys,
-    integer measures and flags exactly, estimates to a relative 1e-9. Returns messages
-    (empty when identical), with the first differing rows."""
+def compare_releases(tables: dict[str, Path], shown: int = 10) -> tuple[bool, list[str]]:
+    """Compares the release tables of every pair of engines. Identical means: the same
+    column names, order and types; the same rows (each key once) in the same order; every
+    count, flag and null equal; estimates within a relative ``RELATIVE_TOLERANCE``.
+    Returns whether all are identical, and lines saying so or what differs and where
+    (the first differing rows of each pair)."""
+    names = list(tables)
+    lines: list[str] = []
+    identical, rows, largest = True, 0, 0.0
+    for i, base in enumerate(names):
+        for other in names[i + 1 :]:
+            comparison = compare_pair(base, tables[base], other, tables[other], shown)
+            rows, largest = comparison.rows, max(largest, comparison.largest_relative)
+            if comparison.problems:
+                identical = False
+                lines.append(f"{other} differs from {base}:")
+                lines.extend(f"  {problem}" for problem in comparison.problems)
+            else:
+                lines.append(f"{other} and {base} are identical")
+    if identical:
+        return True, [
+            f"the release tables of {', '.join(names)} are identical: {rows:,} rows in the "
+            "same order, the same column types, every count, flag and null equal, estimates "
+            f"within a relative {largest:.1e} of each other (allowed: {RELATIVE_TOLERANCE:g})"
+        ]
+    return False, lines
+
+
+@dataclasses.dataclass(frozen=True)
+class PairComparison:
+    # Rows of the first table.
+    rows: int
+    # What differs, with the first differing rows; empty when the tables are identical.
+    problems: list[str]
+    # The largest relative difference of an estimate between rows of the same key.
+    largest_relative: float
+
+
+def compare_pair(
+    base_name: str, base_path: Path, name: str, path: Path, shown: int
+) -> PairComparison:
+    """Compares one engine's release table (``name``) with another's (``base_name``)."""
     import polars as pl
 
-    def read(path: Path) -> pl.DataFrame:
-        frame = pl.read_parquet(path)
+    base, other = pl.read_parquet(base_path), pl.read_parquet(path)
+    problems: list[str] = []
+    for engine, frame in ((base_name, base), (name, other)):
         if tuple(frame.columns) != COLUMNS:
-            raise ValueError(f"{path} has columns {frame.columns}, expected {COLUMNS}")
-        return frame.with_columns(
-            *(pl.col(name).cast(pl.String) for name in KEYS),
-            *(pl.col(name).cast(pl.Int64) for name in MEASURES),
-            pl.col("suppressed").cast(pl.Boolean),
-            *(pl.col(name).cast(pl.Float64) for name in ESTIMATES),
-        ).sort(KEYS)
+            problems.append(f"{engine} has the columns {frame.columns}, not {list(COLUMNS)}")
+    if problems:
+        return PairComparison(base.height, problems, math.nan)
+    types = [
+        f"{column} {base.schema[column]} vs {other.schema[column]}"
+        for column in COLUMNS
+        if base.schema[column] != other.schema[column]
+    ]
+    if types:
+        problems.append(f"column types differ ({base_name} vs {name}): {', '.join(types)}")
+    for engine, frame in ((base_name, base), (name, other)):
+        repeated = frame.filter(frame.select(KEYS).is_duplicated())
+        if repeated.height:
+            example = " ".join(str(value) for value in repeated.row(0)[: len(KEYS)])
+            problems.append(
+                f"{engine} has {repeated.height} rows whose key is not unique, e.g. {example}"
+            )
 
-    (base_name, base_path), *others = tables.items()
-    base = read(base_path)
-    messages = []
-    for name, path in others:
-        other = read(path)
-        joined = base.join(
-            other, on=KEYS, how="full", coalesce=True, suffix=f"_{name}", nulls_equal=True
-        ).with_columns(
-            base_row=pl.col("suppressed").is_not_null(),
-            other_row=pl.col(f"suppressed_{name}").is_not_null(),
+    def comparable(frame: pl.DataFrame) -> pl.DataFrame:
+        # Common types, so that a difference of type does not hide differences of value.
+        return frame.with_columns(
+            pl.col(*KEYS).cast(pl.String),
+            pl.col(*MEASURES).cast(pl.Int64),
+            pl.col("suppressed").cast(pl.Boolean),
+            pl.col(*ESTIMATES).cast(pl.Float64),
+        ).with_row_index("position", offset=1)  # row numbers from 1
+
+    joined = comparable(base).join(
+        comparable(other), on=KEYS, how="full", coalesce=True, suffix="_other", nulls_equal=True
+    )
+    in_base, in_other = pl.col("position").is_not_null(), pl.col("position_other").is_not_null()
+    in_both = in_base & in_other
+    differs = {
+        column: ~pl.col(column).eq_missing(pl.col(f"{column}_other"))
+        for column in (*MEASURES, "suppressed")
+    }
+    relative: dict[str, pl.Expr] = {}
+    for column in ESTIMATES:
+        a, b = pl.col(column), pl.col(f"{column}_other")
+        relative[column] = ((a - b).abs() / pl.max_horizontal(a.abs(), b.abs())).fill_nan(0.0)
+        differs[column] = a.is_null().ne(b.is_null()) | (relative[column] > RELATIVE_TOLERANCE)
+    flagged = joined.with_columns(
+        **{f"{column}_differs": in_both & expr.fill_null(False) for column, expr in differs.items()}
+    )
+    largest = flagged.filter(in_both).select(pl.max_horizontal(*relative.values()).max()).item()
+
+    only_base, only_other = flagged.filter(~in_other), flagged.filter(~in_base)
+    if only_base.height:
+        problems.append(f"{only_base.height} rows only in {base_name}")
+    if only_other.height:
+        problems.append(f"{only_other.height} rows only in {name}")
+    by_column = [
+        f"{column} in {count}"
+        for column in differs
+        if (count := flagged.get_column(f"{column}_differs").sum())
+    ]
+    if by_column:
+        problems.append(f"values differ in rows of the same key: {', '.join(by_column)}")
+    # Row order: the rows both tables hold, in the first table's order, must come in
+    # the same order in the second.
+    key_text = pl.concat_str(*KEYS, separator=" ")
+    out_of_order = (
+        flagged.filter(in_both)
+        .sort("position")
+        .with_columns(
+            key=key_text,
+            previous_key=key_text.shift(1),
+            previous_position_other=pl.col("position_other").shift(1),
         )
-        same = pl.col("base_row") & pl.col("other_row")
-        for column in (*MEASURES, "suppressed"):
-            same = same & pl.col(column).eq_missing(pl.col(f"{column}_{name}"))
-        for column in ESTIMATES:
-            a, b = pl.col(column), pl.col(f"{column}_{name}")
-            close = (a - b).abs() <= RELATIVE_TOLERANCE * pl.max_horizontal(a.abs(), b.abs())
-            same = same & ((a.is_null() & b.is_null()) | close.fill_null(False))
-        differing = joined.filter(~same)
-        if not differing.height:
-            continue
-        messages.append(
-            f"{name} differs from {base_name} in {differing.height} of {joined.height} rows "
-            f"({base.height} and {other.height} rows); the first ones:"
+        .filter(pl.col("position_other") < pl.col("previous_position_other"))
+    )
+    if out_of_order.height:
+        row = out_of_order.row(0, named=True)
+        problems.append(
+            f"rows in another order ({out_of_order.height} places): {row['key']} comes "
+            f"after {row['previous_key']} in {base_name} (rows {row['position']:,} and "
+            f"{row['position'] - 1:,}), before it in {name} (rows "
+            f"{row['position_other']:,} and {row['previous_position_other']:,})"
         )
-        for row in differing.head(shown).iter_rows(named=True):
-            key = " ".join(str(row[column]) for column in KEYS)
-            if not row["other_row"]:
-                messages.append(f"  {key}: only in {base_name}")
-            elif not row["base_row"]:
-                messages.append(f"  {key}: only in {name}")
-            else:
-                values = [
-                    f"{column} {row[column]!r} vs {row[f'{column}_{name}']!r}"
-                    for column in (*MEASURES, "suppressed", *ESTIMATES)
-                    if row[column] != row[f"{column}_{name}"]
-                ]
-                messages.append(f"  {key}: {', '.join(values)}")
-    return messages
+
+    any_value_differs = pl.any_horizontal(pl.col(f"{column}_differs") for column in differs)
+    differing = pl.concat(
+        [flagged.filter(any_value_differs).sort("position"), only_base, only_other]
+    ).unique(subset=KEYS, keep="first", maintain_order=True)
+    if differing.height:
+        problems.append(
+            f"the first of the {differing.height} differing rows ({base_name} vs {name}):"
+        )
+    for row in differing.head(shown).iter_rows(named=True):
+        key = " ".join(str(row[column]) for column in KEYS)
+        if row["position_other"] is None:
+            problems.append(f"  {key}: only in {base_name}")
+        elif row["position"] is None:
+            problems.append(f"  {key}: only in {name}")
+        else:
+            values = [
+                f"{column} {row[column]!r} vs {row[f'{column}_other']!r}"
+                for column in differs
+                if row[f"{column}_differs"]
+            ]
+            problems.append(f"  {key}: {', '.join(values)}")
+    return PairComparison(base.height, problems, largest or 0.0)
 
 
 def warm_page_cache(path: Path) -> None:
@@ -1424,6 +1741,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     measurements: list[Measurement] = []
     floors: dict[str, float] = {}
     failed = False
+    differing: list[str] = []  # forms whose release tables differ between engines
     for form in forms:
         suffix = "" if args.order == "device" else f"-{args.order}"
         directory = args.workdir / f"{form}-{target}{suffix}"
@@ -1442,12 +1760,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if form == "latlon" and args.floor:
             floors[form] = h3o_floor(pings)
         if len(outputs) > 1:
-            messages = differences(outputs)
-            if messages:
-                failed = True
-                print("\n".join(messages))
-            else:
-                print(f"{form}: the {len(outputs)} release tables are identical")
+            identical, lines = compare_releases(outputs)
+            failed = failed or not identical
+            verdict = "identical" if identical else "DIFFER"
+            print(f"{form}: release tables {verdict}")
+            print("\n".join(f"  {line}" for line in lines), flush=True)
+            if not identical:
+                differing.append(form)
     print()
     print(f"rows in {args.order} order")
     print_table(measurements)
@@ -1459,11 +1778,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             "the same pings with a cell column"
         )
     for form, seconds in floors.items():
-        ours = next(m for m in measurements if m.engine == "crowdtally" and m.form == form)
+        run = next(m for m in measurements if m.engine == "crowdtally" and m.form == form)
         print(
             f"h3o floor ({form}): {seconds:.2f} s to convert every position with h3o on all "
-            f"cores; crowdtally end to end is {ours.wall_s / seconds:.2f}x the floor"
+            f"cores; crowdtally end to end is {run.wall_s / seconds:.2f}x the floor"
         )
+    if differing:
+        print(f"the release tables DIFFER between engines ({', '.join(differing)}): see above")
     return 1 if failed else 0
 
 
