@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYO3_PYTHON := $(BIN)/python
 export CARGO_TERM_COLOR := never
 
-.PHONY: test demo venv develop rust-checks python-checks bench compare fmt clean
+.PHONY: test demo venv develop chromium rust-checks python-checks bench compare fmt clean
 
 test: rust-checks python-checks
 
@@ -28,13 +28,18 @@ venv: $(VENV)/.dev-installed
 develop: venv
 	$(BIN)/maturin develop --quiet -m python/Cargo.toml
 
+# Headless Chromium renders the HTML report: in the browser test, and for the demo's
+# screenshot.
+chromium:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium)
+
 rust-checks: venv
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 	cargo test --workspace --locked
 	RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-python-checks: develop
+python-checks: develop chromium
 	@java -version >/dev/null 2>&1 || { echo "Java 17 or later is needed by the Spark tests (crowdtally.spark)"; exit 1; }
 	cd python && $(BIN)/ruff check py_src tests ../examples ../benches
 	cd python && $(BIN)/ruff format --check py_src tests ../examples ../benches
@@ -42,8 +47,9 @@ python-checks: develop
 	cd python && $(BIN)/python -m mypy.stubtest crowdtally._crowdtally
 	cd python && $(BIN)/pytest -q
 
-# The quarterly release of the synthetic kortrijk scenario: tables and HTML report in out/.
-demo: venv
+# The quarterly release of the synthetic kortrijk scenario: tables, the HTML report and a
+# screenshot of it in out/.
+demo: venv chromium
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python examples/kortrijk.py --out out
 

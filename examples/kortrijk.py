@@ -5,7 +5,8 @@ operator's customers ping, hourly with jitter, missing pings, position noise and
 rows), prepares them once, and releases visitors for the whole period and per day at
 the municipality level. It prints the top-line numbers, compares the extrapolated totals
 with the scenario's truth, and writes the release tables, the reports and a
-self-contained HTML report under ``out/``.
+self-contained HTML report under ``out/``, with a screenshot of it (``report.png``) when
+Debian's ``chromium`` is installed.
 
     python examples/kortrijk.py [--scale 0.01] [--days 92] [--out out]
 """
@@ -13,7 +14,11 @@ self-contained HTML report under ``out/``.
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,6 +49,41 @@ def true_visitors(truth: dict[str, Any]) -> dict[str, int]:
             strict=True,
         )
     )
+
+
+def screenshot(page: Path, width: int = 1280) -> Path | None:
+    """A PNG of the whole page beside it, as headless Chromium shows it ``width`` pixels
+    wide; None when chromium is not installed."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        browser = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        browser.append(f"--user-data-dir={scratch}")
+        # The page's height first, from a copy that writes it into its DOM once loaded.
+        probe = Path(scratch) / "height.html"
+        script = (
+            "<script>addEventListener('load', () => { const out = document.createElement('pre');"
+            " out.id = 'page-height'; out.textContent = document.documentElement.scrollHeight;"
+            " document.body.append(out); });</script>"
+        )
+        probe.write_text(page.read_text(encoding="utf-8").replace("<head>", "<head>" + script, 1))
+        dom = subprocess.run(
+            [*browser, f"--window-size={width},1000", "--dump-dom", probe.as_uri()],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        found = re.search(r'<pre id="page-height">(\d+)</pre>', dom)
+        height = int(found.group(1)) if found else 4000
+        png = page.with_suffix(".png")
+        size, target = f"--window-size={width},{height}", f"--screenshot={png.resolve()}"
+        subprocess.run(
+            [*browser, size, target, page.resolve().as_uri()],
+            capture_output=True,
+            check=True,
+        )
+    return png
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,8 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         release.write(args.out / f"visitors_{name}.parquet")
         release.write(args.out / f"visitors_{name}.csv")
         release.write_report(args.out / f"report_{name}.json")
-    html = daily.report_html(args.out / "report.html", zone="city-centre")
+    html = daily.report_html(args.out / "report.html", zone="city-centre", geography=city.geography)
     print(f"\nwrote the tables and {html} in {time.perf_counter() - started:.0f} s")
+    png = screenshot(html)
+    print(f"wrote {png}" if png else "no screenshot of the report: chromium is not installed")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -74,9 +75,9 @@ _ROWS: list[tuple[Any, ...]] = [
 ]  # fmt: skip
 
 
-def release_table() -> pa.Table:
+def release_table(rows: list[tuple[Any, ...]] = _ROWS) -> pa.Table:
     columns: dict[str, list[Any]] = {name: [] for name in COLUMNS}
-    for zone, bucket, origin, devices, visits, dwell, bands, suppressed, est in _ROWS:
+    for zone, bucket, origin, devices, visits, dwell, bands, suppressed, est in rows:
         values = [zone, bucket, "visitor", origin, devices, visits, dwell, *bands, suppressed]
         values += list(est) if est is not None else [None] * 4
         for name, value in zip(COLUMNS, values, strict=True):
@@ -170,13 +171,22 @@ def test_wrong_columns_are_refused() -> None:
 
 
 def test_repr(release: Release) -> None:
+    # The warnings come first, a line each.
     assert repr(release) == (
+        "warning: roamer country DE has no roaming factor\n"
+        "Release(bucket=day, level=municipality, classes=visitor: 10 rows, 4 groups, 1 suppressed)"
+    )
+    report = release_report()
+    report["warnings"] = []
+    assert repr(Release(release_table(), report)) == (
         "Release(bucket=day, level=municipality, classes=visitor: 10 rows, 4 groups, 1 suppressed)"
     )
 
 
 def test_repr_html(release: Release) -> None:
     page = release._repr_html_()
+    # The warnings come first.
+    assert page.index("roamer country DE has no roaming factor") < page.index("<strong>Release")
     for text in ("day", "municipality", "Europe/Brussels", "2026-07-01 to 2026-07-02"):
         assert text in page
     assert "<th>groups suppressed</th><td>1</td>" in page
@@ -315,13 +325,13 @@ def test_visitors_per_bucket(release: Release) -> None:
     assert _same(_line(figure, "people estimated"), [300.0, math.nan])
     assert _same(_line(figure, "devices observed"), [120.0, 80.0])
     axes = figure.axes[0]
-    assert [label.get_text() for label in axes.get_xticklabels()] == [DAY1[:10], DAY2[:10]]
+    assert [label.get_text() for label in axes.get_xticklabels()] == ["1 Jul", "2 Jul"]
     assert "suppressed" not in axes.get_title()
 
     station = release.plot.visitors_per_bucket("station")
     assert _same(_line(station, "devices observed"), [math.nan, 40.0])
     assert _same(_line(station, "people estimated"), [math.nan, 100.0])
-    assert station.axes[0].get_title().startswith(r"Station \$1-\$2 (station): visitors per day")
+    assert station.axes[0].get_title().startswith(r"Station \$1-\$2: visitors per day")
     assert "1 of 2 buckets suppressed" in station.axes[0].get_title()
     station.savefig(io.BytesIO(), format="png")
 
@@ -333,7 +343,12 @@ def test_top_origins(release: Release) -> None:
     # country:FR 80, menen 45 (observed only).
     assert _bars(figure) == [150.0, 105.0, 80.0, 45.0]
     labels = [label.get_text() for label in axes.get_yticklabels()]
-    assert labels == ["kortrijk", "other (partly observed)", "country:FR", "menen (observed)"]
+    assert labels == [
+        "kortrijk",
+        "other origins (pooled) (partly observed)",
+        "France",
+        "menen (observed)",
+    ]
     assert _bars(release.plot.top_origins(n=2)) == [150.0, 105.0]
     assert _bars(release.plot.top_origins(bucket_start=DAY2)) == [45.0, 35.0]
     station = release.plot.top_origins("station")
@@ -361,6 +376,7 @@ def test_plots_without_matplotlib(release: Release, monkeypatch: pytest.MonkeyPa
         release.plot.visitors_per_bucket,
         release.plot.top_origins,
         release.plot.dwell_bands,
+        release.plot.zones,
     ):
         with pytest.raises(ImportError, match=re.escape("pip install crowdtally[plot]")):
             plot()
@@ -372,33 +388,85 @@ def _external(page: str) -> list[str]:
     return re.findall(r"http|//[a-z]|<script|<link|@import", text)
 
 
+def _text(page: str) -> str:
+    """The page without its inline images."""
+    return re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", page)
+
+
 def test_report_html(release: Release, tmp_path: Path) -> None:
     path = release.report_html(tmp_path / "report.html")
     assert path == tmp_path / "report.html"
     assert [entry.name for entry in tmp_path.iterdir()] == ["report.html"]
     page = path.read_text(encoding="utf-8")
     assert page.startswith("<!DOCTYPE html>")
-    assert "<h1>Visitor statistics 2026Q3, 2026-07-01 to 2026-07-02</h1>" in page
-    assert "2026-07-01 to 2026-07-02" in page
+    assert "<h1>Visitor statistics 2026Q3</h1>" in page
+    assert "Wednesday 1 July to Thursday 2 July 2026" in page
+    # Small multiples of the zones, the busiest zone's origins and dwell; no map without
+    # the geography, and the page says how to get one.
     assert page.count("data:image/png;base64,") == 3
+    assert "No map: the release does not hold the geography" in page
     assert 'src="http' not in page
     assert _external(page) == []
     assert "<script>" not in page
-    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Markt (grote-markt)" in page
+    # Names are escaped; the page shows names, not ids.
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; Markt" in page
     for caveat in release_report()["caveats"]:
         assert caveat in page
-    for text in ("bad_position", "domestic devices with unknown home", "FR: 2.0"):
+    assert "Small zones are undercounted" in page
+    for text in ("no valid position", "domestic devices with unknown home", "FR: 2"):
         assert text in page
-    assert "<th>pings dropped: duplicate</th><td>125</td>" in page
-    assert "<th>devices: day_visitor</th><td>180</td>" in page
-    assert "roamer country DE has no roaming factor" in page
+    assert "<th>pings dropped: repeated</th><td>125</td>" in page
+    assert "<th>devices: day visitors</th><td>180</td>" in page
+    assert "<th>groups suppressed</th><td>1</td>" in page
+
+
+def test_report_html_reads_as_plain_language(release: Release, tmp_path: Path) -> None:
+    report = release_report()
+    report["extrapolation"]["national_factor"] = 2.5030723488602575
+    report["parameters"]["roaming_factors"] = {"FR": 3.3333333333333335}
+    page = Release(release_table(), report).report_html(tmp_path / "report.html").read_text()
+    text = _text(page)
+    # The warning is the first thing after the title, before the summary.
+    warning = "roamer country DE has no roaming factor"
+    assert text.index("<h1>") < text.index(warning) < text.index("id='summary'")
+    summary = text[text.index("<p class='summary'>") : text.index("</section>")]
+    assert "the busiest day was Wednesday 1 July 2026" in summary
+    assert "about 300 (likely 280 to 320) visitors" in summary
+    # kortrijk 150, FR 80 and menen 45 of 380, the pooled 105 apart.
+    assert "kortrijk (39 %), France (21 %) and menen (12 %)" in summary
+    assert "28 % came from origins too small to show apart" in summary
+    assert "lasted 35 minutes on average, and 42 % of visits were under an hour" in summary
+    assert "from the 120 phones seen there" in summary
+    assert "1 of the 4 figures (zones and categories per day) are suppressed" in summary
+    # Human dates, whole numbers, names and explained keys; no raw form of any.
+    assert "Thursday 2 July 2026" in text
+    assert DAY1 not in text
+    assert DAY2 not in text
+    assert re.findall(r"\d\.\d{3,}", text) == []
+    assert "2.5" in text
+    assert "FR: 3.33" in text
+    for raw in ("bad_subscriber", "bad_position", "country:FR", "day_visitor", "k_anonymity"):
+        assert raw not in text
+    # A suppressed group says so, and why, rather than showing zeros.
+    assert "suppressed (fewer than 30 devices)</td>" in text
+    # Every table scrolls in a box of the page's width.
+    assert text.count("<table") == text.count("<div class='scroll")
+    # Every setting is in the appendix with a sentence saying what it means.
+    settings = text[text.index("<h3>Settings</h3>") : text.index("<h3>Data quality</h3>")]
+    explained = re.findall(
+        r"<tr><th>([^<]+)</th><td>[^<]*</td><td class='explain'>[^<]+</td>", settings
+    )
+    assert len(explained) == len(report["parameters"])
+    for key in report["parameters"]:
+        assert any(row.endswith(f"({key})") or row == key for row in explained), key
 
 
 def test_report_html_caps_rows(release: Release, tmp_path: Path) -> None:
     page = release.report_html(tmp_path / "report.html", max_rows=3).read_text()
     assert "The first 3 of 10 rows" in page
-    rows = page.split("<h2>Release table</h2>")[1]
-    assert rows.count(f"<td>{DAY1}</td>") + rows.count(f"<td>{DAY2}</td>") == 3
+    rows = page.split("<h2>All figures</h2>")[1]
+    days = ("Wednesday 1 July 2026</td>", "Thursday 2 July 2026</td>")
+    assert sum(rows.count(day) for day in days) == 3
 
 
 def test_report_html_without_matplotlib(
@@ -408,7 +476,7 @@ def test_report_html_without_matplotlib(
     page = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "pip install crowdtally[plot]" in page
     assert "data:image" not in page
-    assert f"{DOLLARS} (station)" in page
+    assert DOLLARS in page
 
 
 def test_empty_release(tmp_path: Path) -> None:
@@ -420,6 +488,237 @@ def test_empty_release(tmp_path: Path) -> None:
     assert "<th>period</th><td>not given" in release._repr_html_()
     page = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
     assert "<h1>Visitor statistics</h1>" in page
-    assert "The release is empty: no figures." in page
+    assert "the release holds no figures" in page
+    assert "data:image" not in page
     with pytest.raises(ValueError, match="no rows of class 'visitor'"):
         release.plot.dwell_bands()
+
+
+# -- names from the table, categories, and a release with nothing to show ----------------
+
+CULTURE = "category:culture"
+
+_CATEGORY_ROWS: list[tuple[Any, ...]] = [
+    (CULTURE, DAY1, "*", 130, 160, 310_000, (65, 40, 30, 15, 10), False,
+     (320.0, 400.0, 300.0, 340.0)),
+    (CULTURE, DAY2, "*", None, None, None, (None,) * 5, True, None),
+]  # fmt: skip
+
+ZONE_NAMES = {"grote-markt": "Grote Markt", "station": "Station", CULTURE: "Culture and heritage"}
+ORIGIN_NAMES = {"kortrijk": "Kortrijk", "menen": "Menen", "country:FR": "France (roaming)"}
+
+
+class StreamTable:
+    """A table read through its Arrow stream only, like a release table read back from
+    a file by another tool; its columns may follow the fixed ones."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self._table = table
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        return self._table.__arrow_c_stream__(requested_schema)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def named_release() -> Release:
+    """The release with a category, and with the columns for people after the fixed
+    ones: a timestamp of the bucket, the zone's and the origin's names."""
+    table = release_table(_ROWS + _CATEGORY_ROWS)
+    starts = [dt.datetime.fromisoformat(s) for s in table["bucket_start"].to_pylist()]
+    table = table.append_column("bucket_ts", pa.array(starts, pa.timestamp("s", tz="UTC")))
+    zones = table["zone"].to_pylist()
+    table = table.append_column("zone_name", pa.array([ZONE_NAMES[z] for z in zones]))
+    origins = [ORIGIN_NAMES.get(o) for o in table["origin"].to_pylist()]
+    table = table.append_column("origin_name", pa.array(origins, pa.utf8()))
+    return Release(StreamTable(table), release_report())
+
+
+def test_report_html_names_from_the_table(tmp_path: Path) -> None:
+    release = named_release()
+    page = _text(release.report_html(tmp_path / "report.html").read_text(encoding="utf-8"))
+    # The table's names win over the report's and over ids.
+    assert "Grote Markt" in page
+    assert "alert(" not in page
+    assert "France (roaming)" in page
+    assert "Kortrijk" in page
+    assert "category:" not in page
+    assert "country:FR" not in page
+    # Categories are shown apart from zones, after them, in a table and a figure of
+    # their own.
+    categories = page.index("<h3>Categories</h3>")
+    assert page.index("Culture and heritage") > categories
+    assert page.index("<h3>Categories: visitors per day</h3>") > categories
+    full = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert full.count("data:image/png;base64,") == 4
+
+
+def test_names_fall_back_to_readable_ids(release: Release) -> None:
+    from crowdtally._plots import Names
+
+    names = Names(release, {"A3": "Kortrijk arrondissement"})
+    assert names.zone("grote-markt") == NASTY
+    assert names.zone("nowhere") == "nowhere"
+    assert names.zone("category:retail") == "Retail"
+    assert names.origin("country:FR") == "France"
+    assert names.origin("country:ZZ") == "country ZZ"
+    assert names.origin("other:A3") == "other places in Kortrijk arrondissement"
+    assert names.origin("other:abroad") == "other countries"
+    assert names.origin("other") == "other origins (pooled)"
+    assert names.origin("unknown") == "home unknown"
+    assert names.origin("menen") == "menen"
+
+
+def test_dates_for_people() -> None:
+    from crowdtally._plots import bucket_text, bucket_tick, date_range, long_date
+
+    assert long_date(dt.date(2026, 8, 23)) == "Sunday 23 August 2026"
+    assert date_range(dt.date(2026, 7, 1), dt.date(2026, 7, 14)) == (
+        "Wednesday 1 July to Tuesday 14 July 2026"
+    )
+    assert date_range(dt.date(2026, 12, 28), dt.date(2027, 1, 3)) == (
+        "Monday 28 December 2026 to Sunday 3 January 2027"
+    )
+    start = "2026-08-23T14:00:00+02:00"
+    assert bucket_text(start, "day") == "Sunday 23 August 2026"
+    assert bucket_text(start, "hour") == "Sunday 23 August 2026, 14:00"
+    assert bucket_text("2026-08-17T00:00:00+02:00", "week") == "week of Monday 17 August 2026"
+    assert bucket_text("2026-07-01T00:00:00+02:00", "month") == "July 2026"
+    assert bucket_text("2026-07-01T00:00:00+02:00", "quarter") == "July to September 2026"
+    assert bucket_text(start, "period") == "the whole period"
+    assert bucket_tick(start, "day") == "23 Aug"
+    assert bucket_tick(start, "hour") == "23 Aug 14h"
+
+
+def suppressed_release() -> Release:
+    rows = [
+        (zone, day, "*", None, None, None, (None,) * 5, True, None)
+        for zone in ("grote-markt", "station")
+        for day in (DAY1, DAY2)
+    ]
+    report = release_report()
+    report["disclosure"] |= {"groups": 4, "groups_suppressed": 4, "rows_released": 4}
+    return Release(release_table(rows), report)
+
+
+def test_nothing_released_says_so(tmp_path: Path) -> None:
+    release = suppressed_release()
+    # No plot draws made-up axes around nothing: no ticks, and the reason in the middle.
+    for figure in (
+        release.plot.visitors_per_bucket("station"),
+        release.plot.top_origins("station"),
+        release.plot.dwell_bands("station"),
+    ):
+        axes = figure.axes[0]
+        assert list(axes.get_yticks()) == []
+        texts = [text.get_text() for text in axes.texts]
+        assert texts == ["Nothing to show: all 2 day buckets suppressed (fewer than 30 devices)"]
+    panels = release.plot.zones()
+    for axes in panels.axes:
+        assert list(axes.get_yticks()) == []
+        assert [t.get_text() for t in axes.texts] == [
+            "suppressed every day\n(fewer than 30 devices)"
+        ]
+    page = _text(release.report_html(tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "no zone figure could be published" in page
+    assert "suppressed (fewer than 30 devices) every day</td>" in page
+    assert re.findall(r"<td class=\"num\">0</td>", page) == []
+
+
+def test_zones_small_multiples(release: Release) -> None:
+    figure = release.plot.zones()
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title(loc="left") for axes in panels] == [NASTY, r"Station \$1-\$2"]
+    # The estimate per bucket: grote-markt's second day has no estimate, station's first
+    # is suppressed (and greyed).
+    lines = [panel.get_lines() for panel in panels]
+    assert [len(line) for line in lines] == [1, 1]
+    assert _same([float(v) for v in np.asarray(lines[0][0].get_ydata())], [300.0, math.nan])
+    assert _same([float(v) for v in np.asarray(lines[1][0].get_ydata())], [math.nan, 100.0])
+    assert panels[0].get_ylim() == panels[1].get_ylim()  # one scale for every zone
+    with pytest.raises(ValueError, match="no categories"):
+        release.plot.zones(categories=True)
+
+
+def test_zone_bars_for_a_period_release() -> None:
+    rows = [row for row in _ROWS if row[1] == DAY1]
+    report = release_report()
+    report["parameters"]["bucket"] = "period"
+    release = Release(release_table(rows), report)
+    figure = release.plot.zones()
+    assert _bars(figure) == [300.0]
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert "  suppressed (fewer than 30 devices)" in texts
+    assert " 300" in texts
+
+
+# -- maps, from the geography -----------------------------------------------------------
+
+
+def test_report_html_with_geography(
+    release: Release, geography: ct.Geography, tmp_path: Path
+) -> None:
+    path = release.report_html(tmp_path / "report.html", geography=geography)
+    page = _text(path.read_text(encoding="utf-8"))
+    # Two more images: the map of the zones and of where grote-markt's visitors came from.
+    assert path.read_text(encoding="utf-8").count("data:image/png;base64,") == 5
+    assert "No map" not in page
+    assert "Not on the map: other origins (pooled): 105; France: 80." in page
+    # One cell of resolution 9 is some 350 m across: flagged, and listed in the caveat.
+    assert page.count("about 350 m across: likely undercounted") == 2
+    assert "Zones under 1,000 m across in this release:" in page
+
+
+def test_zone_map(release: Release, geography: ct.Geography) -> None:
+    figure = release.plot.zone_map(geography)
+    axes, key = figure.axes[0], figure.axes[1]
+    # The study area and the two zones, numbered on the map and named in the key.
+    assert len(axes.patches) == 3
+    numbers = [text.get_text() for text in axes.texts if not text.get_text().endswith(" m")]
+    assert sorted(numbers) == ["1", "2"]  # and the scale bar's length
+    shown = [text.get_text() for text in key.texts]
+    assert shown[:4] == ["Zones", "1", NASTY[:27] + "...", "300"]  # long names shortened
+    assert shown[4:] == ["2", r"Station \$1-\$2", "100"]
+    figure.savefig(io.BytesIO(), format="png")
+
+
+def test_origin_map(release: Release, geography: ct.Geography) -> None:
+    figure = release.plot.origin_map(geography)
+    axes, key = figure.axes[0], figure.axes[1]
+    # Every region in grey, kortrijk and menen coloured, the study area outlined.
+    assert len(axes.patches) == 4
+    shown = [text.get_text() for text in key.texts]
+    # kortrijk 150, other 105, FR 80, menen 45; those not on the map marked.
+    assert shown[1:] == [
+        "", "kortrijk", "150",
+        "*", "other origins (pooled)", "105",
+        "*", "France", "80",
+        "", "menen", "45",
+        "*", "not on the map", "",
+    ]  # fmt: skip
+    figure.savefig(io.BytesIO(), format="png")
+
+
+def test_pooled_origins_cover_what_no_other_row_covers(geography: ct.Geography) -> None:
+    from crowdtally._plots import GeographyShapes
+
+    shapes = GeographyShapes(geography)
+    menen = shapes.region_cells("menen")
+    kortrijk = shapes.region_cells("kortrijk")
+    areas = shapes.origin_areas(["kortrijk", "other:WVL", "country:FR", "other"])
+    assert sorted(areas) == ["kortrijk", "other:WVL"]
+    assert sorted(areas["kortrijk"]) == sorted(kortrijk)
+    assert sorted(areas["other:WVL"]) == sorted(menen)
+    # A deeper pool takes its cells before the wider one.
+    areas = shapes.origin_areas(["other:WVL", "other:BE"])
+    assert sorted(areas) == ["other:WVL"]
+
+
+def test_report_html_maps_need_h3(
+    release: Release, geography: ct.Geography, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "h3.api.basic_int", None)
+    page = release.report_html(tmp_path / "report.html", geography=geography).read_text()
+    assert "No map: drawing the maps needs the h3 package" in page
+    assert page.count("data:image/png;base64,") == 3

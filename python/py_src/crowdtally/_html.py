@@ -1,5 +1,7 @@
-"""The HTML views of a release: the self-contained report page (``report_html``) and the
-notebook summary (``_repr_html_``), drawn from the release table and its report only."""
+"""The HTML views of a release: the self-contained report page (``report_html``), written
+for a reader who is not a developer (a city official), and the notebook summary
+(``_repr_html_``); both drawn from the release table and its report only, and the page's
+maps from the geography when one is given."""
 
 from __future__ import annotations
 
@@ -13,16 +15,636 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from crowdtally._schema import COLUMNS
+from crowdtally._plots import (
+    GeographyShapes,
+    Measure,
+    Names,
+    ZoneSeries,
+    bucket_text,
+    date_range,
+    origin_sums,
+    plural,
+    short_date,
+    suppression_k,
+    zone_series,
+)
+from crowdtally._schema import BANDS, COLUMNS
 from crowdtally._util import mapping, strings
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from crowdtally._crowdtally import Geography
     from crowdtally.release import Release
 
 __all__ = ["report_page", "repr_html"]
 
 _PREVIEW_ROWS = 10
 _TOP_LINES = 5
+
+# Zones narrower than this are flagged as likely undercounted. On the synthetic city of
+# the method's accuracy section (150 m of position error), zones a few hundred metres
+# across came out 10-37 % low, one of 1.5 km within 1 %.
+_SMALL_ZONE_M = 1000.0
+
+_WHAT = "writing the HTML report"
+
+
+# -- the report page ------------------------------------------------------------------------
+
+
+def report_page(
+    release: Release, zone: str | None, max_rows: int, geography: Geography | None = None
+) -> str:
+    """The self-contained HTML page of `Release.report_html`."""
+    return _Page(release, zone, geography).html(max_rows)
+
+
+class _Page:
+    """The report page: what it reads from the release once, and its sections in the
+    order a reader meets them."""
+
+    def __init__(self, release: Release, zone: str | None, geography: Geography | None) -> None:
+        self.release = release
+        self.report = release.report
+        self.parameters = release._parameters()
+        self.kind = release._bucket()
+        self.k = suppression_k(release)
+        self.dp = mapping(self.report.get("privacy")).get("mode") == "differential_privacy"
+        self.geography = geography
+        self.shapes: GeographyShapes | None = None
+        self.map_note = ""
+        if geography is None:
+            self.map_note = (
+                "No map: the release does not hold the geography. Pass it to draw the zones "
+                "and where visitors came from: release.report_html(path, geography=...)."
+            )
+        else:
+            try:
+                self.shapes = GeographyShapes(geography)
+            except ImportError as missing:
+                self.map_note = f"No map: {missing}."
+        self.names = Names(release, self.shapes.region_names if self.shapes else None)
+        self.empty = len(release) == 0
+        self.classes = _classes(release)
+        self.class_ = self.classes[0] if self.classes else "visitor"
+        self.measure = Measure("est_devices", True) if self.empty else Measure.of(release)
+        self.series = [] if self.empty else zone_series(release, self.class_)
+        self.zones = [s for s in self.series if not s.is_category]
+        self.categories = [s for s in self.series if s.is_category]
+        self.zone = zone if zone is not None else self._busiest_zone()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _busiest_zone(self) -> str | None:
+        ranked = [s for s in self.zones if s.peak_value(self.measure) is not None]
+        if ranked:
+            return max(ranked, key=lambda s: s.peak_value(self.measure) or 0.0).zone
+        if not self.series:
+            return None
+        return self.release._default_zone("showing the figures", self.class_)
+
+    def _people(self) -> str:
+        return plural(self.class_) if self.measure.estimated else "devices"
+
+    def _withheld(self) -> str:
+        return "suppressed" if self.k is None else f"suppressed (fewer than {self.k} devices)"
+
+    def _width(self, zone: str) -> float | None:
+        return None if self.shapes is None else self.shapes.zone_width_m(zone)
+
+    def _small(self, zone: str) -> bool:
+        width = self._width(zone)
+        return width is not None and width < _SMALL_ZONE_M
+
+    # -- the page -----------------------------------------------------------------------
+
+    def html(self, max_rows: int) -> str:
+        label = self.parameters.get("period_label")
+        title = "Visitor statistics" + (f" {label}" if label else "")
+        body = [
+            "<header>",
+            f"<h1>{_e(title)}</h1>",
+            f"<p class='period'>{_e(self._period_line())}</p>",
+            self._warnings(),
+            "</header>",
+            "<main>",
+            "<section id='summary' aria-label='Summary'>",
+            f"<p class='summary'>{_e(self._summary())}</p>",
+            "</section>",
+            *self._glance(),
+            *self._figures(),
+            *self._maps(),
+            *self._zone_detail(),
+            *self._how_sure(),
+            *self._full_table(max_rows),
+            *self._appendix(),
+            "</main>",
+        ]
+        return _PAGE.format(title=_e(title), style=_STYLE, body="\n".join(b for b in body if b))
+
+    def _period_line(self) -> str:
+        period = _period_dates(self.parameters)
+        when = "Period not given (the days of the data)" if period is None else date_range(*period)
+        per = (
+            "figures for the whole period" if self.kind == "period" else f"figures per {self.kind}"
+        )
+        tz = self.parameters.get("tz")
+        return f"{when} · {per}" + (f" · local time ({tz})" if tz else "")
+
+    def _warnings(self) -> str:
+        warnings = strings(self.report.get("warnings"))
+        if not warnings:
+            return ""
+        lines = "".join(f"<p><strong>Warning:</strong> {_e(w)}</p>" for w in warnings)
+        return f"<div class='warnings' role='alert'>{lines}</div>"
+
+    # -- the summary --------------------------------------------------------------------
+
+    def _summary(self) -> str:
+        people = self._people()
+        period = _period_dates(self.parameters)
+        when = "Over the period" if period is None else f"From {date_range(*period)}"
+        if self.empty or not self.zones:
+            return (
+                f"{when}, the release holds no figures: nobody was counted in any zone "
+                "(no ping survived, or no period was given)."
+            )
+        released = [s for s in self.zones if s.peak_value(self.measure) is not None]
+        groups = sum(len(s.rows) for s in self.series)
+        suppressed = sum(s.suppressed for s in self.series)
+        if not released:
+            detail = "" if self.k is None else f" fewer than {self.k} of the operator's phones"
+            return (
+                f"{when}, no zone figure could be published: in every zone and every "
+                f"{self.kind}{detail} were seen, so every figure is suppressed to protect "
+                "privacy. Suppressed does not mean that nobody came; a longer period, longer "
+                "buckets or larger zones give figures that can be published."
+            )
+        busiest = max(released, key=lambda s: s.peak_value(self.measure) or 0.0)
+        peak = busiest.peak(self.measure)
+        assert peak is not None  # busiest has a released figure
+        name = self.names.zone(busiest.zone)
+        amount = _people_range(peak, self.measure)
+        sentences = []
+        if self.kind == "period":
+            others = sorted(
+                (s for s in released if s is not busiest),
+                key=lambda s: -(s.peak_value(self.measure) or 0.0),
+            )[:2]
+            also = ", ".join(
+                f"{self.names.zone(s.zone)} {_whole(s.peak_value(self.measure))}" for s in others
+            )
+            sentences.append(
+                f"{when}, {amount} {people} came to {name}, the busiest of the "
+                f"{len(self.zones)} zones" + (f" (then {also})" if also else "") + "."
+            )
+        else:
+            sentences.append(
+                f"{when}, the busiest {self.kind} was "
+                f"{bucket_text(peak['bucket_start'], self.kind)}, when {amount} {people} "
+                f"came to {name}, the busiest of the "
+                f"{len(self.zones)} zones."
+            )
+        sentences += self._origins_sentence(busiest.zone)
+        if not self.dp:
+            sentences += self._stay_sentence(busiest)
+        sentences.append(self._sureness_sentence(busiest, groups, suppressed))
+        return " ".join(sentences)
+
+    def _origins_sentence(self, zone: str) -> list[str]:
+        values, observed, _ = origin_sums(self.release, zone, self.class_, None)
+        total = sum(values.values())
+        if total <= 0:
+            return []
+        of_what = "devices seen" if observed else self._people()
+        # The residual pools every origin too small to show: it is no place of origin.
+        pooled = values.pop("other", 0.0)
+        if not values:
+            return [
+                f"Where its {of_what} came from cannot be shown: every group by origin was "
+                "too small, and all are pooled."
+            ]
+        top = sorted(values, key=lambda origin: (-values[origin], origin))[:3]
+        parts = [f"{self.names.origin(o)} ({100 * values[o] / total:.0f} %)" for o in top]
+        listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+        sentence = f"The largest groups of its {of_what} came from {listed}"
+        if pooled:
+            sentence += f"; {100 * pooled / total:.0f} % came from origins too small to show apart"
+        return [sentence + "."]
+
+    def _stay_sentence(self, series: ZoneSeries) -> list[str]:
+        released = series.released
+        visits = sum(row["visits"] or 0 for row in released)
+        dwell = sum(row["dwell_s"] or 0 for row in released)
+        if visits <= 0:
+            return []
+        sentence = f"A visit there lasted {_duration(dwell / visits)} on average"
+        short = [row["band_0_1h"] for row in released]
+        if short and None not in short:
+            sentence += f", and {100 * sum(short) / visits:.0f} % of visits were under an hour"
+        return [sentence + "."]
+
+    def _sureness_sentence(self, busiest: ZoneSeries, groups: int, suppressed: int) -> str:
+        peak = busiest.peak(self.measure)
+        seen = "" if peak is None else f" from the {_count(peak['devices'])} phones seen there"
+        if not self.measure.estimated:
+            text = (
+                "These are phones of the operator's customers seen, not estimates of all "
+                "people: the release has no extrapolation."
+            )
+        elif self.dp:
+            text = (
+                f"These are estimates{seen}, scaled up to the whole population, with random "
+                "noise added to every figure to protect privacy; the likely range includes "
+                "that noise and the chance in who is a customer."
+            )
+        else:
+            text = (
+                f"These are estimates{seen}, scaled up to the whole population; the likely "
+                "range covers only the chance in who is a customer."
+            )
+        text += (
+            " Phone positions are approximate, so small zones are undercounted "
+            "(see How sure are these numbers)."
+        )
+        if suppressed and not self.dp:
+            per = "" if self.kind == "period" else f" per {self.kind}"
+            text += (
+                f" {_count(suppressed)} of the {_count(groups)} figures (zones and "
+                f"categories{per}) are {self._withheld()}."
+            )
+        return text
+
+    # -- zones at a glance ------------------------------------------------------------------
+
+    def _glance(self) -> list[str]:
+        if not self.series:
+            return []
+        parts = [
+            "<section id='zones-at-a-glance'>",
+            f"<h2>Zones at a glance ({_e(plural(self.class_))})</h2>",
+            self._glance_table(self.zones),
+        ]
+        if self.kind != "period":
+            parts.append(
+                f"<p class='note'>People are counted once per {_e(self.kind)}: they do not "
+                f"add up across {_e(self.kind)}s. Visits do: the visits column is the sum "
+                f"over the published {_e(self.kind)}s.</p>"
+            )
+        if self.categories:
+            parts += [
+                "<h3>Categories</h3>",
+                "<p class='note'>A category combines every zone of its kind: someone who "
+                "visits two of its zones counts once, so categories do not add up with "
+                "the zones.</p>",
+                self._glance_table(self.categories),
+            ]
+        parts.append("</section>")
+        return parts
+
+    def _glance_table(self, series: Sequence[ZoneSeries]) -> str:
+        period = self.kind == "period"
+        people = self._people()
+        counted = f"{people.capitalize()} (estimate)" if self.measure.estimated else "Devices seen"
+        if not period:
+            counted = f"{people.capitalize()} on the busiest {self.kind}"
+        header = ["Zone", counted]
+        if self.measure.estimated:
+            header.append("Likely range (95 %)")
+        if not period:
+            header.append(f"Busiest {self.kind}")
+        header.append("Visits")
+        # Under differential privacy, dwell carries noise of hours a visit: an average
+        # stay from it would mislead.
+        if not self.dp:
+            header.append("Average stay")
+        if not period:
+            header.append(f"{self.kind.capitalize()}s published")
+        shown_small = self.shapes is not None and not series[0].is_category
+        if shown_small:
+            header.append("Size")
+        rows: list[list[_Cell]] = []
+        for s in series:
+            name = _Cell(self.names.zone(s.zone), "name")
+            peak = s.peak(self.measure)
+            size: list[_Cell] = []
+            if shown_small:
+                size = [_Cell(self._size_text(s.zone), "small" if self._small(s.zone) else "")]
+            if peak is None:
+                every = "" if period else f" every {self.kind}"
+                span = len(header) - 1 - len(size)
+                rows.append([name, _Cell(f"{self._withheld()}{every}", "withheld", span), *size])
+                continue
+            released = s.released
+            visits = _sum_or_none(
+                [row["est_visits" if self.measure.estimated else "visits"] for row in released]
+            )
+            visit_count = sum(row["visits"] or 0 for row in released)
+            dwell = sum(row["dwell_s"] or 0 for row in released)
+            row = [name, _Cell(_whole(peak[self.measure.column]), "num")]
+            if self.measure.estimated:
+                row.append(_Cell(_range(peak), "num"))
+            if not period:
+                row.append(_Cell(bucket_text(peak["bucket_start"], self.kind), ""))
+            row.append(_Cell(_whole(visits), "num"))
+            if not self.dp:
+                stay = _short_duration(dwell / visit_count) if visit_count and dwell > 0 else ""
+                row.append(_Cell(stay, ""))
+            if not period:
+                row.append(_Cell(f"{len(released)} of {len(s.rows)}", "num"))
+            rows.append(row + size)
+        return _scroll(_cell_table(header, rows), "Zones at a glance")
+
+    def _width_text(self, zone: str) -> str:
+        width = self._width(zone)
+        return "" if width is None else f"about {_round_to(width, 50):,.0f} m across"
+
+    def _size_text(self, zone: str) -> str:
+        text = self._width_text(zone)
+        return text + ": likely undercounted" if self._small(zone) else text
+
+    # -- figures --------------------------------------------------------------------------
+
+    def _figures(self) -> list[str]:
+        if not self.series:
+            return []
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            return [
+                "<section id='figures'><h2>Figures</h2>",
+                "<p class='note'>Figures need matplotlib, which is not installed: "
+                "pip install crowdtally[plot]</p></section>",
+            ]
+        plot = self.release.plot
+        per = "in the period" if self.kind == "period" else f"per {self.kind}"
+        parts = ["<section id='figures'>"]
+        for cls in self.classes:
+            people = plural(cls) if self.measure.estimated else "devices seen"
+            parts.append(f"<h2>{_e(people.capitalize())} {_e(per)} in every zone</h2>")
+            if self.kind != "period":
+                grey = (
+                    ""
+                    if self.dp
+                    else f"; grey marks a {_e(self.kind)} whose figure is {_e(self._withheld())}"
+                )
+                line = "The line is the estimate, the shaded band its likely range"
+                if not self.measure.estimated:
+                    line = "The line is the devices seen"
+                parts.append(
+                    f"<p class='note'>One panel a zone, all on the same scale. {line}{grey}.</p>"
+                )
+            zones_figure = plot.zones(class_=cls)
+            parts.append(_figure_html(zones_figure, f"{people} {per} in every zone"))
+            if self.categories:
+                parts.append(f"<h3>Categories: {_e(people)} {_e(per)}</h3>")
+                figure = plot.zones(categories=True, class_=cls)
+                parts.append(_figure_html(figure, f"{people} {per} in every category"))
+        parts.append("</section>")
+        return parts
+
+    def _maps(self) -> list[str]:
+        if not self.series:
+            return []
+        parts = ["<section id='maps'>", "<h2>Map</h2>"]
+        if self.shapes is None or self.geography is None:
+            return [*parts, f"<p class='note'>{_e(self.map_note)}</p>", "</section>"]
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            return [*parts, "<p class='note'>Maps need matplotlib.</p>", "</section>"]
+        plot = self.release.plot
+        figure = plot.zone_map(self.geography, class_=self.class_)
+        parts.append(_figure_html(figure, "map of the zones"))
+        return [*parts, "</section>"]
+
+    def _zone_detail(self) -> list[str]:
+        zone = self.zone
+        if zone is None or not self.series:
+            return []
+        name = self.names.zone(zone)
+        parts = [
+            "<section id='zone-detail'>",
+            f"<h2>{_e(name)}: where visitors came from and how long they stayed</h2>",
+        ]
+        try:
+            importlib.import_module("matplotlib")
+        except ImportError:
+            return [*parts, "<p class='note'>Figures need matplotlib.</p>", "</section>"]
+        plot = self.release.plot
+        if self.shapes is not None and self.geography is not None:
+            figure = plot.origin_map(self.geography, zone, class_=self.class_)
+            parts.append(_figure_html(figure, f"map of where the visitors to {name} came from"))
+            parts.append(self._not_on_the_map(zone))
+        parts.append(_figure_html(plot.top_origins(zone, class_=self.class_), "top origins"))
+        parts.append(_figure_html(plot.dwell_bands(zone, class_=self.class_), "visits by dwell"))
+        return [*parts, "</section>"]
+
+    def _not_on_the_map(self, zone: str) -> str:
+        assert self.shapes is not None
+        values, _, _ = origin_sums(self.release, zone, self.class_, None)
+        mapped = self.shapes.origin_areas(values)
+        elsewhere = sorted(
+            (origin for origin in values if origin not in mapped),
+            key=lambda origin: (-values[origin], origin),
+        )
+        if not elsewhere:
+            return ""
+        listed = "; ".join(f"{self.names.origin(o)}: {_whole(values[o])}" for o in elsewhere)
+        return f"<p class='note'>Not on the map: {_e(listed)}.</p>"
+
+    # -- how sure -------------------------------------------------------------------------
+
+    def _how_sure(self) -> list[str]:
+        items = [
+            "<strong>Small zones are undercounted.</strong> A phone's position is known only "
+            "roughly (often to within a hundred metres or more), so a short visit to a zone "
+            "smaller than that error is often seen just outside it and missed. On a synthetic "
+            "test city with 150 m of position error, zones a few hundred metres across came "
+            "out 10 to 37 % too low, while a zone 1.5 km across was within 1 %. The likely "
+            "range does not include this error: read the figures of small zones as lower "
+            "bounds."
+        ]
+        if self.shapes is not None:
+            small = [s.zone for s in self.zones if self._small(s.zone)]
+            if small:
+                listed = ", ".join(
+                    f"{_e(self.names.zone(z))} ({_e(self._width_text(z))})" for z in small
+                )
+                items.append(
+                    f"Zones under {_SMALL_ZONE_M:,.0f} m across in this release: {listed}."
+                )
+        if self.dp:
+            items.append(
+                "Every figure carries random noise, added on purpose to protect privacy "
+                "(differential privacy): small figures, and differences between them, may be "
+                "due to the noise alone."
+            )
+        elif self.k is not None:
+            items.append(
+                f"A figure is shown only when at least {self.k} of the operator's phones were "
+                f"seen; otherwise it is {_e(self._withheld())}. Suppressed does not mean zero."
+            )
+        items += [_e(caveat) for caveat in strings(self.report.get("caveats"))]
+        body = "".join(f"<li>{item}</li>" for item in items)
+        return [
+            "<section id='how-sure'>",
+            "<h2>How sure are these numbers?</h2>",
+            f"<ul>{body}</ul>",
+            "</section>",
+        ]
+
+    # -- the table in full ----------------------------------------------------------------
+
+    def _full_table(self, max_rows: int) -> list[str]:
+        parts = ["<section id='table'>", "<h2>All figures</h2>"]
+        total = len(self.release)
+        shown = min(max_rows, total)
+        if total == 0:
+            return [*parts, "<p class='note'>The release has no rows.</p>", "</section>"]
+        note = (
+            "One row for each zone"
+            + ("" if self.kind == "period" else f" and {self.kind}")
+            + " (from: all origins), followed by its rows by origin."
+        )
+        if shown < total:
+            note += (
+                f" The first {shown:,} of {total:,} rows; the full table is in the release "
+                "file (CSV or Parquet)."
+            )
+        note += " The table scrolls, sideways too."
+        parts.append(f"<p class='note'>{_e(note)}</p>")
+        parts.append(_scroll(self._rows_table(max_rows), "All figures", tall=True))
+        return [*parts, "</section>"]
+
+    def _rows_table(self, limit: int) -> str:
+        table = self.release._arrow_table(_WHAT)
+        rows = table.slice(0, limit).select(list(COLUMNS)).to_pylist()
+        several = len({row["class"] for row in rows}) > 1 or len(self.classes) > 1
+        header = ["Zone"]
+        if self.kind != "period":
+            header.append(self.kind.capitalize())
+        if several:
+            header.append("Group")
+        header += ["From", "People (estimate)", "Likely range (95 %)", "Devices seen"]
+        header += ["Visits (estimate)", "Visits seen", "Average stay"]
+        header += [f"Visits {label}" for _, label in BANDS]
+        cells: list[list[_Cell]] = []
+        for row in rows:
+            line = [_Cell(self.names.zone(row["zone"]), "name")]
+            if self.kind != "period":
+                line.append(_Cell(bucket_text(row["bucket_start"], self.kind), "when"))
+            if several:
+                line.append(_Cell(plural(row["class"]), ""))
+            is_total = row["origin"] == "*"
+            line.append(_Cell(self.names.origin(row["origin"]), "total" if is_total else ""))
+            if row["suppressed"] or row["devices"] is None:
+                span = len(header) - len(line)
+                line.append(_Cell(self._withheld(), "withheld", span))
+                cells.append(line)
+                continue
+            visits = row["visits"] or 0
+            line += [
+                _Cell(_whole(row["est_devices"]), "num"),
+                _Cell(_range(row), "num"),
+                _Cell(_count(row["devices"]), "num"),
+                _Cell(_whole(row["est_visits"]), "num"),
+                _Cell(_count(row["visits"]), "num"),
+                _Cell(
+                    _short_duration(row["dwell_s"] / visits) if visits and row["dwell_s"] else "",
+                    "",
+                ),
+            ]
+            for column, _ in BANDS:
+                value = row[column]
+                # Bands are given on total rows only; a null band there is withheld.
+                text = "" if not is_total else ("withheld" if value is None else _count(value))
+                line.append(_Cell(text, "num"))
+            cells.append(line)
+        return _cell_table(header, cells)
+
+    # -- the appendix ---------------------------------------------------------------------
+
+    def _appendix(self) -> list[str]:
+        return [
+            "<section id='appendix'>",
+            "<h2>Appendix: how the figures were made</h2>",
+            "<h3>Settings</h3>",
+            _scroll(
+                _explained_table(
+                    ["Setting", "Value", "What it means"], _setting_rows(self.parameters)
+                ),
+                "Settings",
+            ),
+            "<h3>Data quality</h3>",
+            _scroll(
+                _explained_table(["", "Number", "What it means"], _quality_rows(self.report)),
+                "Data quality",
+            ),
+            *_protection_html(self.report, _h3, explained=True),
+            f"<p class='note'>Made with crowdtally {_e(_text(self.report.get('version')))}.</p>",
+            "</section>",
+        ]
+
+
+# -- the notebook view ----------------------------------------------------------------------
+
+
+def repr_html(release: Release) -> str:
+    """The notebook view of a release (`Release._repr_html_`): its warnings first."""
+    parameters = release._parameters()
+    disclosure = mapping(release.report.get("disclosure"))
+    privacy = mapping(release.report.get("privacy"))
+    if privacy.get("mode") == "differential_privacy":
+        sigma = _number(mapping(privacy.get("sigma")).get("devices"))
+        headline = (
+            f"differential privacy, rho = {_e(_text(privacy.get('rho')))}, "
+            f"noise sigma of devices {_e(sigma)}"
+        )
+    else:
+        headline = (
+            f"{_e(_count(disclosure.get('groups')))} groups, "
+            f"{_e(_count(disclosure.get('groups_suppressed')))} suppressed "
+            f"(k = {_e(_count(parameters.get('k')))})"
+        )
+    warnings = strings(release.report.get("warnings"))
+    parts = ['<div class="crowdtally-release">']
+    parts += [
+        f'<p style="color:#8a1c00"><strong>Warning:</strong> {_e(warning)}</p>'
+        for warning in warnings
+    ]
+    parts += [
+        f"<p><strong>Release</strong>: {len(release):,} rows, {headline}</p>",
+        _kv_table(
+            [
+                ("bucket", _text(parameters.get("bucket"))),
+                ("level", _text(parameters.get("level"))),
+                ("classes", _text(parameters.get("classes"))),
+                ("k", _text(parameters.get("k"))),
+                ("period", _period_text(parameters)),
+                ("tz", _text(parameters.get("tz"))),
+            ]
+        ),
+        *_protection_html(release.report, _strong),
+    ]
+    try:
+        lines = _top_lines(release)
+    except ImportError as missing:
+        parts.append(f"<p><em>{_e(missing)}</em></p>")
+    else:
+        parts.append(f"<p><strong>Top-line numbers</strong> ({_e(_top_note(release))})</p>")
+        parts.append(_top_table(release, lines[:_TOP_LINES]))
+        if len(lines) > _TOP_LINES:
+            parts.append(
+                f"<p>{_TOP_LINES} of {len(lines)} (zone, class) pairs shown, busiest first.</p>"
+            )
+        parts.append(f"<p><strong>First {_PREVIEW_ROWS} rows</strong></p>")
+        parts.append(_rows_preview(release, _PREVIEW_ROWS))
+    if not warnings:
+        parts.append("<p>No warnings.</p>")
+    parts.append("</div>")
+    return "\n".join(parts)
 
 
 def _top_lines(release: Release) -> list[_TopLine]:
@@ -63,176 +685,42 @@ def _top_table(release: Release, lines: Sequence[_TopLine]) -> str:
         "visits observed",
         "visits estimated",
     ]
-    rows = [
-        [
-            release._zone_name(line.zone),
-            line.class_,
-            f"{line.buckets:,} ({line.suppressed:,})",
-            line.bucket_start or "",
-            line.devices,
-            _estimate(line.est_devices, line.est_low, line.est_high),
-            line.visits,
-            line.est_visits,
-        ]
-        for line in lines
-    ]
+    withheld = "suppressed"
+    rows: list[list[Any]] = []
+    for line in lines:
+        if line.devices is None:
+            rows.append(
+                [
+                    release._zone_name(line.zone),
+                    line.class_,
+                    f"{line.buckets:,} ({line.suppressed:,})",
+                    "",
+                    withheld,
+                    withheld,
+                    withheld,
+                    withheld,
+                ]
+            )
+            continue
+        rows.append(
+            [
+                release._zone_name(line.zone),
+                line.class_,
+                f"{line.buckets:,} ({line.suppressed:,})",
+                line.bucket_start or "",
+                line.devices,
+                _estimate(line.est_devices, line.est_low, line.est_high),
+                line.visits,
+                line.est_visits,
+            ]
+        )
     return _html_table(header, rows, _count)
 
 
-def _rows_table(release: Release, limit: int) -> str:
+def _rows_preview(release: Release, limit: int) -> str:
     table = release._arrow_table("showing the rows")
     rows = table.slice(0, limit).to_pylist()
     return _html_table(COLUMNS, [[row.get(name) for name in COLUMNS] for row in rows], _raw)
-
-
-def report_page(release: Release, zone: str | None, max_rows: int) -> str:
-    """The self-contained HTML page of `Release.report_html`."""
-    report = release.report
-    parameters = release._parameters()
-    label = parameters.get("period_label")
-    period = _period_text(parameters)
-    title = "Visitor statistics" + (f" {label}" if label else "")
-    if isinstance(parameters.get("period"), Mapping):
-        title += f", {period}"
-        period += " (local dates, both included)"
-    subtitle = f"Period: {period}; time zone {_text(parameters.get('tz'))}"
-    body = [
-        f"<h1>{_e(title)}</h1>",
-        f"<p class='note'>{_e(subtitle)}; crowdtally {_e(_text(report.get('version')))}</p>",
-        "<h2>Parameters</h2>",
-        _kv_table([(str(key), _param_text(key, value)) for key, value in parameters.items()]),
-        "<h2>Top-line numbers</h2>",
-        f"<p class='note'>{_e(_top_note(release).capitalize())}.</p>",
-        _top_table(release, _top_lines(release)),
-        "<h2>Figures</h2>",
-        _figures_html(release, zone),
-        "<h2>Quality</h2>",
-        _quality_html(release),
-        *_protection_html(report),
-        "<h2>Warnings</h2>",
-        _list_html(strings(report.get("warnings")), "none"),
-        "<h2>Caveats</h2>",
-        _list_html(strings(report.get("caveats")), "none"),
-        "<h2>Release table</h2>",
-    ]
-    shown = min(max_rows, len(release))
-    if shown < len(release):
-        body.append(
-            f"<p class='note'>The first {shown:,} of {len(release):,} rows; the full table is "
-            "in the release file.</p>"
-        )
-    body.append(_rows_table(release, max_rows))
-    return _PAGE.format(title=_e(title), style=_STYLE, body="\n".join(body))
-
-
-def _figures_html(release: Release, zone: str | None) -> str:
-    try:
-        importlib.import_module("matplotlib")
-    except ImportError:
-        return (
-            "<p class='note'>Figures need matplotlib, which is not installed: "
-            "pip install crowdtally[plot]</p>"
-        )
-    if len(release) == 0:
-        return "<p class='note'>The release is empty: no figures.</p>"
-    plot = release.plot
-    chosen = (
-        zone
-        if zone is not None
-        else release._default_zone("plotting", release._default_class("plotting"))
-    )
-    parts = [f"<p class='note'>Zone: {_e(release._zone_name(chosen))}.</p>"]
-    figures = [
-        ("people per bucket", plot.visitors_per_bucket(chosen)),
-        ("origins", plot.top_origins(chosen)),
-        ("dwell bands", plot.dwell_bands(chosen)),
-    ]
-    for alt, figure in figures:
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-        data = base64.b64encode(buffer.getvalue()).decode("ascii")
-        parts.append(f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></figure>')
-    return "\n".join(parts)
-
-
-def _quality_html(release: Release) -> str:
-    report = release.report
-    pings = mapping(report.get("pings"))
-    dropped = mapping(pings.get("dropped"))
-    opt_out = mapping(report.get("opt_out"))
-    devices = mapping(report.get("devices"))
-    by_class = mapping(devices.get("by_class"))
-    extrapolation = mapping(report.get("extrapolation"))
-    rows: list[tuple[str, str]] = [
-        ("pings read", _count(pings.get("read"))),
-        ("pings kept", _count(pings.get("kept"))),
-    ]
-    rows += [(f"pings dropped: {reason}", _count(n)) for reason, n in dropped.items()]
-    rows += [
-        ("opt-out: pings", _count(opt_out.get("pings"))),
-        ("opt-out: subscribers", _count(opt_out.get("subscribers"))),
-        ("pseudonym collisions", _count(report.get("pseudonym_collisions"))),
-        ("devices", _count(devices.get("total"))),
-    ]
-    rows += [(f"devices: {cls}", _count(n)) for cls, n in by_class.items()]
-    rows += [
-        ("devices: roamers", _count(devices.get("roamers"))),
-        ("domestic devices with unknown home", _count(devices.get("domestic_unknown_home"))),
-        ("subscribers (extrapolation)", _text(extrapolation.get("subscribers"))),
-        ("national factor", _text(extrapolation.get("national_factor"))),
-    ]
-    return _kv_table(rows)
-
-
-def repr_html(release: Release) -> str:
-    """The notebook view of a release (`Release._repr_html_`)."""
-    parameters = release._parameters()
-    disclosure = mapping(release.report.get("disclosure"))
-    privacy = mapping(release.report.get("privacy"))
-    if privacy.get("mode") == "differential_privacy":
-        sigma = _number(mapping(privacy.get("sigma")).get("devices"))
-        headline = (
-            f"differential privacy, rho = {_e(_text(privacy.get('rho')))}, "
-            f"noise sigma of devices {_e(sigma)}"
-        )
-    else:
-        headline = (
-            f"{_e(_count(disclosure.get('groups')))} groups, "
-            f"{_e(_count(disclosure.get('groups_suppressed')))} suppressed "
-            f"(k = {_e(_count(parameters.get('k')))})"
-        )
-    parts = [
-        '<div class="crowdtally-release">',
-        f"<p><strong>Release</strong>: {len(release):,} rows, {headline}</p>",
-        _kv_table(
-            [
-                ("bucket", _text(parameters.get("bucket"))),
-                ("level", _text(parameters.get("level"))),
-                ("classes", _text(parameters.get("classes"))),
-                ("k", _text(parameters.get("k"))),
-                ("period", _period_text(parameters)),
-                ("tz", _text(parameters.get("tz"))),
-            ]
-        ),
-        *_protection_html(release.report, _strong),
-    ]
-    try:
-        lines = _top_lines(release)
-    except ImportError as missing:
-        parts.append(f"<p><em>{_e(missing)}</em></p>")
-    else:
-        parts.append(f"<p><strong>Top-line numbers</strong> ({_e(_top_note(release))})</p>")
-        parts.append(_top_table(release, lines[:_TOP_LINES]))
-        if len(lines) > _TOP_LINES:
-            parts.append(
-                f"<p>{_TOP_LINES} of {len(lines)} (zone, class) pairs shown, busiest first.</p>"
-            )
-        parts.append(f"<p><strong>First {_PREVIEW_ROWS} rows</strong></p>")
-        parts.append(_rows_table(release, _PREVIEW_ROWS))
-    parts.append("<p><strong>Warnings</strong></p>")
-    parts.append(_list_html(strings(release.report.get("warnings")), "none"))
-    parts.append("</div>")
-    return "\n".join(parts)
 
 
 @dataclass(frozen=True)
@@ -272,6 +760,468 @@ class _TopLine:
         )
 
 
+# -- the appendix's explanations ------------------------------------------------------------
+
+
+def _setting_rows(parameters: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    dp = parameters.get("privacy") == "differential_privacy"
+    rows = []
+    for key, value in parameters.items():
+        explain = _SETTINGS.get(str(key))
+        sentence = (
+            explain(value, dp)
+            if explain is not None
+            else "A setting of the method (see the method document)."
+        )
+        label = _SETTING_LABELS.get(str(key))
+        shown = f"{label} ({key})" if label else str(key)
+        rows.append((shown, _setting_value(str(key), value), sentence))
+    return rows
+
+
+def _setting_value(key: str, value: Any) -> str:
+    if key == "period":
+        period = _period_dates({"period": value})
+        return "the days of the data" if period is None else _short_range(*period)
+    if key == "privacy":
+        return str(value).replace("_", " ").replace("k anonymity", "k-anonymity")
+    if key == "classes":
+        return ", ".join(plural(cls) for cls in strings(value)) or "none"
+    if key in ("max_gap", "min_dwell", "max_dwell_s") and isinstance(value, int | float):
+        return _duration(float(value), exact=True)
+    if key == "roaming_factors" and isinstance(value, Mapping):
+        return ", ".join(f"{code}: {_factor(f)}" for code, f in value.items()) or "none"
+    return _text(value)
+
+
+def _period_sentence(value: Any) -> str:
+    period = _period_dates({"period": value})
+    if period is None:
+        return "The figures cover the days of the data."
+    return f"The figures cover {date_range(*period)}, both days included."
+
+
+def _classes_sentence(value: Any, dp: bool) -> str:
+    names = []
+    for cls in strings(value):
+        if cls == "visitor":
+            names.append("visitors (day visitors and overnight visitors together)")
+        elif cls == "regular":
+            names.append("regular visitors (commuters, students: in the city often)")
+        else:
+            names.append(plural(cls))
+    return "The figures count " + (" and ".join(names) or "every class") + "."
+
+
+def _short_range(first: dt.date, last: dt.date) -> str:
+    """``1 Jul 2026 to 14 Jul 2026``."""
+    return f"{short_date(first)} to {short_date(last)}"
+
+
+_SETTING_LABELS = {
+    "tz": "time zone",
+    "period": "period",
+    "period_label": "pseudonym period",
+    "resolution": "grid",
+    "home_country": "operator's country",
+    "privacy": "privacy protection",
+    "k": "threshold",
+    "roll_up": "pool small origins",
+    "max_gap": "longest gap in a visit",
+    "min_dwell": "shortest visit",
+    "min_nights": "nights for a home",
+    "usual_env_min_days": "days for a regular",
+    "bucket": "time unit",
+    "level": "origins by",
+    "classes": "who is counted",
+    "subscribers": "customers per region",
+    "roaming_factors": "roaming factors",
+    "rho": "privacy budget",
+    "countries": "countries apart",
+    "max_partitions": "most zones and times",
+    "max_visits": "most visits",
+    "max_dwell_s": "most time",
+}
+
+_SETTINGS: dict[str, Callable[[Any, bool], str]] = {
+    "tz": lambda v, dp: f"Days, nights and hours are local time in {v}.",
+    "period": lambda v, dp: _period_sentence(v),
+    "period_label": lambda v, dp: (
+        f"Phones are known only by pseudonyms that change every period; this period's label is {v}."
+    ),
+    "resolution": lambda v, dp: (
+        "Positions are placed on a grid of hexagons"
+        + (f" of about {_HEX_AREA[v]} each" if v in _HEX_AREA else "")
+        + f" (H3 resolution {v})."
+    ),
+    "home_country": lambda v, dp: (
+        f"Phones of the country {v} are the operator's own customers; phones from other "
+        "countries are roamers."
+    ),
+    "privacy": lambda v, dp: (
+        "Privacy is protected by adding random noise to every figure (differential privacy)."
+        if dp
+        else "Privacy is protected by suppressing every figure about too few phones."
+    ),
+    "k": lambda v, dp: (
+        "Not used: this release is protected by noise instead."
+        if dp
+        else f"A figure is published only when it concerns at least {v} phones."
+    ),
+    "roll_up": lambda v, dp: (
+        "Origins with too few phones are pooled into their wider region (other places "
+        "in ...) rather than left out."
+        if v
+        else "Origins with too few phones are left out, not pooled into wider regions."
+    ),
+    "max_gap": lambda v, dp: (
+        f"Two sightings in a zone more than {_duration(float(v), exact=True)} apart are "
+        "two separate visits."
+    ),
+    "min_dwell": lambda v, dp: (
+        "Every visit counts, however short."
+        if not v
+        else f"Visits shorter than {_duration(float(v), exact=True)} are not counted."
+    ),
+    "min_nights": lambda v, dp: (
+        f"A phone's home is where it spends the most nights, if that is at least {v} nights."
+    ),
+    "usual_env_min_days": lambda v, dp: (
+        f"Non-residents seen in the city on {v} days or more are regular visitors "
+        "(commuters, students) rather than visitors."
+    ),
+    "bucket": lambda v, dp: (
+        "Figures are given for the period as a whole."
+        if v == "period"
+        else f"Figures are given per {v}; a phone counts once per {v}."
+    ),
+    "level": lambda v, dp: (
+        f"Where visitors came from is given by {v}."
+        if v
+        else "Where visitors came from is given by the finest region."
+    ),
+    "classes": _classes_sentence,
+    "subscribers": lambda v, dp: (
+        "The operator's customers per home region were counted in the data itself."
+        if v == "detected"
+        else "The operator's customers per home region were given (from its billing)."
+    ),
+    "roaming_factors": lambda v, dp: (
+        "How many visitors each roaming phone from a country stands for (* is any other country)."
+    ),
+    "rho": lambda v, dp: (
+        "The privacy budget this release spends: the smaller, the more noise and privacy."
+    ),
+    "countries": lambda v, dp: (
+        "Countries whose roamers have rows of their own; other countries are pooled."
+    ),
+    "max_partitions": lambda v, dp: (
+        "The most zone and time combinations one phone counts in (none: the default)."
+    ),
+    "max_visits": lambda v, dp: "The most visits one phone counts in one zone and time.",
+    "max_dwell_s": lambda v, dp: (
+        "The most time one phone counts in one zone and time (none: the default)."
+    ),
+}
+
+# The average area of an H3 cell by resolution, rounded for people.
+_HEX_AREA: dict[int, str] = {
+    5: "250 km²",
+    6: "36 km²",
+    7: "5 km²",
+    8: "0.7 km²",
+    9: "0.1 km²",
+    10: "15,000 m²",
+    11: "2,000 m²",
+    12: "300 m²",
+}
+
+_DROPPED = {
+    "opt_out": ("opted out", "Pings of subscribers who asked not to be counted."),
+    "bad_subscriber": ("no valid subscriber", "Pings without a valid subscriber id."),
+    "bad_position": ("no valid position", "Pings without a valid position."),
+    "bad_ts": ("no valid time", "Pings without a valid time."),
+    "outside_period": ("outside the period", "Pings before or after the period."),
+    "duplicate": (
+        "repeated",
+        "Pings repeating another ping of the same phone at the same second.",
+    ),
+}
+
+
+def _quality_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    pings = mapping(report.get("pings"))
+    dropped = mapping(pings.get("dropped"))
+    opt_out = mapping(report.get("opt_out"))
+    devices = mapping(report.get("devices"))
+    by_class = mapping(devices.get("by_class"))
+    extrapolation = mapping(report.get("extrapolation"))
+    rows: list[tuple[str, str, str]] = [
+        ("pings read", _count(pings.get("read")), "Location records of phones read."),
+        ("pings kept", _count(pings.get("kept")), "Pings kept after cleaning."),
+    ]
+    for reason, n in dropped.items():
+        label, sentence = _DROPPED.get(reason, (reason.replace("_", " "), "Pings dropped."))
+        rows.append((f"pings dropped: {label}", _count(n), sentence))
+    rows += [
+        ("opt-out: pings", _count(opt_out.get("pings")), "Pings dropped at the opt-out."),
+        (
+            "opt-out: subscribers",
+            _count(opt_out.get("subscribers")),
+            "Subscribers who asked not to be counted and were in the data.",
+        ),
+        (
+            "pseudonym collisions",
+            _count(report.get("pseudonym_collisions")),
+            "Phones that got the same pseudonym (expected: none).",
+        ),
+        ("devices", _count(devices.get("total")), "Phones seen in the cleaned data."),
+    ]
+    rows += [
+        (f"devices: {plural(cls)}", _count(n), f"Phones classed as {plural(cls)}.")
+        for cls, n in by_class.items()
+    ]
+    rows += [
+        ("devices: roamers", _count(devices.get("roamers")), "Phones from abroad."),
+        (
+            "domestic devices with unknown home",
+            _count(devices.get("domestic_unknown_home")),
+            "Customers' phones whose home could not be found (too few nights).",
+        ),
+        (
+            "customers per region",
+            _text(extrapolation.get("subscribers")),
+            "Counted in the data (detected) or given by the operator.",
+        ),
+        (
+            "national factor",
+            _factor(extrapolation.get("national_factor")),
+            "On average, one customer's phone stands for this many inhabitants.",
+        ),
+    ]
+    factors = mapping(extrapolation.get("roaming_factors"))
+    if factors:
+        used = ", ".join(f"{code}: {_factor(f)}" for code, f in factors.items())
+        rows.append(("roaming factors", used, "One roaming phone stands for this many visitors."))
+    known = {"subscribers", "national_factor", "roaming_factors"}
+    rows += [
+        (key.replace("_", " "), _text(value), "A figure of the extrapolation.")
+        for key, value in extrapolation.items()
+        if key not in known
+    ]
+    return rows
+
+
+# -- the protection section (shared by the page and the notebook view) ------------------------
+
+
+def _disclosure_rows(disclosure: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        ("k", _count(disclosure.get("k")), "The fewest phones a published figure concerns."),
+        ("groups", _count(disclosure.get("groups")), "Figures of a zone, time and group."),
+        (
+            "groups suppressed",
+            _count(disclosure.get("groups_suppressed")),
+            "Of these, suppressed because too few phones were seen.",
+        ),
+        (
+            "of which with a suppressed member zone",
+            _count(disclosure.get("groups_suppressed_as_unions")),
+            "Categories suppressed so that a suppressed zone in them cannot be worked out.",
+        ),
+        ("rows released", _count(disclosure.get("rows_released")), "Rows of the table."),
+        (
+            "origin rows rolled up",
+            _count(disclosure.get("origin_rows_rolled_up")),
+            "Origins with too few phones pooled into their wider region.",
+        ),
+        (
+            "origin rows moved into the residual",
+            _count(disclosure.get("origin_rows_moved_to_residual")),
+            "Origins moved into the pooled rest so that it has enough phones.",
+        ),
+        (
+            "dwell bands withheld",
+            _count(disclosure.get("bands_withheld")),
+            "Lengths of stay withheld because too few phones had them.",
+        ),
+    ]
+
+
+def _dp_rows(privacy: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    sigma = mapping(privacy.get("sigma"))
+    bounds = mapping(privacy.get("bounds"))
+    dropped = mapping(privacy.get("dropped_by_bounding"))
+    noise = "The typical size of the noise added to each figure of {}."
+    return [
+        (
+            "rho (zCDP) of this release",
+            _text(privacy.get("rho")),
+            "The privacy budget spent: the smaller, the more noise and privacy.",
+        ),
+        (
+            "epsilon at delta",
+            f"{_number(privacy.get('epsilon'))} at {_text(privacy.get('delta'))}",
+            "The same budget in the more common (epsilon, delta) terms.",
+        ),
+        *(
+            (f"noise sigma of {measure}", _number(sigma.get(measure)), noise.format(measure))
+            for measure in ("devices", "visits", "dwell_s", "bands")
+        ),
+        (
+            "most (zone, bucket) pairs a device counts in",
+            _count(bounds.get("max_partitions")),
+            "A phone counts in at most this many zones and times.",
+        ),
+        (
+            "most visits a device counts in a pair",
+            _count(bounds.get("max_visits")),
+            "A phone counts at most this many visits in one zone and time.",
+        ),
+        (
+            "most dwell a device counts in a pair",
+            f"{_count(bounds.get('max_dwell_s'))} s",
+            "A phone counts at most this much time in one zone and time.",
+        ),
+        (
+            "declared countries",
+            _text(privacy.get("countries")),
+            "Countries whose roamers have rows of their own.",
+        ),
+        (
+            "pairs dropped by the bounds",
+            _count(dropped.get("pairs")),
+            "Zone and time combinations not counted because of the bounds.",
+        ),
+        (
+            "visits dropped by the bounds",
+            _count(dropped.get("visits")),
+            "Visits not counted because of the bounds.",
+        ),
+    ]
+
+
+def _h2(title: str) -> str:
+    return f"<h2>{_e(title)}</h2>"
+
+
+def _h3(title: str) -> str:
+    return f"<h3>{_e(title)}</h3>"
+
+
+def _strong(title: str) -> str:
+    return f"<p><strong>{_e(title)}</strong></p>"
+
+
+def _protection_html(
+    report: Mapping[str, Any], heading: Callable[[str], str] = _h2, *, explained: bool = False
+) -> list[str]:
+    """The section on how the table is protected: its k-anonymity counts, or the
+    differential privacy it carries, and the ledger's account of the period; with a
+    sentence for each line when ``explained``."""
+    privacy = mapping(report.get("privacy"))
+    if privacy.get("mode") == "differential_privacy":
+        title, rows = "Differential privacy", _dp_rows(privacy)
+    else:
+        title = "Disclosure control (k-anonymity)"
+        rows = _disclosure_rows(mapping(report.get("disclosure")))
+    table = (
+        _scroll(_explained_table(["", "Number", "What it means"], rows), title)
+        if explained
+        else _kv_table([(key, value) for key, value, _ in rows])
+    )
+    return [heading(title), table, _ledger_html(privacy)]
+
+
+def _ledger_html(privacy: Mapping[str, Any]) -> str:
+    ledger = privacy.get("ledger")
+    differencing = (
+        " Another cut of the period was allowed (allow_differencing)."
+        if privacy.get("allow_differencing")
+        else ""
+    )
+    if not isinstance(ledger, Mapping):
+        return f"<p class='note'>No ledger records the releases of this period.{differencing}</p>"
+    spent, remaining = _number(ledger.get("spent_rho")), _number(ledger.get("remaining_rho"))
+    return (
+        f"<p class='note'>The ledger records {_count(ledger.get('releases'))} release(s) of "
+        f"{_e(_text(ledger.get('period_label')))}; rho spent {_e(spent)}, "
+        f"remaining {_e(remaining)}.{_e(differencing)}</p>"
+    )
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """A table cell: its text, its class (``num``, ``withheld``, ...) and its span."""
+
+    text: str
+    kind: str = ""
+    span: int = 1
+
+
+def _cell_table(header: Sequence[str], rows: Iterable[Sequence[_Cell]]) -> str:
+    head = "".join(f"<th scope='col'>{_e(name)}</th>" for name in header)
+    lines = [f"<table><thead><tr>{head}</tr></thead><tbody>"]
+    for row in rows:
+        cells = []
+        for cell in row:
+            attributes = f' class="{cell.kind}"' if cell.kind else ""
+            attributes += f' colspan="{cell.span}"' if cell.span > 1 else ""
+            cells.append(f"<td{attributes}>{_e(cell.text)}</td>")
+        lines.append(f"<tr>{''.join(cells)}</tr>")
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
+
+
+def _explained_table(header: Sequence[str], rows: Iterable[tuple[str, str, str]]) -> str:
+    # The label is a row header and the value follows it directly (`<th>…</th><td>…</td>`),
+    # as in the notebook view: one reading for people and for tests.
+    head = "".join(f"<th scope='col'>{_e(name)}</th>" for name in header)
+    body = "".join(
+        f"<tr><th>{_e(key)}</th><td>{_e(value)}</td><td class='explain'>{_e(sentence)}</td></tr>"
+        for key, value, sentence in rows
+    )
+    return f"<table class='explained'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _scroll(table: str, label: str, *, tall: bool = False) -> str:
+    """A table in a box of the page's width that scrolls, so that no table is wider than
+    the page (keyboard users reach it with tab)."""
+    kind = "scroll tall" if tall else "scroll"
+    return f"<div class='{kind}' role='region' aria-label='{_e(label)}' tabindex='0'>{table}</div>"
+
+
+def _figure_html(figure: Figure, alt: str) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<figure><img alt="{_e(alt)}" src="data:image/png;base64,{data}"></figure>'
+
+
+def _classes(release: Release) -> list[str]:
+    """The release's classes, the default first (``visitor`` when it has it)."""
+    classes = strings(release._parameters().get("classes"))
+    if not classes and len(release):
+        classes = sorted({str(row["class"]) for row in release._rows(_WHAT, ["class"])})
+    return sorted(classes, key=lambda cls: cls != "visitor")
+
+
+def _period_dates(parameters: Mapping[str, Any]) -> tuple[dt.date, dt.date] | None:
+    """The period's first and last day (its end date is excluded, method §1.4)."""
+    period = parameters.get("period")
+    if not isinstance(period, Mapping):
+        return None
+    try:
+        first = dt.date.fromisoformat(str(period.get("start")))
+        last = dt.date.fromisoformat(str(period.get("end"))) - dt.timedelta(days=1)
+    except ValueError:
+        return None
+    return first, last
+
+
 def _e(value: object) -> str:
     return html.escape(str(value))
 
@@ -285,15 +1235,9 @@ def _text(value: Any) -> str:
         return ", ".join(f"{key}: {_text(item)}" for key, item in value.items()) or "none"
     if isinstance(value, list | tuple):
         return ", ".join(_text(item) for item in value) or "none"
+    if isinstance(value, float):
+        return _number(value)
     return str(value)
-
-
-def _param_text(key: str, value: Any) -> str:
-    if key == "period":
-        return _period_text({"period": value})
-    if key == "max_gap" or key == "min_dwell":
-        return f"{_text(value)} s"
-    return _text(value)
 
 
 def _period_text(parameters: Mapping[str, Any]) -> str:
@@ -320,6 +1264,67 @@ def _count(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.0f}" if math.isfinite(value) else str(value)
     return str(value)
+
+
+def _whole(value: Any) -> str:
+    """Estimated people, rounded to whole people; empty when there is none."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{round(value):,}"
+    return ""
+
+
+def _range(row: Mapping[str, Any]) -> str:
+    low, high = row.get("est_low"), row.get("est_high")
+    if low is None or high is None:
+        return ""
+    return f"{_whole(low)} to {_whole(high)}"
+
+
+def _people_range(row: Mapping[str, Any], measure: Measure) -> str:
+    value = _whole(row[measure.column])
+    if not measure.estimated:
+        return value
+    spread = _range(row)
+    return f"about {value}" + (f" (likely {spread})" if spread else "")
+
+
+def _sum_or_none(values: Sequence[Any]) -> float | None:
+    if not values or any(value is None for value in values):
+        return None
+    return float(sum(values))
+
+
+def _duration(seconds: float, *, exact: bool = False) -> str:
+    """``3 hours 20 minutes``, ``45 minutes``; rounded to 5 minutes unless ``exact``."""
+    minutes = round(seconds / 60) if exact else 5 * round(seconds / 300)
+    if exact and seconds % 60:
+        return f"{seconds:g} seconds"
+    hours, rest = divmod(int(minutes), 60)
+    parts = []
+    if hours:
+        parts.append(f"{hours} hour" + ("s" if hours > 1 else ""))
+    if rest or not hours:
+        parts.append(f"{rest} minute" + ("s" if rest != 1 else ""))
+    return " ".join(parts)
+
+
+def _short_duration(seconds: float) -> str:
+    """``3 h 15 min``, ``45 min``: a duration for a table cell, to 5 minutes."""
+    hours, rest = divmod(5 * round(seconds / 300), 60)
+    if not hours:
+        return f"{rest} min"
+    return f"{hours} h" + (f" {rest} min" if rest else "")
+
+
+def _round_to(value: float, step: float) -> float:
+    return max(step, step * round(value / step))
+
+
+def _factor(value: Any) -> str:
+    """An extrapolation factor for people: ``2.53``, ``3.33``, ``2``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:,.2f}".rstrip("0").rstrip(".")
+    return "n/a"
 
 
 def _raw(value: Any) -> str:
@@ -363,92 +1368,6 @@ def _kv_table(rows: Iterable[tuple[str, str]]) -> str:
     return f"<table><tbody>{body}</tbody></table>"
 
 
-def _disclosure_table(disclosure: Mapping[str, Any]) -> str:
-    return _kv_table(
-        [
-            ("k", _count(disclosure.get("k"))),
-            ("groups", _count(disclosure.get("groups"))),
-            ("groups suppressed", _count(disclosure.get("groups_suppressed"))),
-            (
-                "of which with a suppressed member zone",
-                _count(disclosure.get("groups_suppressed_as_unions")),
-            ),
-            ("rows released", _count(disclosure.get("rows_released"))),
-            ("origin rows rolled up", _count(disclosure.get("origin_rows_rolled_up"))),
-            (
-                "origin rows moved into the residual",
-                _count(disclosure.get("origin_rows_moved_to_residual")),
-            ),
-            ("dwell bands withheld", _count(disclosure.get("bands_withheld"))),
-        ]
-    )
-
-
-def _h2(title: str) -> str:
-    return f"<h2>{_e(title)}</h2>"
-
-
-def _strong(title: str) -> str:
-    return f"<p><strong>{_e(title)}</strong></p>"
-
-
-def _protection_html(report: Mapping[str, Any], heading: Callable[[str], str] = _h2) -> list[str]:
-    """The section on how the table is protected: its k-anonymity counts, or the
-    differential privacy it carries, and the ledger's account of the period."""
-    privacy = mapping(report.get("privacy"))
-    if privacy.get("mode") == "differential_privacy":
-        parts = [heading("Differential privacy"), _dp_table(privacy)]
-    else:
-        parts = [
-            heading("Disclosure control (k-anonymity)"),
-            _disclosure_table(mapping(report.get("disclosure"))),
-        ]
-    parts.append(_ledger_html(privacy))
-    return parts
-
-
-def _dp_table(privacy: Mapping[str, Any]) -> str:
-    sigma = mapping(privacy.get("sigma"))
-    bounds = mapping(privacy.get("bounds"))
-    dropped = mapping(privacy.get("dropped_by_bounding"))
-    return _kv_table(
-        [
-            ("rho (zCDP) of this release", _text(privacy.get("rho"))),
-            (
-                "epsilon at delta",
-                f"{_number(privacy.get('epsilon'))} at {_text(privacy.get('delta'))}",
-            ),
-            *(
-                (f"noise sigma of {measure}", _number(sigma.get(measure)))
-                for measure in ("devices", "visits", "dwell_s", "bands")
-            ),
-            ("most (zone, bucket) pairs a device counts in", _count(bounds.get("max_partitions"))),
-            ("most visits a device counts in a pair", _count(bounds.get("max_visits"))),
-            ("most dwell a device counts in a pair", f"{_count(bounds.get('max_dwell_s'))} s"),
-            ("declared countries", _text(privacy.get("countries"))),
-            ("pairs dropped by the bounds", _count(dropped.get("pairs"))),
-            ("visits dropped by the bounds", _count(dropped.get("visits"))),
-        ]
-    )
-
-
-def _ledger_html(privacy: Mapping[str, Any]) -> str:
-    ledger = privacy.get("ledger")
-    differencing = (
-        " Another cut of the period was allowed (allow_differencing)."
-        if privacy.get("allow_differencing")
-        else ""
-    )
-    if not isinstance(ledger, Mapping):
-        return f"<p class='note'>No ledger records the releases of this period.{differencing}</p>"
-    spent, remaining = _number(ledger.get("spent_rho")), _number(ledger.get("remaining_rho"))
-    return (
-        f"<p class='note'>The ledger records {_count(ledger.get('releases'))} release(s) of "
-        f"{_e(_text(ledger.get('period_label')))}; rho spent {_e(spent)}, "
-        f"remaining {_e(remaining)}.{_e(differencing)}</p>"
-    )
-
-
 def _number(value: Any) -> str:
     """A measured real for people: three significant digits; null is ``n/a``."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -456,22 +1375,35 @@ def _number(value: Any) -> str:
     return "n/a"
 
 
-def _list_html(items: Sequence[str], empty: str) -> str:
-    if not items:
-        return f"<p class='note'>{_e(empty)}</p>"
-    return "<ul>" + "".join(f"<li>{_e(item)}</li>" for item in items) + "</ul>"
-
-
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
-h1 { margin-bottom: 0.2em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-thead th { background: #f2f2f2; }
-.note { color: #555; }
-figure { margin: 1em 0; }
-img { max-width: 100%; }
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; line-height: 1.5;
+  margin: 0 auto; padding: 1.5rem 1rem 3rem; max-width: 68rem; color: #1d1d1d; }
+h1 { margin: 0 0 0.1em; font-size: 1.9rem; }
+h2 { margin-top: 2.2rem; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.period { margin: 0 0 1rem; color: #444; font-size: 1.1rem; }
+.warnings { background: #fff1e6; border-left: 0.35rem solid #c2410c; padding: 0.4rem 0.9rem;
+  margin: 0.8rem 0; }
+.warnings p { margin: 0.3rem 0; overflow-wrap: anywhere; }
+.summary { font-size: 1.15rem; max-width: 48rem; }
+.note { color: #555; max-width: 48rem; }
+.scroll { max-width: 100%; overflow-x: auto; margin: 0.5rem 0 1rem; }
+.scroll.tall { max-height: 70vh; overflow-y: auto; border: 1px solid #ddd; }
+.scroll:focus { outline: 2px solid #1f5fa8; }
+table { border-collapse: collapse; font-size: 0.9rem; }
+th, td { border: 1px solid #d6d6d6; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
+thead th { background: #f2f2f2; position: sticky; top: 0; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.withheld { color: #666; font-style: italic; }
+td.small { color: #8a1c00; }
+td.total { font-weight: 600; }
+.scroll.tall td { white-space: nowrap; }
+table.explained td.explain { color: #444; min-width: 16rem; }
+figure { margin: 1rem 0; }
+img { max-width: 100%; height: auto; }
+ul li { margin-bottom: 0.4em; max-width: 52rem; }
+@media print { .scroll.tall { max-height: none; overflow: visible; } }
 """
 
 
@@ -479,6 +1411,7 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title}</title>
 <style>{style}</style>
 </head>

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import polars as pl
 
+    from crowdtally._crowdtally import Geography
     from crowdtally._plots import ReleasePlot
 
 __all__ = [
@@ -217,19 +218,32 @@ class Release:
         return out
 
     def report_html(
-        self, path: str | os.PathLike[str], zone: str | None = None, max_rows: int = 200
+        self,
+        path: str | os.PathLike[str],
+        zone: str | None = None,
+        max_rows: int = 200,
+        *,
+        geography: Geography | None = None,
     ) -> Path:
-        """Writes a self-contained HTML report (one file, no external resources): the
-        period, parameters, top-line numbers, three figures for ``zone`` (default: the
-        zone with the most observed devices; figures need matplotlib, else a note says
-        so), the quality report, disclosure counts, warnings, caveats, and the table's
-        first ``max_rows`` rows. Needs pyarrow. Returns the path."""
+        """Writes a self-contained HTML report (one file, no external resources) for a
+        reader who is not a developer: the report's warnings and a summary in plain
+        words first (how many people, from where, for how long, how sure), then every
+        zone at a glance, small multiples of every zone and of every category, a map of
+        the zones, ``zone`` in detail (default: the busiest zone; where its visitors came
+        from, on a map too, and how long they stayed), what limits the figures, the
+        table's first ``max_rows`` rows with names and dates for people, and in an
+        appendix the settings and the quality and privacy report, each explained.
+
+        The release does not hold its geography: give ``geography`` (the study's
+        ``Geography``) to draw the maps and to flag zones too small for the position
+        error of phones. Figures need matplotlib and maps the ``h3`` package; without
+        them the page says so. Needs pyarrow. Returns the path."""
         from crowdtally._html import report_page
 
         if max_rows < 0:
             raise ValueError(f"max_rows must be at least 0, got {max_rows}")
         out = Path(os.fspath(path))
-        out.write_text(report_page(self, zone, max_rows), encoding="utf-8")
+        out.write_text(report_page(self, zone, max_rows, geography), encoding="utf-8")
         return out
 
     # -- views ----------------------------------------------------------------------
@@ -243,6 +257,7 @@ class Release:
         return ReleasePlot(self)
 
     def __repr__(self) -> str:
+        # The report's warnings come first: they are what a reader must not miss.
         parameters = self._parameters()
         classes = parameters.get("classes")
         disclosure = mapping(self._report.get("disclosure"))
@@ -254,11 +269,13 @@ class Release:
                 f"{disclosure.get('groups', '?')} groups, "
                 f"{disclosure.get('groups_suppressed', '?')} suppressed"
             )
-        return (
+        lines = [f"warning: {warning}" for warning in strings(self._report.get("warnings"))]
+        lines.append(
             f"Release(bucket={parameters.get('bucket')}, level={parameters.get('level')}, "
             f"classes={join(classes) if classes is not None else None}: "
             f"{len(self)} rows, {protection})"
         )
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         from crowdtally._html import repr_html
