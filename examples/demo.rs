@@ -43,6 +43,7 @@ fn geography() -> Result<Geography, Box<dyn Error>> {
             Some("WVL".into()),
         ],
         population: vec![None, None, Some(80_000), Some(33_000)],
+        name: Vec::new(),
     };
     let zones = ZoneTable {
         zone_id: vec!["grote-markt".into(), "station".into()],

@@ -496,6 +496,31 @@ fn epoch_values_beyond_the_calendar_are_bad_ts() {
 }
 
 #[test]
+fn a_column_of_epoch_milliseconds_is_refused_with_the_fix() {
+    // Every value is past the year 3000 as seconds: the column is milliseconds.
+    let values: Vec<Option<i64>> = (0..10).map(|i| Some((T0 + i * 3600) * 1_000)).collect();
+    let err = run_err(
+        vec![ts_batch(ints(&values))],
+        &config(),
+        &PingColumns::default(),
+    );
+    assert_eq!(err.field(), Some("ts"), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("epoch milliseconds") && message.contains("divide by 1000"));
+    // Half of them is still the column's unit, not a few bad rows.
+    let mut half = values.clone();
+    half[..5]
+        .iter_mut()
+        .for_each(|v| *v = v.map(|ms| ms / 1_000));
+    let err = run_err(
+        vec![ts_batch(ints(&half))],
+        &config(),
+        &PingColumns::default(),
+    );
+    assert_eq!(err.field(), Some("ts"));
+}
+
+#[test]
 fn outside_period_with_a_given_period() {
     let strings = [
         Some("2026-06-30 23:59:59"),

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, UInt64Type};
+use arrow_array::types::{Float64Type, TimestampMillisecondType, UInt64Type};
 use arrow_array::{Array, RecordBatch};
+use arrow_schema::{DataType, TimeUnit};
 use crowdtally::{
     Aggregate, BucketKind, Config, DeviceClass, DisclosureCounts, Estimate, Geography, Measures,
     OptOut, Release, ReleaseClass, ReleaseRow, ReleaseSpec, RowMeasures, RunOptions, Study,
@@ -1517,6 +1518,9 @@ fn the_record_batch_has_the_method_columns_in_order() {
             "est_visits",
             "est_low",
             "est_high",
+            "bucket_ts",
+            "zone_name",
+            "origin_name",
         ]
     );
     // Rows: 1 July total and gent (2 devices, 1 visit each of 1 h), 2 July suppressed.
@@ -1547,5 +1551,161 @@ fn the_record_batch_has_the_method_columns_in_order() {
     // gent: 600 / 2 = 300 per device → 600.
     assert!(close(estimates.value(0), 600.0));
     assert!(estimates.is_null(2));
-    assert_eq!(table.schema(), Release::schema());
+    let (fixed, schema) = (Release::schema(), table.schema());
+    assert_eq!(schema.fields()[..fixed.fields().len()], fixed.fields()[..]);
+    let labels: Vec<&str> = schema.fields()[fixed.fields().len()..]
+        .iter()
+        .map(|field| field.name().as_str())
+        .collect();
+    assert_eq!(labels, Release::LABEL_COLUMNS);
+}
+
+/// The warnings of a release's report that contain `text`.
+fn warnings_with<'r>(release: &'r Release, text: &str) -> Vec<&'r String> {
+    release
+        .report
+        .warnings
+        .iter()
+        .filter(|warning| warning.contains(text))
+        .collect()
+}
+
+#[test]
+fn an_empty_input_is_said_in_the_warnings() {
+    let release = run(
+        &[],
+        &geography(),
+        &config_for("2026-07-01", "2026-07-03", 2),
+        &options(BucketKind::Day),
+    );
+    assert_eq!(warnings_with(&release, "the input holds no ping").len(), 1);
+}
+
+#[test]
+fn a_drop_reason_over_five_percent_is_said_with_its_fix() {
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    let mut rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    let kept = rows.len();
+    // One bad time in 20 pings is 5 %: not yet a warning; a second one is.
+    let mut late = rows[0].clone();
+    late.ts = None;
+    let padding: Vec<Ping> = (0..(19 - kept))
+        .map(|i| ping("g2", &format!("2026-07-01T0{}:00:00", i % 9), MARKT_CELL))
+        .collect();
+    rows.extend(padding);
+    rows.push(late.clone());
+    assert_eq!(rows.len(), 20);
+    let five = run(&rows, &geography(), &config, &options(BucketKind::Day));
+    assert!(warnings_with(&five, "bad_ts").is_empty());
+    rows.push(late);
+    let over = run(&rows, &geography(), &config, &options(BucketKind::Day));
+    let said = warnings_with(&over, "dropped as bad_ts");
+    assert_eq!(said.len(), 1, "{:?}", over.report.warnings);
+    assert!(
+        said[0].contains("9.5 %") && said[0].contains("ISO 8601"),
+        "{}",
+        said[0]
+    );
+}
+
+#[test]
+fn pings_outside_the_regions_and_zones_are_counted_and_said() {
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    // Swapped lat and lon: Kortrijk's (50.83, 3.26) read as (3.26, 50.83), in the sea
+    // off Somalia, outside every region and zone.
+    let rows: Vec<Ping> = (0..10)
+        .map(|i| Ping::at(&format!("d{i}"), t("2026-07-01T10:00:00"), (3.26, 50.83)))
+        .collect();
+    let release = run(&rows, &geography(), &config, &options(BucketKind::Day));
+    let pings = &release.report.pings;
+    assert_eq!(pings["kept"], 10);
+    assert_eq!(pings["in_regions"], 0);
+    assert_eq!(pings["in_study_area"], 0);
+    assert_eq!(pings["in_zones"], 0);
+    assert_eq!(warnings_with(&release, "lat and lon swapped").len(), 1);
+    assert_eq!(
+        warnings_with(&release, "no kept ping falls in a zone").len(),
+        1
+    );
+    // The same pings on the Markt are in a region, the study area and the zone.
+    let rows: Vec<Ping> = (0..10)
+        .map(|i| ping(&format!("d{i}"), "2026-07-01T10:00:00", MARKT_CELL))
+        .collect();
+    let release = run(&rows, &geography(), &config, &options(BucketKind::Day));
+    let pings = &release.report.pings;
+    assert_eq!(
+        [
+            &pings["in_regions"],
+            &pings["in_study_area"],
+            &pings["in_zones"]
+        ],
+        [10, 10, 10]
+    );
+    assert!(warnings_with(&release, "swapped").is_empty());
+    assert!(warnings_with(&release, "falls in a zone").is_empty());
+}
+
+#[test]
+fn a_zone_without_cells_is_named_in_the_warnings() {
+    let homes = homes();
+    let geography = four_level_tree()
+        .zone("markt", None, &[MARKT_CELL])
+        .zone("nowhere", None, &[])
+        .build()
+        .unwrap();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    let rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    let said = warnings_with(&release, "have no cell");
+    assert_eq!(said.len(), 1);
+    assert!(said[0].ends_with(": nowhere"), "{}", said[0]);
+}
+
+#[test]
+fn the_columns_after_the_methods_name_zones_and_origins_and_time_the_buckets() {
+    let geography = four_level_tree()
+        .region_name("gent", "Gent (city)")
+        .zone("grote-markt", None, &[MARKT_CELL])
+        .build()
+        .unwrap();
+    let homes = homes();
+    let config = config_for("2026-07-01", "2026-07-03", 2);
+    let mut rows = visitor("g1", Some(homes.gent), &ONE_HOUR);
+    rows.extend(visitor("g2", Some(homes.gent), &ONE_HOUR));
+    let release = run(&rows, &geography, &config, &options(BucketKind::Day));
+    let table = release.to_record_batch().unwrap();
+    // Names for people: the zone's, the region's given name, the total's meaning.
+    let text = |name: &str| -> Vec<String> {
+        table
+            .column_by_name(name)
+            .unwrap()
+            .as_string::<i32>()
+            .iter()
+            .map(|value| value.unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(text("zone_name"), ["grote markt"; 3]);
+    assert_eq!(
+        text("origin_name"),
+        ["all origins", "Gent (city)", "all origins"]
+    );
+    // Local midnight of 1 and 2 July in Brussels (UTC+2), in the study's time zone.
+    let bucket_ts = table.column_by_name("bucket_ts").unwrap();
+    assert_eq!(
+        bucket_ts.data_type(),
+        &DataType::Timestamp(TimeUnit::Millisecond, Some("Europe/Brussels".into()))
+    );
+    let instants: Vec<Option<i64>> = bucket_ts
+        .as_primitive::<TimestampMillisecondType>()
+        .iter()
+        .collect();
+    assert_eq!(
+        instants,
+        [
+            Some(1_782_856_800_000),
+            Some(1_782_856_800_000),
+            Some(1_782_943_200_000)
+        ]
+    );
 }

@@ -26,6 +26,7 @@ pub fn geography() -> Geography {
         level: vec!["country".into()],
         parent_id: vec![None],
         population: vec![None],
+        name: Vec::new(),
     };
     let mut region_cells = RegionCellTable::default();
     for (i, cell) in leaves.iter().enumerate() {

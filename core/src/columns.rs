@@ -22,11 +22,58 @@ pub(crate) fn column<'a>(batch: &'a RecordBatch, name: &str, table: &str) -> Res
             .iter()
             .map(|f| f.name().clone())
             .collect();
+        // A pings column under another name: say how to map it.
+        let hint = if table.is_empty() {
+            synonym_of(name, &present).map_or_else(
+                || format!("; name yours with columns={{\"{name}\": \"<your column>\"}}"),
+                |yours| {
+                    format!("; is it {yours:?}? Say so with columns={{\"{name}\": \"{yours}\"}}")
+                },
+            )
+        } else {
+            String::new()
+        };
         Error::input(
             qualified(table, name),
-            format!("is missing; the columns present are {present:?}"),
+            format!("is missing; the columns present are {present:?}{hint}"),
         )
     })
+}
+
+/// The present column that is likely the pings' role `role` under another name.
+fn synonym_of<'p>(role: &str, present: &'p [String]) -> Option<&'p str> {
+    let synonyms: &[&str] = match role {
+        "subscriber" => &[
+            "msisdn",
+            "imsi",
+            "imei",
+            "device",
+            "device_id",
+            "user",
+            "user_id",
+            "id",
+            "subscriber_id",
+            "uid",
+        ],
+        "ts" => &[
+            "timestamp",
+            "time",
+            "datetime",
+            "date_time",
+            "event_time",
+            "t",
+            "epoch",
+        ],
+        "lat" => &["latitude", "y"],
+        "lon" => &["longitude", "lng", "long", "x"],
+        "cell" => &["h3", "h3_cell", "h3_index", "cell_id", "hex"],
+        "country" => &["mcc_country", "home_country", "country_code", "sim_country"],
+        _ => &[],
+    };
+    present
+        .iter()
+        .find(|column| synonyms.contains(&column.to_ascii_lowercase().as_str()))
+        .map(String::as_str)
 }
 
 /// `table.name`, or `name` alone for the pings table.

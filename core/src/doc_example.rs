@@ -21,6 +21,7 @@ pub fn geography() -> Geography {
         level: vec!["country".into(), "municipality".into()],
         parent_id: vec![None, Some("BE".into())],
         population: vec![None, Some(80_000)],
+        name: Vec::new(),
     };
     let region_cells = RegionCellTable {
         cell: vec![point.to_cell(Resolution::Seven).into()],

@@ -41,6 +41,7 @@
 //!     level: vec!["country".into(), "municipality".into()],
 //!     parent_id: vec![None, Some("BE".into())],
 //!     population: vec![None, Some(80_000)],
+//!     name: Vec::new(),
 //! };
 //! let region_cells = RegionCellTable { cell: vec![home.into()], region_id: vec!["kortrijk".into()] };
 //! let zones = ZoneTable {
@@ -120,8 +121,8 @@ pub use privacy::{DpSpec, Privacy};
 pub use profile::DeviceClass;
 pub use pseudonym::{Key, Pseudonymizer};
 pub use release::{
-    DeviceReport, DisclosureCounts, Estimate, ExtrapolationReport, Release, ReleaseReport,
-    ReleaseRow, ReleaseSpec, RowMeasures, SubscriberSource,
+    DeviceReport, DisclosureCounts, Estimate, ExtrapolationReport, Release, ReleaseLabels,
+    ReleaseReport, ReleaseRow, ReleaseSpec, RowMeasures, SubscriberSource,
 };
 pub use report::{DropReason, Dropped, OptOutCounts, QualityReport};
 pub use study::{Prepared, Study};

@@ -131,6 +131,12 @@ pub struct QualityReport {
     pub dropped: Dropped,
     /// Opt-out counts.
     pub opt_out: OptOutCounts,
+    /// Kept pings in a region of the geography.
+    pub pings_in_regions: u64,
+    /// Kept pings in the study area.
+    pub pings_in_study_area: u64,
+    /// Kept pings in a zone.
+    pub pings_in_zones: u64,
     /// Distinct devices among the kept pings.
     pub devices: u64,
     /// Distinct subscribers that share a pseudonym with another one (64-bit pseudonyms

@@ -51,6 +51,13 @@ pub fn batches(argument: &str, table: &Bound<'_, PyAny>) -> PyResult<Vec<RecordB
 }
 
 fn batch_of_dict(argument: &str, dict: &Bound<'_, PyDict>) -> PyResult<RecordBatch> {
+    if dict.is_empty() {
+        return Err(input_error(
+            argument,
+            "is a dict without columns: give the pings' columns (subscriber, ts, and lat and \
+             lon or cell), as lists or arrays of equal length",
+        ));
+    }
     let mut fields = Vec::with_capacity(dict.len());
     let mut arrays = Vec::with_capacity(dict.len());
     for (name, values) in dict.iter() {

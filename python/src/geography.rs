@@ -124,6 +124,13 @@ impl PyGeography {
         let geography = detach(py, || {
             Geography::from_geojson(&regions, &zones, resolution, region_resolution, &study_area)
         })?;
+        let category = py
+            .import(intern!(py, "crowdtally.release"))?
+            .getattr(intern!(py, "CrowdtallyWarning"))?;
+        for note in geography.notes() {
+            let message = std::ffi::CString::new(note.replace('\0', " "))?;
+            PyErr::warn(py, &category, &message, 1)?;
+        }
         Ok(Self {
             inner: Arc::new(geography),
         })
@@ -182,6 +189,14 @@ impl PyGeography {
                     (
                         "population",
                         Arc::new(Int64Array::from(regions.population.clone())),
+                    ),
+                    (
+                        "name",
+                        if regions.name.is_empty() {
+                            optional(&vec![None; regions.region_id.len()])
+                        } else {
+                            optional(&regions.name)
+                        },
                     ),
                 ],
             ),

@@ -57,6 +57,10 @@ mod _crowdtally {
             .map(|field| field.name().clone())
             .collect();
         module.add("RELEASE_COLUMNS", columns)?;
+        module.add(
+            "RELEASE_LABEL_COLUMNS",
+            crowdtally::Release::LABEL_COLUMNS.to_vec(),
+        )?;
         let bands: Vec<(&str, i64)> = crowdtally::DWELL_BANDS.to_vec();
         module.add("DWELL_BANDS", bands)
     }

@@ -110,14 +110,23 @@ where
     })
 }
 
-/// A core release as a `crowdtally.Release`: its table and its report.
+/// A core release as a `crowdtally.Release`: its table and its report. Each of the
+/// report's warnings is also raised as a `crowdtally.CrowdtallyWarning`, so that a
+/// mistake shows where the release is made, not only in its report.
 pub fn release_object(py: Python<'_>, release: Release) -> PyResult<Bound<'_, PyAny>> {
     let report = crate::json_to_py(py, &release.report.to_json())?;
+    let warnings = release.report.warnings.clone();
     let batch = py
         .detach(move || release.to_record_batch())
         .map_err(CoreError)?;
     let table = PyResultTable::new(py, "release", batch)?;
-    py.import(intern!(py, "crowdtally.release"))?
+    let module = py.import(intern!(py, "crowdtally.release"))?;
+    let category = module.getattr(intern!(py, "CrowdtallyWarning"))?;
+    for warning in warnings {
+        let message = std::ffi::CString::new(warning.replace('\0', " "))?;
+        PyErr::warn(py, &category, &message, 1)?;
+    }
+    module
         .getattr(intern!(py, "Release"))?
         .call1((table, report))
 }

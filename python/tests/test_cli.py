@@ -193,7 +193,7 @@ def test_analyze_writes_a_release_with_numbers(demo: Demo) -> None:
     assert report["parameters"]["bucket"] == "week"
     assert report["extrapolation"]["subscribers"] == "given"
     header = (out / "visitors.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header.replace('"', "").split(",") == list(ct.release.COLUMNS)
+    assert header.replace('"', "").split(",") == list(ct.release.COLUMNS + ct.release.LABEL_COLUMNS)
     assert "<html" in (out / "report.html").read_text(encoding="utf-8")
 
 

@@ -77,11 +77,23 @@ def test_readme_python_snippets_run(tmp_path: Path) -> None:
     # directory.
     session = tmp_path / "readme.py"
     checks = "\nassert len(tables) == 2\nprint('README ran')\n"
-    session.write_text("\n".join(snippets) + checks, encoding="utf-8")
+    # The release's warnings about its data are meant to be seen, not to stop it.
+    prelude = (
+        "import warnings\nimport crowdtally\n"
+        "warnings.simplefilter('default', crowdtally.CrowdtallyWarning)\n"
+    )
+    session.write_text(prelude + "\n".join(snippets) + checks, encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in {"CROWDTALLY_KEY", "PYSPARK_PYTHON"}}
     ran = subprocess.run(
         # Warnings fail it, as in the tests (but pyspark's own about pandas versions).
-        [sys.executable, "-W", "error", "-W", PANDAS_WARNING, str(session)],
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-W",
+            PANDAS_WARNING,
+            str(session),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -91,3 +103,5 @@ def test_readme_python_snippets_run(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr[-4000:]
     assert "README ran" in ran.stdout
+    # As the README says, the quick start's null id is warned of.
+    assert "CrowdtallyWarning: 16.7 % of pings were dropped as bad_subscriber" in ran.stderr

@@ -263,6 +263,8 @@ def test_columns_and_types_follow_the_method() -> None:
         + [(name, pa.uint64()) for name in MEASURES[3:]]
         + [("suppressed", pa.bool_())]
         + [(name, pa.float64()) for name in ESTIMATES]
+        + [("bucket_ts", pa.timestamp("ms", tz="Europe/Brussels"))]
+        + [("zone_name", pa.utf8()), ("origin_name", pa.utf8())]
     )
     assert [(field.name, field.type) for field in schema] == expected
     assert pa.table(release.table).column_names == [name for name, _ in expected]

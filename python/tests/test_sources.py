@@ -396,7 +396,7 @@ def test_negative_threads_is_a_config_error_naming_threads(
 # -- Geography.to_tables() and back ------------------------------------------------------
 
 TABLES = {
-    "regions": ["region_id", "level", "parent_id", "population"],
+    "regions": ["region_id", "level", "parent_id", "population", "name"],
     "region_cells": ["cell", "region_id"],
     "zones": ["zone_id", "name", "category"],
     "zone_cells": ["zone_id", "cell"],

@@ -144,7 +144,7 @@ def test_a_release_is_an_arrow_stream_for_pyarrow_polars_and_duckdb(
 ) -> None:
     release = ct.analyze(city.pings, city.geography, city.config(), "day")
     table = pa.table(release)
-    assert table.column_names == list(ct.release.COLUMNS)
+    assert table.column_names == list(ct.release.COLUMNS + ct.release.LABEL_COLUMNS)
     assert table.num_rows == len(release)
     frame = pl.DataFrame(release)
     assert frame.height == len(release)

@@ -171,6 +171,23 @@ impl GeographyBuilder {
         self
     }
 
+    /// Gives a region added before a display name.
+    ///
+    /// # Panics
+    /// If no region `id` was added.
+    #[must_use]
+    pub fn region_name(mut self, id: &str, name: &str) -> Self {
+        let row = self
+            .regions
+            .region_id
+            .iter()
+            .position(|known| known == id)
+            .expect("a region added before");
+        self.regions.name.resize(self.regions.region_id.len(), None);
+        self.regions.name[row] = Some(name.to_owned());
+        self
+    }
+
     /// Maps cells to a leaf region.
     #[must_use]
     pub fn region_cells(mut self, id: &str, cells: &[u64]) -> Self {

@@ -34,6 +34,7 @@ fn geography() -> Geography {
         level: tree.iter().map(|r| r.1.to_owned()).collect(),
         parent_id: tree.iter().map(|r| r.2.map(str::to_owned)).collect(),
         population: tree.iter().map(|r| r.3).collect(),
+        name: Vec::new(),
     };
     let leaves = ["gent", "aalst", "kortrijk", "menen", "brugge", "brussel"];
     let mut region_cells = RegionCellTable::default();

@@ -174,6 +174,9 @@ pub(crate) fn encode(
     for (name, value) in [
         ("pings_kept", report.pings_kept),
         ("dropped.duplicate", report.dropped.duplicate),
+        ("pings_in_regions", report.pings_in_regions),
+        ("pings_in_study_area", report.pings_in_study_area),
+        ("pings_in_zones", report.pings_in_zones),
         ("devices", report.devices),
         ("pseudonym_collisions", report.pseudonym_collisions),
     ] {
@@ -331,6 +334,9 @@ fn quality(
         match name {
             "pings_read" => report.pings_read += value,
             "pings_kept" => report.pings_kept += value,
+            "pings_in_regions" => report.pings_in_regions += value,
+            "pings_in_study_area" => report.pings_in_study_area += value,
+            "pings_in_zones" => report.pings_in_zones += value,
             "devices" => report.devices += value,
             "pseudonym_collisions" => report.pseudonym_collisions += value,
             _ => {

@@ -6,9 +6,9 @@
 //! of their leaves). Zones come as another `FeatureCollection` with `zone_id`, `name`
 //! and `category` properties. A cell belongs to a polygon when its centre lies inside.
 
-use geo::{Coord, LineString, Polygon};
-use h3o::Resolution;
+use geo::{Centroid, Coord, LineString, MultiPolygon, Polygon};
 use h3o::geom::{ContainmentMode, TilerBuilder};
+use h3o::{LatLng, Resolution};
 use serde_json::Value;
 
 use super::{Geography, RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
@@ -77,7 +77,7 @@ fn fill(
     resolution: Resolution,
     field: &str,
     index: usize,
-) -> Result<Option<Vec<u64>>> {
+) -> Result<Option<Filled>> {
     let geometry = match feature.get("geometry") {
         None | Some(Value::Null) => return Ok(None),
         Some(geometry) => geometry,
@@ -110,12 +110,34 @@ fn fill(
     let mut tiler = TilerBuilder::new(resolution)
         .containment_mode(ContainmentMode::ContainsCentroid)
         .build();
-    for polygon in polygons {
-        tiler.add(polygon).map_err(|e| {
+    for polygon in &polygons {
+        tiler.add(polygon.clone()).map_err(|e| {
             Error::geography(field, format!("feature {index}: invalid polygon: {e}"))
         })?;
     }
-    Ok(Some(tiler.into_coverage().map(u64::from).collect()))
+    let cells: Vec<u64> = tiler.into_coverage().map(u64::from).collect();
+    if !cells.is_empty() {
+        return Ok(Some(Filled {
+            cells,
+            smaller_than_a_cell: false,
+        }));
+    }
+    // A polygon smaller than a cell holds no cell's centre: it gets the cell of its own
+    // centroid, the one it overlaps most but for a sliver at a cell's edge.
+    let centroid = MultiPolygon::new(polygons).centroid();
+    Ok(centroid
+        .and_then(|point| LatLng::new(point.y(), point.x()).ok())
+        .map(|centre| Filled {
+            cells: vec![u64::from(centre.to_cell(resolution))],
+            smaller_than_a_cell: true,
+        }))
+}
+
+/// The cells of a feature's polygons, and whether they held no cell's centre (the
+/// feature then has the cell of its centroid).
+struct Filled {
+    cells: Vec<u64>,
+    smaller_than_a_cell: bool,
 }
 
 /// A feature's `population`: absent or null, or a whole number (GIS exports often write
@@ -173,6 +195,7 @@ impl Geography {
         let regional = self::resolution(region_resolution, "region_resolution")?;
         let regions = parse(regions, "regions")?;
         let zones = parse(zones, "zones")?;
+        let mut notes = Vec::new();
         let mut region_table = RegionTable::default();
         let mut region_cells = RegionCellTable::default();
         for (index, feature) in features(&regions, "regions")?.iter().enumerate() {
@@ -186,7 +209,15 @@ impl Geography {
                 .parent_id
                 .push(property_text(feature, "parent_id"));
             region_table.population.push(population(feature, index)?);
-            if let Some(cells) = fill(feature, regional, "regions", index)? {
+            region_table.name.push(property_text(feature, "name"));
+            if let Some(Filled {
+                cells,
+                smaller_than_a_cell,
+            }) = fill(feature, regional, "regions", index)?
+            {
+                if smaller_than_a_cell {
+                    notes.push(smaller_note("region", &id, regional));
+                }
                 region_cells
                     .region_id
                     .extend(std::iter::repeat_n(id.clone(), cells.len()));
@@ -223,7 +254,14 @@ impl Geography {
             })?;
             zone_table.name.push(property_text(feature, "name"));
             zone_table.category.push(property_text(feature, "category"));
-            if let Some(cells) = fill(feature, analysis, "zones", index)? {
+            if let Some(Filled {
+                cells,
+                smaller_than_a_cell,
+            }) = fill(feature, analysis, "zones", index)?
+            {
+                if smaller_than_a_cell {
+                    notes.push(smaller_note("zone", &id, analysis));
+                }
                 zone_cells
                     .zone_id
                     .extend(std::iter::repeat_n(id.clone(), cells.len()));
@@ -231,13 +269,24 @@ impl Geography {
             }
             zone_table.zone_id.push(id);
         }
-        Self::from_tables(
+        let mut geography = Self::from_tables(
             &region_table,
             &region_cells,
             &zone_table,
             &zone_cells,
             resolution,
             study_area,
-        )
+        )?;
+        geography.notes = notes;
+        Ok(geography)
     }
+}
+
+/// What to say of a polygon smaller than a cell.
+fn smaller_note(kind: &str, id: &str, resolution: Resolution) -> String {
+    format!(
+        "{kind} {id:?} is smaller than a cell at resolution {}: it holds no cell's centre \
+         and was given the one cell of its centroid (a finer resolution follows its shape)",
+        u8::from(resolution)
+    )
 }

@@ -40,6 +40,8 @@ pub struct Regions {
     levels: Vec<String>,
     parents: Vec<Option<RegionIndex>>,
     populations: Vec<Option<u64>>,
+    /// Display names given (`None`: the id).
+    names: Vec<Option<String>>,
     is_leaf: Vec<bool>,
     root: RegionIndex,
     by_id: HashMap<String, RegionIndex>,
@@ -119,11 +121,23 @@ impl Regions {
             is_leaf[*parent as usize] = false;
         }
         let populations = Self::populations(table, &parents, &is_leaf)?;
+        let names = if table.name.is_empty() {
+            vec![None; table.region_id.len()]
+        } else {
+            // A name that is empty or the id says nothing more than the id.
+            table
+                .name
+                .iter()
+                .zip(&table.region_id)
+                .map(|(name, id)| name.clone().filter(|name| !name.is_empty() && name != id))
+                .collect()
+        };
         Ok(Self {
             ids: table.region_id.clone(),
             levels: table.level.clone(),
             parents,
             populations,
+            names,
             is_leaf,
             root: root as RegionIndex,
             by_id,
@@ -199,6 +213,14 @@ impl Regions {
         &self.ids[region as usize]
     }
 
+    /// The display name of a region: the name given, or its id.
+    #[must_use]
+    pub fn name(&self, region: RegionIndex) -> &str {
+        self.names[region as usize]
+            .as_deref()
+            .unwrap_or(&self.ids[region as usize])
+    }
+
     /// A region's level name.
     #[must_use]
     pub fn level(&self, region: RegionIndex) -> &str {
@@ -265,6 +287,9 @@ pub struct Geography {
     zones: Vec<Zone>,
     zone_set_of_cell: FxHashMap<u64, ZoneSetIndex>,
     zone_sets: Vec<Box<[u32]>>,
+    /// What was done to the input that its user should hear of (polygons smaller than a
+    /// cell given the cell of their centroid).
+    notes: Vec<String>,
     in_study_area: Vec<bool>,
     study_area: Vec<String>,
 }
@@ -314,6 +339,7 @@ impl Geography {
             zones: zone_list,
             zone_set_of_cell,
             zone_sets,
+            notes: Vec::new(),
             in_study_area,
             study_area: study_area.to_vec(),
         })
@@ -547,6 +573,29 @@ impl Geography {
             .unwrap_or(0)
     }
 
+    /// What was done to the input that its user should hear of: polygons smaller than a
+    /// cell, given the cell of their centroid.
+    #[must_use]
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The zones (not categories) with no cell at the analysis resolution: a zone
+    /// given by cells of another resolution, or by a polygon too small for its cells.
+    pub fn zones_without_cells(&self) -> impl Iterator<Item = &Zone> + '_ {
+        let mut covered = vec![false; self.zones.len()];
+        for set in &self.zone_sets {
+            for &zone in set {
+                covered[zone as usize] = true;
+            }
+        }
+        self.zones
+            .iter()
+            .zip(covered)
+            .filter(|(zone, covered)| !zone.is_category && !covered)
+            .map(|(zone, _)| zone)
+    }
+
     /// The zones of a zone set, in increasing zone index.
     #[must_use]
     pub fn zone_set(&self, index: ZoneSetIndex) -> &[u32] {
@@ -573,6 +622,11 @@ impl Geography {
                 .iter()
                 .map(|p| p.map(|p| i64::try_from(p).unwrap_or(i64::MAX)))
                 .collect(),
+            name: if regions.names.iter().all(Option::is_none) {
+                Vec::new()
+            } else {
+                regions.names.clone()
+            },
         };
         let mut leaf_cells: Vec<(u64, RegionIndex)> =
             self.leaf_of_cell.iter().map(|(&c, &r)| (c, r)).collect();

@@ -80,10 +80,13 @@ pub struct RegionTable {
     pub parent_id: Vec<Option<String>>,
     /// Populations of leaves (inner nodes may be `None`: they sum their leaves).
     pub population: Vec<Option<i64>>,
+    /// Display names (`None`, or an empty vector for all: the id is the name).
+    pub name: Vec<Option<String>>,
 }
 
 impl RegionTable {
-    /// Reads `region_id`, `level`, `parent_id` and optional `population` columns.
+    /// Reads `region_id`, `level`, `parent_id` and optional `population` and `name`
+    /// columns.
     ///
     /// # Errors
     /// [`Error::Input`] for a missing column or unusable type, [`Error::Geography`] for a
@@ -103,17 +106,27 @@ impl RegionTable {
                 None => population.extend(std::iter::repeat_n(None, batch.num_rows())),
             }
         }
+        let mut name = optional_text_column(batches, table, "name")?;
+        // No name given is no name column, as a table written without one reads.
+        if name.iter().all(Option::is_none) {
+            name.clear();
+        }
         Ok(Self {
             region_id,
             level,
             parent_id,
             population,
+            name,
         })
     }
 
     pub(crate) fn check_lengths(&self) -> Result<()> {
         let n = self.region_id.len();
-        if self.level.len() != n || self.parent_id.len() != n || self.population.len() != n {
+        if self.level.len() != n
+            || self.parent_id.len() != n
+            || self.population.len() != n
+            || !(self.name.is_empty() || self.name.len() == n)
+        {
             return Err(length_mismatch("regions"));
         }
         Ok(())

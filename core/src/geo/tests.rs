@@ -69,6 +69,7 @@ impl Tables {
                     Some("BE".into()),
                 ],
                 population: vec![None, None, Some(80_000), Some(33_000), Some(1_200_000)],
+                name: Vec::new(),
             },
             region_cells: RegionCellTable {
                 cell: vec![kortrijk.into(), menen.into()],
@@ -878,6 +879,46 @@ mod geojson {
                   "properties": { "zone_id": "empty" } },
             ]
         })
+    }
+
+    #[test]
+    fn a_polygon_smaller_than_a_cell_gets_the_cell_of_its_centroid_and_a_note() {
+        // A square of about 150 × 170 m on the Markt: no resolution-9 cell's centre
+        // (cells are some 350 m across) need be inside it.
+        let small = (50.8290, 3.2640, 50.8305, 3.2660);
+        let zones = json!({
+            "type": "FeatureCollection",
+            "features": [
+                { "type": "Feature", "geometry": polygon(small),
+                  "properties": { "zone_id": "kiosk", "name": "The kiosk" } },
+                { "type": "Feature", "geometry": polygon(MARKT),
+                  "properties": { "zone_id": "grote-markt" } },
+            ]
+        });
+        let geography = build(&regions(), &zones).unwrap();
+        let centre = LatLng::new(50.82975, 3.2650)
+            .unwrap()
+            .to_cell(Resolution::Nine);
+        let (_, _, zone_table, zone_cells) = geography.to_tables();
+        assert_eq!(zone_table.zone_id, ["kiosk", "grote-markt"]);
+        let kiosk: Vec<u64> = zone_cells
+            .zone_id
+            .iter()
+            .zip(&zone_cells.cell)
+            .filter(|(zone, _)| zone.as_str() == "kiosk")
+            .map(|(_, &cell)| cell)
+            .collect();
+        assert_eq!(kiosk, [u64::from(centre)]);
+        assert_eq!(geography.notes().len(), 1);
+        assert!(geography.notes()[0].starts_with("zone \"kiosk\" is smaller than a cell"));
+        assert_eq!(geography.zones_without_cells().count(), 0);
+        // Polygons that hold cells' centres leave no note.
+        assert!(
+            build(&regions(), &self::zones())
+                .unwrap()
+                .notes()
+                .is_empty()
+        );
     }
 
     fn build(regions: &serde_json::Value, zones: &serde_json::Value) -> Result<Geography> {

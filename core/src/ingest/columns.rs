@@ -250,12 +250,13 @@ impl TsColumn {
                 };
                 epoch(values, per_second)
             }
-            t if is_integer(t) && !matches!(t, DataType::UInt64) => epoch(
-                arrow_cast::cast(&array, &DataType::Int64)?
+            t if is_integer(t) && !matches!(t, DataType::UInt64) => {
+                let values = arrow_cast::cast(&array, &DataType::Int64)?
                     .as_primitive::<Int64Type>()
-                    .clone(),
-                1,
-            ),
+                    .clone();
+                refuse_epoch_milliseconds(&values, name)?;
+                epoch(values, 1)
+            }
             t if is_text(t) => Self::Text(arrow_cast::cast(&array, &DataType::Utf8)?),
             DataType::Null => epoch(Int64Array::new_null(array.len()), 1),
             other => {
@@ -293,6 +294,33 @@ impl TsColumn {
             }
         }
     }
+}
+
+/// Epoch seconds past this (the year 3000) are not seconds: epoch milliseconds of today
+/// are past it, epoch seconds of any real ping are far below it.
+const LAST_EPOCH_SECOND: i64 = 32_503_680_000;
+
+/// Refuses integer times of which at least half are past [`LAST_EPOCH_SECOND`]: such a
+/// column is epoch milliseconds (or finer) read as seconds, and every row would be
+/// dropped as outside the period. A few such values among seconds are bad rows,
+/// dropped and counted as such.
+fn refuse_epoch_milliseconds(values: &Int64Array, name: &str) -> Result<()> {
+    let past = values
+        .iter()
+        .flatten()
+        .filter(|&value| value > LAST_EPOCH_SECOND)
+        .count();
+    let given = values.len() - values.null_count();
+    if given > 0 && 2 * past >= given {
+        return Err(Error::input(
+            name,
+            "holds integers past the year 3000 as epoch seconds: they look like epoch \
+             milliseconds. Give epoch seconds (divide by 1000) or a timestamp column \
+             (pyarrow: pa.array(values, pa.timestamp(\"ms\")); polars: \
+             pl.from_epoch(column, time_unit=\"ms\"))",
+        ));
+    }
+    Ok(())
 }
 
 /// The position columns of one batch: a cell column, lat/lon, or both (the cell wins

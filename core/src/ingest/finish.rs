@@ -13,7 +13,8 @@ use super::ids::{country_ranks, output_country};
 use super::located::LocatedPings;
 use super::memo::Memo;
 use crate::config::Period;
-use crate::geo::Geography;
+use crate::geo::{Geography, UNKNOWN_REGION};
+use crate::report::{DropReason, QualityReport};
 use crate::workers::Kept;
 
 /// What every shard needs to finish its pings, known once all input is read.
@@ -76,12 +77,12 @@ impl Finishing {
 
 /// Groups decoded pings by device (in increasing pseudonym), sorts each device's pings
 /// by time and keeps the first ping of each second (ties: smaller cell, then smaller
-/// country, none last). Returns the located pings and the number of duplicates dropped.
+/// country, none last). Returns the located pings and what was counted of them.
 pub(crate) fn finish_rows(
     decoded: Decoded,
     fin: &Finishing,
     geography: &Geography,
-) -> (LocatedPings, u64) {
+) -> (LocatedPings, FinishCounts) {
     // The subscribers present, ranked by pseudonym; colliding ones share a rank.
     let mut rank_of = fin
         .rank_tables
@@ -131,7 +132,7 @@ pub(crate) fn finish_rows(
     drop(present);
     fin.rank_tables.give_back(rank_of);
 
-    let mut duplicates = 0;
+    let mut counts = FinishCounts::default();
     let mut pings = LocatedPings::with_capacity(rows.len(), fin.sorted_codes.clone());
     let mut device_offsets = Vec::with_capacity(devices.len() + 1);
     device_offsets.push(0);
@@ -143,7 +144,7 @@ pub(crate) fn finish_rows(
         let mut last_ts = None;
         for &(ts, cell, country_rank) in scratch.sort(device_rows) {
             if last_ts == Some(ts) {
-                duplicates += 1;
+                counts.duplicates += 1;
                 continue;
             }
             last_ts = Some(ts);
@@ -151,6 +152,10 @@ pub(crate) fn finish_rows(
                 let index = CellIndex::try_from(cell).expect("located cells are valid");
                 (geography.leaf_of(index), geography.zone_set_of(index))
             });
+            let (leaf, zone_set) = place;
+            counts.in_regions += u64::from(leaf != UNKNOWN_REGION);
+            counts.in_study_area += u64::from(geography.in_study_area(leaf));
+            counts.in_zones += u64::from(zone_set != 0);
             pings.push(device, ts, cell, place, output_country(country_rank));
         }
         device_offsets.push(pings.len());
@@ -158,7 +163,34 @@ pub(crate) fn finish_rows(
     pings.set_devices(devices, device_offsets);
     pings.period = Some(fin.period);
     pings.period_label = Some(fin.label.clone());
-    (pings, duplicates)
+    (pings, counts)
+}
+
+/// What finishing counts: duplicates dropped, and kept pings in a region, in the study
+/// area and in a zone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FinishCounts {
+    pub(crate) duplicates: u64,
+    pub(crate) in_regions: u64,
+    pub(crate) in_study_area: u64,
+    pub(crate) in_zones: u64,
+}
+
+impl FinishCounts {
+    /// Counts these into a quality report.
+    pub(crate) fn add_to(&self, report: &mut QualityReport) {
+        report.dropped.add(DropReason::Duplicate, self.duplicates);
+        report.pings_in_regions += self.in_regions;
+        report.pings_in_study_area += self.in_study_area;
+        report.pings_in_zones += self.in_zones;
+    }
+
+    pub(crate) fn add(&mut self, other: &Self) {
+        self.duplicates += other.duplicates;
+        self.in_regions += other.in_regions;
+        self.in_study_area += other.in_study_area;
+        self.in_zones += other.in_zones;
+    }
 }
 
 /// A device's rows: (second, cell, country rank).

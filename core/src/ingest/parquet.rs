@@ -38,8 +38,7 @@ pub(crate) fn read_ping_file(
     mut push: impl FnMut(&RecordBatch) -> Result<()>,
 ) -> Result<()> {
     let file = File::open(path).map_err(|e| Error::file_source(path, "", e))?;
-    let unreadable =
-        |e: ParquetError| Error::file_source(path, "is not a readable Parquet file", e);
+    let unreadable = |e: ParquetError| Error::file_source(path, not_parquet(path), e);
     let metadata =
         ArrowReaderMetadata::load(&file, ArrowReaderOptions::new()).map_err(unreadable)?;
     let schema = with_dictionaries(metadata.schema(), columns);
@@ -138,6 +137,23 @@ fn projection(
         .map(|(i, _)| i)
         .collect();
     ProjectionMask::roots(builder.parquet_schema(), roots)
+}
+
+/// What to say of a file that is not Parquet: how to read it when its name says CSV.
+fn not_parquet(path: &Path) -> &'static str {
+    let csv = path
+        .extension()
+        .and_then(|extension| extension.to_str())
+        .is_some_and(|extension| {
+            ["csv", "tsv", "txt", "gz"].contains(&extension.to_ascii_lowercase().as_str())
+        });
+    if csv {
+        "is not a Parquet file (pings paths are read as Parquet): read a CSV file as a \
+         table and pass the table (pyarrow.csv.read_csv(path), polars.read_csv(path), or \
+         duckdb.read_csv(path)), or convert it to Parquet once"
+    } else {
+        "is not a readable Parquet file"
+    }
 }
 
 /// A reader of a whole Parquet file, every column; errors name the file.

@@ -36,7 +36,7 @@ use crate::ingest::finish::{Finishing, finish_rows};
 use crate::ingest::{LocatedPings, PseudonymousReader, Reader, read_ping_file};
 use crate::profile::{Profiles, profile};
 use crate::release::{Release, ReleaseSpec};
-use crate::report::{DropReason, QualityReport};
+use crate::report::QualityReport;
 use crate::study::{Prepared, Study};
 use crate::workers::Threads;
 use progress::{check_signal, stopped_by_callback};
@@ -209,8 +209,8 @@ impl Run {
                 spill::read(&path, &mut decoded)?;
             }
         }
-        let (pings, duplicates) = finish_rows(decoded, &fin, study.geography());
-        report.dropped.add(DropReason::Duplicate, duplicates);
+        let (pings, counts) = finish_rows(decoded, &fin, study.geography());
+        counts.add_to(&mut report);
         report.pings_kept = pings.len() as u64;
         report.devices = pings.devices().len() as u64;
         debug_assert_eq!(
@@ -368,7 +368,7 @@ impl Run {
         })?;
         report.pings_kept = counts.kept;
         report.devices = counts.devices;
-        report.dropped.add(DropReason::Duplicate, counts.duplicates);
+        counts.finished.add_to(&mut report);
         debug_assert_eq!(
             report.pings_read,
             report.pings_kept + report.dropped.total()

@@ -19,7 +19,7 @@ use crate::error::Result;
 use crate::geo::Geography;
 use crate::ingest::LocatedPings;
 use crate::ingest::decoded::Decoded;
-use crate::ingest::finish::{Finishing, finish_rows};
+use crate::ingest::finish::{FinishCounts, Finishing, finish_rows};
 use crate::workers::Kept;
 
 /// Working bytes per ping while a shard is finished and analysed: its decoded rows, the
@@ -53,14 +53,14 @@ pub(super) struct Sharding<'r> {
 pub(super) struct ShardCounts {
     pub(super) kept: u64,
     pub(super) devices: u64,
-    pub(super) duplicates: u64,
+    pub(super) finished: FinishCounts,
 }
 
 impl ShardCounts {
     fn add(&mut self, other: &Self) {
         self.kept += other.kept;
         self.devices += other.devices;
-        self.duplicates += other.duplicates;
+        self.finished.add(&other.finished);
     }
 }
 
@@ -159,12 +159,12 @@ impl Sharding<'_> {
         let geography = self.geography;
         let work = &work;
         let finish_one = |decoded: Decoded, cancel: &Cancel| -> Result<(T, ShardCounts)> {
-            let (pings, duplicates) = finish_rows(decoded, fin, geography);
+            let (pings, finished) = finish_rows(decoded, fin, geography);
             cancel.check()?;
             let counts = ShardCounts {
                 kept: pings.len() as u64,
                 devices: pings.devices().len() as u64,
-                duplicates,
+                finished,
             };
             Ok((work(&pings)?, counts))
         };

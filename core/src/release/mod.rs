@@ -4,15 +4,17 @@
 //! estimates (§8) and the quality and privacy report (§9).
 
 pub(crate) mod grid;
+mod labels;
 pub(crate) mod report;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{
-    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, UInt64Array,
+    ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt64Array,
 };
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Field, Schema, TimeUnit};
 
 pub use crate::disclosure::DisclosureCounts;
 pub use crate::extrapolate::SubscriberSource;
@@ -28,6 +30,7 @@ use crate::privacy::{ContributionBounds, Privacy, account};
 use crate::report::QualityReport;
 use crate::study::Study;
 use grid::Grid;
+pub use labels::ReleaseLabels;
 use report::Protection;
 
 /// Which table a release is: bucket kind, origin level, classes, and the inputs of
@@ -191,6 +194,9 @@ pub struct Release {
     pub rows: Vec<ReleaseRow>,
     /// The quality and privacy report.
     pub report: ReleaseReport,
+    /// The names of its zones and origins and the time zone of its buckets, for the
+    /// columns after §6's.
+    pub labels: ReleaseLabels,
 }
 
 impl Release {
@@ -218,6 +224,7 @@ impl Release {
             return Ok(Release {
                 rows: Vec::new(),
                 report,
+                labels: ReleaseLabels::new(geography, &config.tz, []),
             });
         };
         check_aggregate(aggregate, study, spec)?;
@@ -276,10 +283,41 @@ impl Release {
             protection,
             recorded.as_ref(),
         );
-        Ok(Release { rows, report })
+        let origins: std::collections::BTreeSet<&str> =
+            rows.iter().map(|row| row.origin.as_str()).collect();
+        let labels = ReleaseLabels::new(geography, &config.tz, origins);
+        Ok(Release {
+            rows,
+            report,
+            labels,
+        })
     }
 
-    /// The schema of the release table: §6's columns in order.
+    /// The columns that follow §6's, for people and BI tools: the bucket's start as a
+    /// timestamp (milliseconds, Parquet's coarsest unit, in the study's time zone), and the zone's and the origin's
+    /// display names.
+    pub const LABEL_COLUMNS: [&'static str; 3] = ["bucket_ts", "zone_name", "origin_name"];
+
+    /// The schema of the release table: §6's columns, then [`Self::LABEL_COLUMNS`].
+    #[must_use]
+    pub fn table_schema(&self) -> Arc<Schema> {
+        let mut fields: Vec<Field> = Self::schema()
+            .fields()
+            .iter()
+            .map(|field| field.as_ref().clone())
+            .collect();
+        let [bucket_ts, zone_name, origin_name] = Self::LABEL_COLUMNS;
+        fields.push(Field::new(
+            bucket_ts,
+            DataType::Timestamp(TimeUnit::Millisecond, Some(self.labels.tz.as_str().into())),
+            true,
+        ));
+        fields.push(Field::new(zone_name, DataType::Utf8, false));
+        fields.push(Field::new(origin_name, DataType::Utf8, false));
+        Arc::new(Schema::new(fields))
+    }
+
+    /// The schema of §6's columns, in order: the fixed start of every release table.
     #[must_use]
     pub fn schema() -> Arc<Schema> {
         let mut fields = vec![
@@ -351,7 +389,24 @@ impl Release {
         columns.push(estimate(&|e| e.visits));
         columns.push(estimate(&|e| e.low));
         columns.push(estimate(&|e| e.high));
-        Ok(RecordBatch::try_new(Self::schema(), columns)?)
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|r| labels::bucket_instant(&r.bucket_start).map(|s| s * 1_000))
+                .collect::<TimestampMillisecondArray>()
+                .with_timezone(self.labels.tz.as_str()),
+        ));
+        let labels = &self.labels;
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|r| Some(labels.zone(&r.zone)))
+                .collect::<StringArray>(),
+        ));
+        columns.push(Arc::new(
+            rows.iter()
+                .map(|r| Some(labels.origin(&r.origin)))
+                .collect::<StringArray>(),
+        ));
+        Ok(RecordBatch::try_new(self.table_schema(), columns)?)
     }
 }
 

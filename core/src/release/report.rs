@@ -16,7 +16,7 @@ use crate::privacy::Privacy;
 use crate::privacy::dp::DpReport;
 use crate::privacy::ledger::Recorded;
 use crate::profile::DeviceClass;
-use crate::report::QualityReport;
+use crate::report::{DropReason, QualityReport};
 use crate::study::Study;
 
 /// What every release says about the method's limits.
@@ -161,6 +161,87 @@ pub(crate) fn parameters(
     parameters
 }
 
+/// A drop reason's share of the pings read above which the report warns.
+const LOUD_DROP_SHARE: f64 = 0.05;
+
+/// The share of kept pings in regions below which the report warns.
+const FEW_IN_REGIONS: f64 = 0.5;
+
+/// What a new user's first mistakes look like in the counts, said in words: no pings, a
+/// drop reason taking many of them, pings outside the geography or outside every zone,
+/// zones without a cell.
+fn input_warnings(study: &Study, quality: &QualityReport) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let (read, kept) = (quality.pings_read, quality.pings_kept);
+    if read == 0 {
+        warnings.push(
+            "the input holds no ping: every figure of the release is empty (check the \
+             pings' paths, or the filter that made the table)"
+                .to_owned(),
+        );
+    } else if kept == 0 {
+        warnings.push("no ping survived cleaning: see pings.dropped".to_owned());
+    }
+    let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole as f64;
+    for reason in DropReason::ALL {
+        let dropped = quality.dropped.get(reason);
+        if reason == DropReason::OptOut || (dropped as f64) <= LOUD_DROP_SHARE * read as f64 {
+            continue;
+        }
+        let hint = match reason {
+            DropReason::BadSubscriber => "the subscriber column is null or empty there",
+            DropReason::BadPosition => {
+                "no usable position: lat/lon missing or out of range, or a cell that is not \
+                 a valid H3 index at the analysis resolution or finer"
+            }
+            DropReason::BadTs => {
+                "no usable time: give an Arrow timestamp, integer epoch seconds, or ISO 8601 \
+                 text (2026-07-01T14:30:00, with an offset or as local time); 01/07/2026 \
+                 and other formats are not read"
+            }
+            DropReason::OutsidePeriod => {
+                "outside the period, whose end is exclusive: period=(\"2026-07-01\", \
+                 \"2026-07-08\") is the first week of July"
+            }
+            DropReason::Duplicate | DropReason::OptOut => {
+                "more than one ping of a device in the same second"
+            }
+        };
+        warnings.push(format!(
+            "{:.1} % of pings were dropped as {}: {hint}",
+            percent(dropped, read),
+            reason.name()
+        ));
+    }
+    if kept > 0 && (quality.pings_in_regions as f64) < FEW_IN_REGIONS * kept as f64 {
+        warnings.push(format!(
+            "only {:.1} % of kept pings fall in a region of the geography: are lat and lon \
+             swapped, or the pings in another country than the regions?",
+            percent(quality.pings_in_regions, kept)
+        ));
+    }
+    if kept > 0 && quality.pings_in_zones == 0 {
+        warnings.push(
+            "no kept ping falls in a zone: every zone's figures are empty (do the zones' \
+             cells cover the pings' positions?)"
+                .to_owned(),
+        );
+    }
+    let empty: Vec<&str> = study
+        .geography()
+        .zones_without_cells()
+        .map(|zone| zone.id.as_str())
+        .collect();
+    if !empty.is_empty() {
+        warnings.push(format!(
+            "{} zone(s) have no cell at the analysis resolution, so no visitor: {}",
+            empty.len(),
+            empty.join(", ")
+        ));
+    }
+    warnings
+}
+
 /// The ledger's account of the period, for the report (null without a ledger), and the
 /// warning of a period released in both modes. The ledger's path stays with the
 /// operator: the report is for publication.
@@ -209,6 +290,9 @@ impl ReleaseReport {
         let pings = json!({
             "read": quality.pings_read,
             "kept": quality.pings_kept,
+            "in_regions": quality.pings_in_regions,
+            "in_study_area": quality.pings_in_study_area,
+            "in_zones": quality.pings_in_zones,
             "dropped": quality.dropped,
         });
         let mut devices = DeviceReport::default();
@@ -227,10 +311,7 @@ impl ReleaseReport {
                 devices.by_class.insert(class.name(), 0);
             }
         }
-        let mut warnings = Vec::new();
-        if quality.pings_read > 0 && quality.pings_kept == 0 {
-            warnings.push("no ping survived cleaning: see pings.dropped".to_owned());
-        }
+        let mut warnings = input_warnings(study, quality);
         // The factors as used: codes upper-cased (the spec was validated before).
         let roaming_factors = normalise_roaming_factors(&spec.roaming_factors).unwrap_or_default();
         let ledger_json = ledger_section(ledger, label.as_deref(), &mut warnings);

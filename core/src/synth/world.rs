@@ -254,6 +254,7 @@ impl World {
             level: vec!["country".into(), "province".into(), "province".into()],
             parent_id: vec![None, Some("BE".into()), Some("BE".into())],
             population: vec![None, None, None],
+            name: Vec::new(),
         };
         // Six arrondissements by sector around the centre (the city in the first); the
         // first three make province P1, the others P2. Only sectors with municipalities

@@ -56,13 +56,14 @@ from crowdtally._crowdtally import (
     pseudonymize,
 )
 from crowdtally.distributed import KeyFromEnv, KeyFromFile, ShipKey
-from crowdtally.release import Release
+from crowdtally.release import CrowdtallyWarning, Release
 
 __all__ = [
     "DP",
     "Config",
     "ConfigError",
     "CrowdtallyError",
+    "CrowdtallyWarning",
     "Engine",
     "Geography",
     "GeographyError",

@@ -13,11 +13,13 @@ from crowdtally.release import Release
 
 __version__: str
 RELEASE_COLUMNS: list[str]
+RELEASE_LABEL_COLUMNS: list[str]
 DWELL_BANDS: list[tuple[str, int]]
 __all__ = [
     "DP",
     "DWELL_BANDS",
     "RELEASE_COLUMNS",
+    "RELEASE_LABEL_COLUMNS",
     "Config",
     "ConfigError",
     "CrowdtallyError",

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from crowdtally._crowdtally import DWELL_BANDS, RELEASE_COLUMNS
+from crowdtally._crowdtally import DWELL_BANDS, RELEASE_COLUMNS, RELEASE_LABEL_COLUMNS
 
-__all__ = ["BANDS", "COLUMNS", "TOTAL"]
+__all__ = ["BANDS", "COLUMNS", "ESTIMATES", "LABEL_COLUMNS", "TOTAL"]
 
 COLUMNS: tuple[str, ...] = tuple(RELEASE_COLUMNS)
-"""The release table's columns, in order (method §6)."""
+"""The release table's fixed columns, in order (method §6)."""
+
+LABEL_COLUMNS: tuple[str, ...] = tuple(RELEASE_LABEL_COLUMNS)
+"""The columns after them, for people and BI tools: ``bucket_ts`` (the bucket's start as
+a timestamp in the study's time zone), ``zone_name`` and ``origin_name``."""
+
+ESTIMATES: tuple[str, ...] = ("est_devices", "est_visits", "est_low", "est_high")
+"""The estimate columns (method §8)."""
 
 
 def _hours(seconds: int) -> str:

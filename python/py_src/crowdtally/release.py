@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crowdtally._crowdtally import read_parquet_table, table_from_ipc, table_to_ipc
 from crowdtally._crowdtally import write_parquet as _write_parquet
-from crowdtally._schema import BANDS, COLUMNS, TOTAL
+from crowdtally._schema import BANDS, COLUMNS, ESTIMATES, LABEL_COLUMNS, TOTAL
 from crowdtally._util import join, mapping, require, strings
 
 if TYPE_CHECKING:
@@ -47,9 +47,11 @@ if TYPE_CHECKING:
 __all__ = [
     "BANDS",
     "COLUMNS",
+    "LABEL_COLUMNS",
     "REPORT_METADATA_KEY",
     "TOTAL",
     "ArrowStreamTable",
+    "CrowdtallyWarning",
     "Release",
 ]
 
@@ -57,6 +59,12 @@ REPORT_METADATA_KEY = "crowdtally.report"
 """The key of the report (JSON) in a release file's schema metadata."""
 
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+class CrowdtallyWarning(UserWarning):
+    """A warning of a release's report (``release.report["warnings"]``), raised when the
+    release is made: a drop reason taking many pings, pings outside the geography or its
+    zones, zones without cells, estimates left empty, an empty input."""
 
 
 class ArrowStreamTable(Protocol):
@@ -87,10 +95,14 @@ class Release:
         if not isinstance(report, dict):
             raise TypeError(f"report must be a dict, got {type(report).__name__}")
         names = getattr(table, "column_names", None)
-        if isinstance(names, Sequence) and not isinstance(names, str) and tuple(names) != COLUMNS:
+        if (
+            isinstance(names, Sequence)
+            and not isinstance(names, str)
+            and tuple(names) not in (COLUMNS, COLUMNS + LABEL_COLUMNS)
+        ):
             raise ValueError(
                 f"the release table must have the columns {', '.join(COLUMNS)} in this "
-                f"order, got {', '.join(map(str, names))}"
+                f"order (and then {', '.join(LABEL_COLUMNS)}), got {', '.join(map(str, names))}"
             )
         self._table = table
         self._report = report
@@ -151,7 +163,8 @@ class Release:
         """Writes the table as Parquet (``.parquet``, ``.pq``), with the report in the
         file's schema metadata (so that :meth:`Release.read` restores both), or as CSV
         (``.csv``, the table only), chosen by the extension, in any case. Nulls are empty
-        cells in CSV.
+        cells in CSV, and estimates are rounded to whole people there (Parquet keeps them
+        exact).
 
         Parquet is written by the compiled core (no pyarrow needed); CSV uses pyarrow, or
         polars when only polars is installed. Returns the path.
@@ -180,10 +193,20 @@ class Release:
                 raise ImportError(
                     "writing CSV needs pyarrow or polars: pip install crowdtally[pyarrow]"
                 ) from no_pyarrow
+            polars = importlib.import_module("polars")
+            present = [name for name in ESTIMATES if name in frame.columns]
+            frame = frame.with_columns(polars.col(present).round(0).cast(polars.Int64))
             frame.write_csv(out, null_value="")
             return out
         csv = importlib.import_module("pyarrow.csv")
-        csv.write_csv(self._arrow_table("writing CSV"), out)
+        compute = importlib.import_module("pyarrow.compute")
+        table = self._arrow_table("writing CSV")
+        for name in ESTIMATES:
+            if name in table.column_names:
+                index = table.column_names.index(name)
+                whole = compute.round(table[name], 0, round_mode="half_to_even")
+                table = table.set_column(index, name, compute.cast(whole, "int64"))
+        csv.write_csv(table, out)
         return out
 
     @classmethod
@@ -206,7 +229,7 @@ class Release:
             report = json.loads(text)
         except json.JSONDecodeError as damaged:
             raise _input_error(where, "holds a damaged crowdtally report") from damaged
-        if tuple(table.column_names) != COLUMNS:
+        if tuple(table.column_names) not in (COLUMNS, COLUMNS + LABEL_COLUMNS):
             raise _input_error(where, "does not have the columns of a release table")
         return cls(table, report)
 
