@@ -39,7 +39,9 @@ def messages(warned: pytest.WarningsRecorder) -> list[str]:
     return [str(w.message) for w in warned if issubclass(w.category, ct.CrowdtallyWarning)]
 
 
-def test_clean_pings_release_without_a_warning(geography: ct.Geography, config: ct.Config) -> None:
+def test_clean_pings_release_without_a_warning(
+    geography: ct.Geography, config: ct.Config, tmp_path: Path
+) -> None:
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
         release = analyze(pings(), geography, config, subscribers={"kortrijk": 8_000})
@@ -47,6 +49,9 @@ def test_clean_pings_release_without_a_warning(geography: ct.Geography, config: 
     counted = release.report["pings"]
     assert counted["kept"] == 40
     assert counted["in_regions"] == counted["in_study_area"] == counted["in_zones"] == 40
+    # The report's appendix says them in words.
+    page = release.report_html(tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "pings kept in a zone" in page
 
 
 def test_a_synthetic_city_without_roaming_factors_says_why_estimates_are_null() -> None:

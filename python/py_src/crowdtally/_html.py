@@ -960,6 +960,16 @@ def _quality_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         ("pings read", _count(pings.get("read")), "Location records of phones read."),
         ("pings kept", _count(pings.get("kept")), "Pings kept after cleaning."),
     ]
+    # Reports written before these counts existed lack them.
+    rows += [
+        (label, _count(pings[key]), sentence)
+        for key, label, sentence in (
+            ("in_regions", "pings kept in a region", "Kept pings inside the map's regions."),
+            ("in_study_area", "pings kept in the study area", "Kept pings in the study area."),
+            ("in_zones", "pings kept in a zone", "Kept pings inside one of the zones."),
+        )
+        if key in pings
+    ]
     for reason, n in dropped.items():
         label, sentence = _DROPPED.get(reason, (reason.replace("_", " "), "Pings dropped."))
         rows.append((f"pings dropped: {label}", _count(n), sentence))
