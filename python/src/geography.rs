@@ -124,13 +124,7 @@ impl PyGeography {
         let geography = detach(py, || {
             Geography::from_geojson(&regions, &zones, resolution, region_resolution, &study_area)
         })?;
-        let category = py
-            .import(intern!(py, "crowdtally.release"))?
-            .getattr(intern!(py, "CrowdtallyWarning"))?;
-        for note in geography.notes() {
-            let message = std::ffi::CString::new(note.replace('\0', " "))?;
-            PyErr::warn(py, &category, &message, 1)?;
-        }
+        crate::warn_all(py, geography.notes())?;
         Ok(Self {
             inner: Arc::new(geography),
         })

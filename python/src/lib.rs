@@ -66,6 +66,21 @@ mod _crowdtally {
     }
 }
 
+/// Raises each message as a `crowdtally.CrowdtallyWarning`, at the caller's line.
+pub(crate) fn warn_all(py: Python<'_>, messages: &[String]) -> PyResult<()> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let category = py
+        .import(pyo3::intern!(py, "crowdtally.release"))?
+        .getattr(pyo3::intern!(py, "CrowdtallyWarning"))?;
+    for message in messages {
+        let message = std::ffi::CString::new(message.replace('\0', " "))?;
+        PyErr::warn(py, &category, &message, 1)?;
+    }
+    Ok(())
+}
+
 /// Converts a JSON value (reports) into plain Python objects.
 pub(crate) fn json_to_py<'py>(
     py: Python<'py>,

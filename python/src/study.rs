@@ -120,13 +120,8 @@ pub fn release_object(py: Python<'_>, release: Release) -> PyResult<Bound<'_, Py
         .detach(move || release.to_record_batch())
         .map_err(CoreError)?;
     let table = PyResultTable::new(py, "release", batch)?;
-    let module = py.import(intern!(py, "crowdtally.release"))?;
-    let category = module.getattr(intern!(py, "CrowdtallyWarning"))?;
-    for warning in warnings {
-        let message = std::ffi::CString::new(warning.replace('\0', " "))?;
-        PyErr::warn(py, &category, &message, 1)?;
-    }
-    module
+    crate::warn_all(py, &warnings)?;
+    py.import(intern!(py, "crowdtally.release"))?
         .getattr(intern!(py, "Release"))?
         .call1((table, report))
 }
