@@ -93,6 +93,7 @@ pub mod profile;
 mod pseudonym;
 mod release;
 mod report;
+pub mod spend;
 mod study;
 pub mod synth;
 mod workers;
@@ -125,6 +126,7 @@ pub use release::{
     ReleaseReport, ReleaseRow, ReleaseSpec, RowMeasures, SubscriberSource,
 };
 pub use report::{DropReason, Dropped, OptOutCounts, QualityReport};
+pub use spend::{ReleaseCut, Spend, SpendSpec};
 pub use study::{Prepared, Study};
 
 /// The library version, as reported in every quality report.

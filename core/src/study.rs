@@ -20,8 +20,9 @@ use crate::geo::Geography;
 use crate::ingest::{LocatedPings, PingColumns};
 use crate::pipeline::{Run, RunOptions};
 use crate::profile::{Profiles, profile};
-use crate::release::{Release, ReleaseSpec};
+use crate::release::{Release, ReleaseRow, ReleaseSpec};
 use crate::report::QualityReport;
+use crate::spend::{ReleaseCut, Spend, SpendSpec};
 
 /// One geography and one configuration: what every stage of the method needs.
 ///
@@ -245,6 +246,48 @@ impl Study {
     ) -> Result<Release> {
         self.check_spec(spec)?;
         Release::protect(self, aggregate, quality, spec)
+    }
+
+    /// Spend per visitor: card-payment aggregates joined to a release's rows and
+    /// protected (docs/METHOD.md, "Spend per visitor"). `payments` are batches with
+    /// `merchant_id`, `merchant_cell` or `zone`, `category`, `day` or `ts`, `origin`
+    /// (optional), `amount` (integer cents or a decimal) and `transactions`; bad rows are
+    /// dropped and counted by reason in the report.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming `p`, `min_merchants`, `class` or
+    /// `release` (a differentially private release, or one of another time zone or
+    /// period); [`Error::Input`](crate::Error::Input) naming the payments column that
+    /// cannot be read, or the release column that does not fit the geography.
+    pub fn spend<I>(&self, release: &Release, payments: I, spec: &SpendSpec) -> Result<Spend>
+    where
+        I: IntoIterator<Item = Result<RecordBatch>>,
+    {
+        crate::spend::spend(
+            self,
+            &release.rows,
+            &ReleaseCut::of(release)?,
+            payments,
+            spec,
+        )
+    }
+
+    /// [`Study::spend`] for a release read back from its table and report
+    /// ([`crate::spend::release_rows`], [`ReleaseCut::from_parameters`]).
+    ///
+    /// # Errors
+    /// As [`Study::spend`].
+    pub fn spend_of_rows<I>(
+        &self,
+        rows: &[ReleaseRow],
+        cut: &ReleaseCut,
+        payments: I,
+        spec: &SpendSpec,
+    ) -> Result<Spend>
+    where
+        I: IntoIterator<Item = Result<RecordBatch>>,
+    {
+        crate::spend::spend(self, rows, cut, payments, spec)
     }
 
     /// Checks releases before any data are read: their specs against the geography and

@@ -36,7 +36,7 @@ mod _crowdtally {
     #[pymodule_export]
     use crate::spec::{PyDp, PyReleaseSpec};
     #[pymodule_export]
-    use crate::study::PyStudy;
+    use crate::study::{PyStudy, spend};
     #[pymodule_export]
     use crate::synth::{PingBatches, PyScenario};
     #[pymodule_export]

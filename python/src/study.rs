@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crowdtally::{Release, ReleaseSpec, Study};
+use crowdtally::{Release, ReleaseCut, ReleaseSpec, SpendSpec, Study};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -333,4 +333,53 @@ impl PyStudy {
             reading.releases(&specs)
         })
     }
+}
+
+/// Spend per visitor (`crowdtally.spend`): card-payment aggregates joined to a release
+/// (its table and its report's parameters as JSON) and protected. Returns the spend
+/// table and its report.
+#[pyfunction]
+#[pyo3(name = "_spend", signature = (study, release_table, release_parameters, payments, *, by, p, min_merchants, visitor_class=None))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // One Python call's keywords, extracted as owned values.
+pub fn spend<'py>(
+    py: Python<'py>,
+    study: &Bound<'py, PyStudy>,
+    release_table: &Bound<'py, PyAny>,
+    release_parameters: &str,
+    payments: &Bound<'py, PyAny>,
+    by: Vec<String>,
+    p: f64,
+    min_merchants: u32,
+    visitor_class: Option<String>,
+) -> PyResult<(PyResultTable, Bound<'py, PyAny>)> {
+    let by: Vec<&str> = by.iter().map(String::as_str).collect();
+    let mut spec = SpendSpec::by(&by).map_err(CoreError)?;
+    spec.p = p;
+    spec.min_merchants = min_merchants;
+    spec.class = visitor_class
+        .map(|name| name.parse())
+        .transpose()
+        .map_err(CoreError)?;
+    spec.validate().map_err(CoreError)?;
+    let parameters: serde_json::Value = serde_json::from_str(release_parameters)
+        .map_err(|e| crate::errors::input_error("release", e))?;
+    let cut = ReleaseCut::from_parameters(&parameters).map_err(CoreError)?;
+    let release_batches = crate::convert::batches("release", release_table)?;
+    let payments = crate::convert::batches("payments", payments)?;
+    let study = study.get().inner.clone();
+    let spend = py
+        .detach(move || {
+            let schema = release_batches
+                .first()
+                .map_or_else(Release::schema, arrow_array::RecordBatch::schema);
+            let release = arrow_select::concat::concat_batches(&schema, &release_batches)?;
+            let rows = crowdtally::spend::release_rows(&release)?;
+            study.spend_of_rows(&rows, &cut, payments.into_iter().map(Ok), &spec)
+        })
+        .map_err(CoreError)?;
+    let report =
+        serde_json::to_value(&spend.report).map_err(|e| crate::errors::input_error("spend", e))?;
+    let report = crate::json_to_py(py, &report)?;
+    let batch = spend.to_record_batch().map_err(CoreError)?;
+    Ok((PyResultTable::new(py, "spend", batch)?, report))
 }

@@ -134,6 +134,28 @@ impl PyScenario {
         Ok(tables)
     }
 
+    /// The merchants of the city's zones and the card payments of its people, driven by
+    /// their true visits: {"merchants": Table, "payments": Table, "spend_by_zone": dict of
+    /// the true spend in cents by zone id}.
+    fn payments<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let scenario = Arc::clone(&self.inner);
+        let payments = detach(py, move || {
+            let truth = scenario.truth()?;
+            scenario.payments(&truth)
+        })?;
+        let tables = PyDict::new(py);
+        tables.set_item(
+            "merchants",
+            PyResultTable::new(py, "merchants", payments.merchants)?,
+        )?;
+        tables.set_item(
+            "payments",
+            PyResultTable::new(py, "payments", payments.payments)?,
+        )?;
+        tables.set_item("spend_by_zone", payments.spend_by_zone)?;
+        Ok(tables)
+    }
+
     fn __repr__(&self) -> String {
         let (start, end) = self.period();
         format!(

@@ -35,6 +35,7 @@ use crate::study::Study;
 use crate::workers::{Kept, Threads};
 
 pub use columns::PingColumns;
+pub(crate) use columns::{SubscriberColumn, TsColumn};
 pub use located::LocatedPings;
 pub(crate) use located::NO_COUNTRY;
 pub(crate) use parquet::read_ping_file;
@@ -45,7 +46,7 @@ pub(crate) use pseudonymous::PseudonymousReader;
 pub use pseudonymous::{PSEUDONYMOUS_COLUMNS, pseudonymous_schema};
 
 use clean::{Cleaning, PositionCache};
-use columns::{CountryColumn, PositionColumns, SubscriberColumn, TsColumn, country_column};
+use columns::{CountryColumn, PositionColumns, country_column};
 use decoded::Decoded;
 use finish::Finishing;
 pub(crate) use ids::Named;

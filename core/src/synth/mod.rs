@@ -14,6 +14,7 @@
 //! The truth of every person, customer or not, is the method (§4–5) applied to their
 //! true trajectory: one exact position per hour, nothing missing, no noise.
 
+mod payments;
 mod people;
 mod pings;
 mod rng;
@@ -29,6 +30,7 @@ use crate::error::{Error, Result};
 use crate::geo::Geography;
 use crate::pseudonym::Key;
 
+pub use payments::{SHOP_CATEGORIES, SyntheticPayments};
 use people::{Calendar, Person};
 pub use people::{Role, roamers_at_full_scale, role_chances};
 pub(crate) use rng::Rng;

@@ -32,8 +32,12 @@ On a Spark cluster, ``crowdtally.spark.analyze(df, geography, config, ...)`` giv
 same release (``pip install 'crowdtally[spark]'``); the executors find the key with
 ``ct.KeyFromEnv``, ``ct.KeyFromFile`` or ``ct.ShipKey``.
 
-Only the release is fit to publish. The per-device tables are microdata: pseudonymous,
-not anonymous. Never publish them.
+Where visitors spend: ``ct.spend(release, payments, geography, config)`` joins
+card-payment aggregates to a release, protecting each merchant's turnover (the p % rule
+and complementary suppression).
+
+Only the release (and its spend table) is fit to publish. The per-device tables are
+microdata: pseudonymous, not anonymous. Never publish them.
 """
 
 from crowdtally._api import analyze, prepare, profile, visits
@@ -57,6 +61,7 @@ from crowdtally._crowdtally import (
 )
 from crowdtally.distributed import KeyFromEnv, KeyFromFile, ShipKey
 from crowdtally.release import CrowdtallyWarning, Release
+from crowdtally.spend import Spend, spend
 
 __all__ = [
     "DP",
@@ -76,6 +81,7 @@ __all__ = [
     "Release",
     "ReleaseSpec",
     "ShipKey",
+    "Spend",
     "Study",
     "Table",
     "__version__",
@@ -83,5 +89,6 @@ __all__ = [
     "prepare",
     "profile",
     "pseudonymize",
+    "spend",
     "visits",
 ]

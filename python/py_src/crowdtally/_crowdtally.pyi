@@ -41,6 +41,7 @@ __all__ = [
     "Study",
     "Table",
     "__version__",
+    "_spend",
     "distributed_schemas",
     "finish_partials",
     "pseudonymize",
@@ -447,6 +448,21 @@ def write_parquet(
 def read_parquet_table(path: str | os.PathLike[str], name: str) -> tuple[Table, dict[str, str]]:
     """A whole Parquet file as a table named `name`, with its schema metadata."""
 
+def _spend(
+    study: Study,
+    release_table: _Table,
+    release_parameters: str,
+    payments: _Table,
+    *,
+    by: Sequence[str],
+    p: float,
+    min_merchants: int,
+    visitor_class: str | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """Spend per visitor (`crowdtally.spend`): card-payment aggregates joined to a release
+    (its table and its report's parameters as JSON) and protected. Returns the spend
+    table and its report."""
+
 def table_to_ipc(table: _ArrowStream | Any) -> bytes:
     """A table as Arrow IPC stream bytes."""
 
@@ -486,6 +502,10 @@ class Scenario:
         """The pings in batches of `people_per_batch` people, one table per batch."""
     def truth(self) -> dict[str, Table]:
         """The truth: {"persons": Table, "zone_days": Table}."""
+    def payments(self) -> dict[str, Any]:
+        """The merchants of the city's zones and the card payments of its people, driven by
+        their true visits: {"merchants": Table, "payments": Table, "spend_by_zone": dict of
+        the true spend in cents by zone id}."""
 
 @final
 class PingBatches:

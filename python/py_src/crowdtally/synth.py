@@ -68,6 +68,15 @@ class SyntheticCity:
         ``zone_days`` (person, zone and local date of every true visit)."""
         return self._scenario.truth()
 
+    @cached_property
+    def payments(self) -> dict[str, Any]:
+        """Card payments of the city's people, driven by their true visits: ``merchants``
+        (id, cell, zone and shop category of every merchant: the operator's eyes only),
+        ``payments`` (per merchant, day and cardholder origin, as card schemes deliver
+        them: the input of :func:`crowdtally.spend`) and ``spend_by_zone`` (the true
+        card spend in cents of each zone over the period)."""
+        return self._scenario.payments()
+
     def subscribers(self) -> dict[str, int]:
         """The operator's customers per municipality where they live, as its billing
         counts them: the ``subscribers=`` of a release, known without reading the pings
