@@ -3,10 +3,11 @@
 Generates a summer quarter of pings for a scaled-down Kortrijk and its country (only the
 operator's customers ping, hourly with jitter, missing pings, position noise and dirty
 rows), prepares them once, and releases visitors for the whole period and per day at
-the municipality level. It prints the top-line numbers, compares the extrapolated totals
-with the scenario's truth, and writes the release tables, the reports and a
-self-contained HTML report under ``out/``, with a screenshot of it (``report.png``) when
-Debian's ``chromium`` is installed.
+the municipality level, then joins the city's card payments to the daily release (where
+visitors spend). It prints the top-line numbers, compares the extrapolated totals and
+the card spend with the scenario's truth, and writes the release tables, the reports,
+the spend table and a self-contained HTML report under ``out/``, with a screenshot of it
+(``report.png``) when Debian's ``chromium`` is installed.
 
     python examples/kortrijk.py [--scale 0.01] [--days 92] [--out out]
 """
@@ -49,6 +50,27 @@ def true_visitors(truth: dict[str, Any]) -> dict[str, int]:
             strict=True,
         )
     )
+
+
+def print_spend_against_truth(spend: ct.Spend, truth_cents: dict[str, int]) -> None:
+    """Each zone's card spend over the period (its days added up, when every day is
+    published) beside the true spend of the scenario."""
+    table = spend.to_arrow()
+    totals = table.filter(pc.and_(pc.equal(table["origin"], "*"), pc.equal(table["category"], "*")))
+    days: dict[str, list[float | None]] = {}
+    for row in totals.select(["zone", "spend"]).to_pylist():
+        days.setdefault(row["zone"], []).append(row["spend"])
+    print(f"{'zone':<22} {'card spend':>12} {'truth':>12}")
+    for zone, spent in days.items():
+        true_euros = truth_cents.get(zone, 0) / 100
+        withheld = sum(value is None for value in spent)
+        if withheld:
+            print(
+                f"{zone:<22} {'withheld':>12} {true_euros:>12,.0f}  "
+                f"(on {withheld} of {len(spent)} days)"
+            )
+            continue
+        print(f"{zone:<22} {sum(v or 0.0 for v in spent):>12,.0f} {true_euros:>12,.0f}")
 
 
 def screenshot(page: Path, width: int = 1280) -> Path | None:
@@ -150,12 +172,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for warning in report["warnings"]:
         print(f"warning: {warning}")
 
+    # Where visitors spend: the card payments of the city's people (summed per merchant,
+    # day and cardholder origin, as card schemes deliver them) joined to the daily
+    # release, with each merchant's turnover protected.
+    spend = ct.spend(daily, city.payments["payments"], city.geography, config)
+    print(f"\n{spend!r}")
+    print_spend_against_truth(spend, city.payments["spend_by_zone"])
+
     args.out.mkdir(parents=True, exist_ok=True)
     for name, release in (("period", period), ("daily", daily)):
         release.write(args.out / f"visitors_{name}.parquet")
         release.write(args.out / f"visitors_{name}.csv")
         release.write_report(args.out / f"report_{name}.json")
-    html = daily.report_html(args.out / "report.html", zone="city-centre", geography=city.geography)
+    spend.write(args.out / "spend.parquet")
+    html = daily.report_html(
+        args.out / "report.html", zone="city-centre", geography=city.geography, spend=spend
+    )
     print(f"\nwrote the tables and {html} in {time.perf_counter() - started:.0f} s")
     png = screenshot(html)
     print(f"wrote {png}" if png else "no screenshot of the report: chromium is not installed")

@@ -21,7 +21,12 @@ QUICK_ARGS = {
 }
 PRINTS = {"kortrijk.py": "city-centre", "dp_error.py": "| days x province | 2 |"}
 WRITES = {
-    "kortrijk.py": ["report.html", "visitors_daily.parquet", "visitors_period.csv"],
+    "kortrijk.py": [
+        "report.html",
+        "visitors_daily.parquet",
+        "visitors_period.csv",
+        "spend.parquet",
+    ],
     "dp_error.py": ["dp_error.md"],
 }
 

@@ -192,7 +192,8 @@ def test_the_checker_fails_a_broken_page(tmp_path: Path, body: str, problem: str
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The reports of examples/kortrijk.py at a small scale (its quick run), with the
-    maps: the period's and the daily release's pages, and the city."""
+    maps and where visitors spend: the period's and the daily release's pages, and the
+    city."""
     city = synth.scenario(scale=0.002, days=14, seed=2026)
     config = city.config()
     prepared = ct.prepare(city.pings, city.geography, config)
@@ -204,7 +205,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pages = {}
     for bucket in ("period", "day"):
         release = ct.analyze(prepared, city.geography, config, bucket=bucket, **common)
-        path = release.report_html(directory / f"{bucket}.html", geography=city.geography)
+        spend = ct.spend(release, city.payments["payments"], city.geography, config)
+        path = release.report_html(
+            directory / f"{bucket}.html", geography=city.geography, spend=spend
+        )
         pages[bucket] = path.read_text(encoding="utf-8")
     return {"city": city, "pages": pages}
 
@@ -223,6 +227,17 @@ def test_the_demo_report_shows_no_subscriber(demo: dict[str, Any]) -> None:
     for text in demo["pages"].values():
         shown = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
         assert not [s for s in subscribers[:500] if str(s) in shown]
+
+
+def test_the_demo_report_shows_where_visitors_spend(demo: dict[str, Any]) -> None:
+    merchants = pa.table(demo["city"].payments["merchants"])["merchant_id"].to_pylist()
+    assert merchants
+    for text in demo["pages"].values():
+        section = text[text.index("<section id='spend'>") :]
+        assert section.startswith("<section id='spend'>\n<h2>Where visitors spend</h2>")
+        assert "Card spend by zone" in section
+        assert "withheld because one shop dominates" in section
+        assert not [m for m in merchants if str(m) in text]
 
 
 def test_the_browser_check_catches_a_broken_report(demo: dict[str, Any], tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ use payments::{PaymentOrigin, Payments, Reader};
 use protect::{Cell, Line, Rules};
 
 /// What every spend table says about its meaning.
-pub const SPEND_CAVEATS: [&str; 4] = [
+pub const SPEND_CAVEATS: [&str; 5] = [
     "Spend is what the card schemes delivered: payments by their cards only, not cash, \
      and not cards of schemes missing from the input (foreign cards often are).",
     "Spend per visitor divides the card spend of a row by the estimated visitors of the \
@@ -53,6 +53,8 @@ pub const SPEND_CAVEATS: [&str; 4] = [
      rows (other:…) hold the same origins only by the release's rule.",
     "The interval is the visitor estimate's (sampling of customers): the spend itself is \
      taken as exact.",
+    "Zones smaller than the phones' position error (a square, a museum) undercount their \
+     visitors, so their spend per visitor reads high: compare them with care.",
 ];
 
 /// Which spend table to make: its breakdowns, the rules protecting merchants, and the

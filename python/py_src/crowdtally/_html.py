@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from crowdtally._plots import (
+    CATEGORY_PREFIX,
     GeographyShapes,
     Measure,
     Names,
@@ -28,14 +29,15 @@ from crowdtally._plots import (
     suppression_k,
     zone_series,
 )
-from crowdtally._schema import BANDS, COLUMNS
-from crowdtally._util import mapping, strings
+from crowdtally._schema import BANDS, COLUMNS, TOTAL
+from crowdtally._util import mapping, require, strings
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from crowdtally._crowdtally import Geography
     from crowdtally.release import Release
+    from crowdtally.spend import Spend
 
 __all__ = ["report_page", "repr_html"]
 
@@ -54,17 +56,28 @@ _WHAT = "writing the HTML report"
 
 
 def report_page(
-    release: Release, zone: str | None, max_rows: int, geography: Geography | None = None
+    release: Release,
+    zone: str | None,
+    max_rows: int,
+    geography: Geography | None = None,
+    spend: Spend | None = None,
 ) -> str:
-    """The self-contained HTML page of `Release.report_html`."""
-    return _Page(release, zone, geography).html(max_rows)
+    """The self-contained HTML page of `Release.report_html`, with where visitors spend
+    when ``spend`` (a spend table joined to this release) is given."""
+    return _Page(release, zone, geography, spend).html(max_rows)
 
 
 class _Page:
     """The report page: what it reads from the release once, and its sections in the
     order a reader meets them."""
 
-    def __init__(self, release: Release, zone: str | None, geography: Geography | None) -> None:
+    def __init__(
+        self,
+        release: Release,
+        zone: str | None,
+        geography: Geography | None,
+        spend: Spend | None = None,
+    ) -> None:
         self.release = release
         self.report = release.report
         self.parameters = release._parameters()
@@ -93,6 +106,7 @@ class _Page:
         self.zones = [s for s in self.series if not s.is_category]
         self.categories = [s for s in self.series if s.is_category]
         self.zone = zone if zone is not None else self._busiest_zone()
+        self.spend = None if spend is None else _SpendSection(self, spend)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -136,6 +150,7 @@ class _Page:
             *self._figures(),
             *self._maps(),
             *self._zone_detail(),
+            *(self.spend.html() if self.spend is not None else []),
             *self._how_sure(),
             *self._full_table(max_rows),
             *self._appendix(),
@@ -586,6 +601,361 @@ class _Page:
             f"<p class='note'>Made with crowdtally {_e(_text(self.report.get('version')))}.</p>",
             "</section>",
         ]
+
+
+# -- where visitors spend ---------------------------------------------------------------------
+
+
+class _SpendSection:
+    """The section "Where visitors spend" of the page: the card spend of a spend table
+    joined to the page's release, by zone and, for the page's zone, by shop category;
+    what was withheld to protect the shops; and what card spend does not tell."""
+
+    def __init__(self, page: _Page, spend: Spend) -> None:
+        parameters = mapping(spend.report.get("parameters"))
+        _check_same_release(page.parameters, parameters)
+        self.page = page
+        self.report = spend.report
+        self.kind = page.kind
+        self.class_ = str(parameters.get("class") or page.class_)
+        self.by = strings(parameters.get("by"))
+        self.p = parameters.get("p")
+        self.min_merchants = parameters.get("min_merchants")
+        pyarrow = require("pyarrow", _WHAT, "pyarrow")
+        compute = importlib.import_module("pyarrow.compute")
+        table = pyarrow.table(spend.table)
+        totals = table.filter(compute.equal(table["origin"], TOTAL))
+        columns = ["zone", "bucket_start", "category", "spend", "merchants", "suppressed"]
+        rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for row in totals.select(columns).to_pylist():
+            rows.setdefault(row["zone"], {}).setdefault(row["category"], []).append(row)
+        visitors: dict[tuple[str, str], tuple[float, float, float] | None] = {}
+        for row in page.release._rows(
+            _WHAT,
+            ["zone", "bucket_start", "suppressed", "est_devices", "est_low", "est_high"],
+            class_=self.class_,
+            total=True,
+        ):
+            estimate = (row["est_devices"], row["est_low"], row["est_high"])
+            known = not row["suppressed"] and None not in estimate
+            visitors[(row["zone"], row["bucket_start"])] = estimate if known else None
+        self.lines = {
+            zone: {category: _SpendLine.of(found, visitors) for category, found in by.items()}
+            for zone, by in rows.items()
+        }
+
+    # -- words ------------------------------------------------------------------------------
+
+    def _per_visitor(self) -> str:
+        return "per visitor" if self.kind == "period" else f"per visitor {_a(self.kind)}"
+
+    def _over(self) -> str:
+        return "in the period" if self.kind == "period" else "over the period"
+
+    def _withheld_text(self, line: _SpendLine) -> str:
+        if self.kind == "period":
+            return "withheld"
+        return f"withheld on {line.withheld:,} of {line.buckets:,} {self.kind}s"
+
+    # -- the section -----------------------------------------------------------------------
+
+    def html(self) -> list[str]:
+        zones = [zone for zone in self.lines if not zone.startswith(CATEGORY_PREFIX)]
+        categories = [zone for zone in self.lines if zone.startswith(CATEGORY_PREFIX)]
+        parts = [
+            "<section id='spend'>",
+            "<h2>Where visitors spend</h2>",
+            self._warnings(),
+            f"<p class='summary'>{_e(self._summary(zones))}</p>",
+        ]
+        if zones:
+            parts += [
+                f"<p class='note'>{_e(self._zones_note())}</p>",
+                self._zone_table(zones, "Card spend by zone"),
+            ]
+        if categories:
+            parts += [
+                "<h3>Categories of zones</h3>",
+                "<p class='note'>A category takes in the shops of all its zones.</p>",
+                self._zone_table(categories, "Card spend by category of zones"),
+            ]
+        parts += self._shop_categories()
+        parts += self._withheld()
+        parts += self._caveats()
+        parts.append("</section>")
+        return parts
+
+    def _warnings(self) -> str:
+        warnings = strings(self.report.get("warnings"))
+        if not warnings:
+            return ""
+        lines = "".join(f"<p><strong>Warning:</strong> {_e(w)}</p>" for w in warnings)
+        return f"<div class='warnings' role='alert'>{lines}</div>"
+
+    def _summary(self, zones: Sequence[str]) -> str:
+        totals = {zone: self.lines[zone][TOTAL] for zone in zones if TOTAL in self.lines[zone]}
+        ranked = [(zone, line) for zone, line in totals.items() if line.per_visitor is not None]
+        every = "" if self.kind == "period" else f" for every {self.kind}"
+        if ranked:
+            zone, top = max(ranked, key=lambda item: item[1].per_visitor or 0.0)
+            name = self.page.names.zone(zone)
+            if len(ranked) == 1:
+                sentence = f"Card spend per visitor could be given for one zone only, {name}:"
+            elif len(ranked) == len(totals):
+                sentence = f"Of the {len(ranked)} zones, {name} had the highest card spend "
+                sentence += "per visitor:"
+            else:
+                sentence = (
+                    f"Of the {len(ranked)} zones (of {len(totals)}) whose card spend per "
+                    f"visitor could be given, {name} had the highest:"
+                )
+            shops = "" if self.kind != "period" else f" at {_count(top.merchants)} shops"
+            sentence += (
+                f" about {_euro_cents(top.per_visitor)} {self._per_visitor()} (likely "
+                f"{_euro_cents(top.low)} to {_euro_cents(top.high)}), from "
+                f"{_euros(top.spend)} paid by card{shops} {self._over()}."
+            )
+            if self.page._small(zone):
+                sentence += (
+                    f" {name} is small, so its visitors are undercounted and its spend per "
+                    "visitor reads high."
+                )
+            return sentence + (
+                " These are card payments only, cash not included, and residents' card "
+                "payments count too: read them with the limits below."
+            )
+        published = [zone for zone, line in totals.items() if line.spend is not None]
+        if published:
+            return (
+                f"Card spend is published{every} for {len(published)} of the {len(totals)} "
+                "zones, but the release has no visitor estimates to divide it by, so no spend "
+                "per visitor can be given."
+            )
+        return (
+            f"No zone's card spend can be published{every}: the figures are withheld to "
+            "protect the visitors or the shops (see what is withheld below)."
+        )
+
+    def _zones_note(self) -> str:
+        note = (
+            "Card spend is what was paid by card at the zone's shops; per visitor divides it "
+            f"by the zone's estimated {plural(self.class_)}, and its likely range is that of "
+            "the visitor estimate."
+        )
+        if self.page.shapes is not None:
+            note += (
+                f" Zones under {_SMALL_ZONE_M:,.0f} m across have their visitors undercounted "
+                "(see How sure are these numbers), so their spend per visitor is likely too "
+                "high."
+            )
+        if self.kind == "period":
+            return note
+        kind = self.kind
+        # The period's figures are shown only when every bucket is published: a sum over
+        # the published buckets alone would read as the period's and be too low.
+        return note + (
+            f" Over the period, card spend adds up the {kind}s, and is shown only when every "
+            f"{kind} is published. People are counted once per {kind}, so spend per visitor "
+            f"{_a(kind)} divides it by the {plural(self.class_)} of each {kind} added up "
+            f"(someone who came on two {kind}s counts twice); its likely range adds up the "
+            f"{kind}s' ranges, so it is wider than it need be. Shops: the most with card "
+            f"sales on one {kind}."
+        )
+
+    def _header(self, first: str) -> list[str]:
+        shops = "Shops" if self.kind == "period" else f"Shops (most on one {self.kind})"
+        spend = "Card spend" if self.kind == "period" else "Card spend over the period"
+        return [first, spend, f"Spend {self._per_visitor()}", "Likely range (95 %)", shops]
+
+    def _row(self, name: str, line: _SpendLine, width: int) -> list[_Cell]:
+        first = _Cell(name, "name")
+        if line.spend is None:
+            return [first, _Cell(self._withheld_text(line), "withheld", width - 1)]
+        spread = ""
+        if line.low is not None and line.high is not None:
+            spread = f"{_euro_cents(line.low)} to {_euro_cents(line.high)}"
+        return [
+            first,
+            _Cell(_euros(line.spend), "num"),
+            _Cell(_euro_cents(line.per_visitor), "num"),
+            _Cell(spread, "num"),
+            _Cell(_count(line.merchants), "num"),
+        ]
+
+    def _zone_table(self, zones: Sequence[str], label: str) -> str:
+        header = self._header("Zone")
+        # Visitors of small zones are undercounted (see How sure are these numbers), so
+        # their spend per visitor reads high: the other way round from their counts.
+        sized = self.page.shapes is not None and not zones[0].startswith(CATEGORY_PREFIX)
+        rows = []
+        for zone in zones:
+            if TOTAL not in self.lines[zone]:
+                continue
+            line = self.lines[zone][TOTAL]
+            row = self._row(self.page.names.zone(zone), line, len(header))
+            if sized:
+                flagged = self.page._small(zone) and line.per_visitor is not None
+                text = self.page._width_text(zone)
+                if flagged:
+                    text += ": per visitor likely too high"
+                row.append(_Cell(text, "small" if flagged else ""))
+            rows.append(row)
+        if sized:
+            header.append("Size")
+        return _scroll(_cell_table(header, rows), label)
+
+    def _shop_categories(self) -> list[str]:
+        zone = self.page.zone
+        if zone is None:
+            return []
+        shops = {c: line for c, line in self.lines.get(zone, {}).items() if c != TOTAL}
+        if not shops:
+            return []
+        name = self.page.names.zone(zone)
+        parts = [f"<h3>{_e(name)}: card spend by type of shop</h3>"]
+        if all(line.spend is None for line in shops.values()):
+            return [
+                *parts,
+                f"<p class='note'>Every type of shop's figure of {_e(name)} is withheld to "
+                "protect the shops (see what is withheld below).</p>",
+            ]
+        header = self._header("Type of shop")
+        rows = [
+            self._row(category[:1].upper() + category[1:], line, len(header))
+            for category, line in shops.items()
+        ]
+        return [
+            *parts,
+            "<p class='note'>Spend per visitor of a type of shop divides its card spend by "
+            "all the zone's visitors, so, where all are published, the types add up to the "
+            "zone's figure.</p>",
+            _scroll(_cell_table(header, rows), f"{name}: card spend by type of shop"),
+        ]
+
+    def _withheld(self) -> list[str]:
+        protection = mapping(self.report.get("protection"))
+        fewest = _count(self.min_merchants)
+        cut = ["zone"]
+        if self.kind != "period":
+            cut.append(self.kind)
+        if "origin" in self.by:
+            cut.append("origin")
+        if "category" in self.by:
+            cut.append("type of shop")
+        every = ", ".join(cut[:-1]) + " and " + cut[-1] if len(cut) > 1 else cut[0]
+        rows = [
+            (
+                "spend figures",
+                _count(protection.get("cells")),
+                f"Figures of card spend: one for every {every}.",
+            ),
+            (
+                "published",
+                _count(protection.get("released")),
+                "Figures shown; one without any card payment is shown as zero.",
+            ),
+            (
+                "withheld because the visitor figure is withheld",
+                _count(protection.get("suppressed_visitor_row")),
+                "Too few phones were seen for the visitor figure of the same zone, time and "
+                "origin, so its spend is withheld with it.",
+            ),
+            (
+                f"withheld because fewer than {fewest} shops had card sales",
+                _count(protection.get("suppressed_few_merchants")),
+                f"With fewer than {fewest} shops, a shop's own sales would show.",
+            ),
+            (
+                "withheld because one shop dominates",
+                _count(protection.get("suppressed_dominance")),
+                f"The shops after the two largest sold less than {_number(self.p)} % of what "
+                "the largest did, so the second largest could work out the largest's sales.",
+            ),
+            (
+                "withheld so the others cannot be worked out",
+                _count(protection.get("suppressed_complementary")),
+                "Withheld too, so that no withheld figure can be worked out from the "
+                "published figures and their totals.",
+            ),
+        ]
+        return [
+            "<h3>What is withheld to protect the shops</h3>",
+            "<p class='note'>A shop's sales are confidential: a figure is published only "
+            "when it cannot reveal one shop's sales.</p>",
+            _scroll(
+                _explained_table(["", "Figures", "What it means"], rows), "Spend figures withheld"
+            ),
+        ]
+
+    def _caveats(self) -> list[str]:
+        caveats = strings(self.report.get("caveats"))
+        if not caveats:
+            return []
+        items = "".join(f"<li>{_e(caveat)}</li>" for caveat in caveats)
+        return ["<h3>What card spend does not tell</h3>", f"<ul>{items}</ul>"]
+
+
+@dataclass(frozen=True)
+class _SpendLine:
+    """The card spend of one zone and type of shop (from all origins) over the release's
+    buckets; its figures only when every bucket's is published."""
+
+    buckets: int
+    withheld: int
+    spend: float | None = None
+    merchants: int | None = None
+    per_visitor: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @classmethod
+    def of(
+        cls,
+        rows: Sequence[Mapping[str, Any]],
+        visitors: Mapping[tuple[str, str], tuple[float, float, float] | None],
+    ) -> _SpendLine:
+        withheld = sum(1 for row in rows if row["suppressed"] or row["spend"] is None)
+        if withheld or not rows:
+            return cls(len(rows), withheld)
+        spend = float(sum(row["spend"] for row in rows))
+        merchants = max(int(row["merchants"] or 0) for row in rows)
+        estimates = [visitors.get((row["zone"], row["bucket_start"])) for row in rows]
+        known = [estimate for estimate in estimates if estimate is not None]
+        # People are counted once per bucket: over several buckets the divisor is the
+        # buckets' visitors added up, and the range adds up their ranges, which is at
+        # least as wide as the sum's own (with one bucket, it is the table's figure).
+        devices = sum(estimate[0] for estimate in known)
+        low = sum(estimate[1] for estimate in known)
+        high = sum(estimate[2] for estimate in known)
+        if len(known) < len(rows) or devices <= 0 or low <= 0:
+            return cls(len(rows), 0, spend, merchants)
+        return cls(len(rows), 0, spend, merchants, spend / devices, spend / high, spend / low)
+
+
+def _check_same_release(release: Mapping[str, Any], spend: Mapping[str, Any]) -> None:
+    """Refuses a spend table joined to another release than the page's: its spend would
+    be divided by other visitors, or be of other times."""
+    for key in ("bucket", "period", "tz", "level"):
+        if key in release and key in spend and release[key] != spend[key]:
+            raise ValueError(
+                f"the spend table was joined to another release: its {key} is "
+                f"{_text(spend[key])}, this release's {_text(release[key])}"
+            )
+
+
+def _a(kind: str) -> str:
+    """``a day``, ``an hour``."""
+    return "an hour" if kind == "hour" else f"a {kind}"
+
+
+def _euros(value: float | None) -> str:
+    """An amount in whole euros: ``€12,345``; empty when there is none."""
+    return "" if value is None else f"€{round(value):,}"
+
+
+def _euro_cents(value: float | None) -> str:
+    """An amount in euros and cents: ``€12.35``; empty when there is none."""
+    return "" if value is None else f"€{value:,.2f}"
 
 
 # -- the notebook view ----------------------------------------------------------------------

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from crowdtally._crowdtally import Geography
     from crowdtally._plots import ReleasePlot
+    from crowdtally.spend import Spend
 
 __all__ = [
     "BANDS",
@@ -247,6 +248,7 @@ class Release:
         max_rows: int = 200,
         *,
         geography: Geography | None = None,
+        spend: Spend | None = None,
     ) -> Path:
         """Writes a self-contained HTML report (one file, no external resources) for a
         reader who is not a developer: the report's warnings and a summary in plain
@@ -259,14 +261,25 @@ class Release:
 
         The release does not hold its geography: give ``geography`` (the study's
         ``Geography``) to draw the maps and to flag zones too small for the position
-        error of phones. Figures need matplotlib and maps the ``h3`` package; without
-        them the page says so. Needs pyarrow. Returns the path."""
+        error of phones. Give ``spend`` (``crowdtally.spend`` of this release) to add
+        where visitors spend: card spend and spend per visitor by zone and, for
+        ``zone``, by type of shop, what was withheld to protect the shops, and what card
+        spend does not tell. Figures need matplotlib and maps the ``h3`` package; without
+        them the page says so. Needs pyarrow. Returns the path.
+
+        Raises:
+            ValueError: ``max_rows`` is negative, or ``spend`` was joined to another
+                release (another bucket, period, time zone or origin level).
+        """
         from crowdtally._html import report_page
+        from crowdtally.spend import Spend
 
         if max_rows < 0:
             raise ValueError(f"max_rows must be at least 0, got {max_rows}")
+        if spend is not None and not isinstance(spend, Spend):
+            raise TypeError(f"spend must be a crowdtally.Spend, got {type(spend).__name__}")
         out = Path(os.fspath(path))
-        out.write_text(report_page(self, zone, max_rows, geography), encoding="utf-8")
+        out.write_text(report_page(self, zone, max_rows, geography, spend), encoding="utf-8")
         return out
 
     # -- views ----------------------------------------------------------------------
