@@ -58,6 +58,7 @@ bench: venv
 	cargo bench --bench profile
 	cargo bench --bench synth
 	cargo bench --bench release
+	cargo bench --bench risk
 	$(BIN)/maturin develop --release --quiet -m python/Cargo.toml
 	$(BIN)/python benches/ingest.py
 	$(BIN)/python benches/release.py

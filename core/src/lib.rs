@@ -93,6 +93,7 @@ pub mod profile;
 mod pseudonym;
 mod release;
 mod report;
+pub mod risk;
 pub mod spend;
 mod study;
 pub mod synth;
@@ -126,6 +127,7 @@ pub use release::{
     ReleaseReport, ReleaseRow, ReleaseSpec, RowMeasures, SubscriberSource,
 };
 pub use report::{DropReason, Dropped, OptOutCounts, QualityReport};
+pub use risk::{Risk, RiskSpec};
 pub use spend::{ReleaseCut, Spend, SpendSpec};
 pub use study::{Prepared, Study};
 

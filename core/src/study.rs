@@ -22,6 +22,7 @@ use crate::pipeline::{Run, RunOptions};
 use crate::profile::{Profiles, profile};
 use crate::release::{Release, ReleaseRow, ReleaseSpec};
 use crate::report::QualityReport;
+use crate::risk::{Risk, RiskSpec};
 use crate::spend::{ReleaseCut, Spend, SpendSpec};
 
 /// One geography and one configuration: what every stage of the method needs.
@@ -431,6 +432,18 @@ impl Prepared {
     pub fn releases(&self, specs: &[ReleaseSpec]) -> Result<Vec<Release>> {
         self.study.authorize(specs)?;
         specs.iter().map(|spec| self.release(spec)).collect()
+    }
+
+    /// The re-identification risk of these pings' microdata (docs/METHOD.md,
+    /// "Re-identification risk"): unicity of random points of each trace, home–work
+    /// anonymity at each level of the region tree, and uniqueness of visit patterns.
+    /// For the operator's data protection officer: counts and shares only.
+    ///
+    /// # Errors
+    /// [`Error::Config`](crate::Error::Config) naming `points`, `samples` or `spatial`;
+    /// as [`Prepared::profiles`].
+    pub fn risk(&self, spec: &RiskSpec) -> Result<Risk> {
+        crate::risk::risk(self, spec)
     }
 
     /// The devices table ([`Profiles::devices_batch`]).

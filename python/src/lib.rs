@@ -32,7 +32,7 @@ mod _crowdtally {
     #[pymodule_export]
     use crate::geography::PyGeography;
     #[pymodule_export]
-    use crate::prepare::{PyPrepared, pseudonymize};
+    use crate::prepare::{PyPrepared, pseudonymize, risk};
     #[pymodule_export]
     use crate::spec::{PyDp, PyReleaseSpec};
     #[pymodule_export]

@@ -16,7 +16,7 @@ use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::convert::{batches, column};
 use crate::engine::{BatchIterator, RunArgs};
-use crate::errors::{config_error, detach, input_error};
+use crate::errors::{CoreError, config_error, detach, input_error};
 use crate::spec::{SpecKeywords, specs_of};
 use crate::study::{PyStudy, release_list, release_object};
 use crate::table::PyResultTable;
@@ -371,4 +371,33 @@ pub fn pseudonymize<'py>(
         crowdtally::pseudonymize_column(&array, &key, &label, "ids")
     })?;
     Ok(PyArray1::from_vec(py, devices))
+}
+
+/// The re-identification risk audit of prepared pings (`crowdtally.risk`): the table
+/// and the report.
+#[pyfunction]
+#[pyo3(name = "_risk", signature = (prepared, *, points, spatial, temporal, samples=None, seed=0, k=None))]
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // One Python call's keywords, extracted as owned values.
+pub fn risk<'py>(
+    py: Python<'py>,
+    prepared: &Bound<'py, PyPrepared>,
+    points: Vec<usize>,
+    spatial: &str,
+    temporal: &str,
+    samples: Option<usize>,
+    seed: u64,
+    k: Option<u32>,
+) -> PyResult<(PyResultTable, Bound<'py, PyAny>)> {
+    let mut spec = crowdtally::RiskSpec::default();
+    spec.points = points;
+    spec.spatial = spatial.parse().map_err(CoreError)?;
+    spec.temporal = temporal.parse().map_err(CoreError)?;
+    spec.samples = samples;
+    spec.seed = seed;
+    spec.k = k;
+    let prepared = Arc::clone(&prepared.get().prepared);
+    let risk = detach(py, move || prepared.risk(&spec))?;
+    let report = crate::json_to_py(py, &risk.report)?;
+    let batch = risk.to_record_batch().map_err(CoreError)?;
+    Ok((PyResultTable::new(py, "risk", batch)?, report))
 }

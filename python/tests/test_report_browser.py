@@ -192,8 +192,8 @@ def test_the_checker_fails_a_broken_page(tmp_path: Path, body: str, problem: str
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The reports of examples/kortrijk.py at a small scale (its quick run), with the
-    maps and where visitors spend: the period's and the daily release's pages, and the
-    city."""
+    maps, where visitors spend and how unique the traces are: the period's and the daily
+    release's pages, and the city."""
     city = synth.scenario(scale=0.002, days=14, seed=2026)
     config = city.config()
     prepared = ct.prepare(city.pings, city.geography, config)
@@ -202,12 +202,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "roaming_factors": {code: 1 / 0.3 for code in ("FR", "NL", "DE")},
     }
     directory = tmp_path_factory.mktemp("demo")
+    audit = ct.risk(prepared, points=(1, 2, 3, 4))
     pages = {}
     for bucket in ("period", "day"):
         release = ct.analyze(prepared, city.geography, config, bucket=bucket, **common)
         spend = ct.spend(release, city.payments["payments"], city.geography, config)
         path = release.report_html(
-            directory / f"{bucket}.html", geography=city.geography, spend=spend
+            directory / f"{bucket}.html", geography=city.geography, spend=spend, risk=audit
         )
         pages[bucket] = path.read_text(encoding="utf-8")
     return {"city": city, "pages": pages}
@@ -238,6 +239,18 @@ def test_the_demo_report_shows_where_visitors_spend(demo: dict[str, Any]) -> Non
         assert "Card spend by zone" in section
         assert "withheld because one shop dominates" in section
         assert not [m for m in merchants if str(m) in text]
+
+
+def test_the_demo_report_says_how_unique_the_traces_are(demo: dict[str, Any]) -> None:
+    for text in demo["pages"].values():
+        section = text[text.index("<section id='risk'>") :]
+        assert section.startswith(
+            "<section id='risk'>\n<h2>How unique are the traces behind these figures?</h2>"
+        )
+        assert "With 4 places and hours of their own trace" in section
+        assert "What it means for a data protection impact assessment" in section
+        # Before the appendix.
+        assert "<section id='appendix'>" in section
 
 
 def test_the_browser_check_catches_a_broken_report(demo: dict[str, Any], tmp_path: Path) -> None:

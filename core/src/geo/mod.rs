@@ -665,4 +665,6 @@ impl Geography {
 }
 
 #[cfg(test)]
+pub(crate) mod fixtures;
+#[cfg(test)]
 mod tests;

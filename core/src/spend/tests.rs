@@ -13,43 +13,14 @@ use jiff::civil::date;
 use proptest::prelude::*;
 
 use super::*;
-use crate::geo::{RegionCellTable, RegionTable, ZoneCellTable, ZoneTable};
+use crate::geo::fixtures::two_provinces;
+use crate::geo::{ZoneCellTable, ZoneTable};
 use crate::{Config, Geography, Key, RowMeasures};
 
 /// BE → provinces P1 (m1, m2) and P2 (m3); zones markt and hall (shopping), museum
 /// (culture), one resolution-9 cell each.
 fn geography() -> Geography {
-    let regions = RegionTable {
-        region_id: ["BE", "P1", "P2", "m1", "m2", "m3"]
-            .map(String::from)
-            .to_vec(),
-        level: [
-            "country",
-            "province",
-            "province",
-            "municipality",
-            "municipality",
-            "municipality",
-        ]
-        .map(String::from)
-        .to_vec(),
-        parent_id: vec![
-            None,
-            Some("BE".into()),
-            Some("BE".into()),
-            Some("P1".into()),
-            Some("P1".into()),
-            Some("P2".into()),
-        ],
-        population: vec![None, None, None, Some(1000), Some(1000), Some(1000)],
-        name: Vec::new(),
-    };
-    let region_cells = RegionCellTable {
-        cell: [(50.0, 3.0), (50.0, 3.5), (50.0, 4.0)]
-            .map(|(a, o)| u64::from(LatLng::new(a, o).unwrap().to_cell(Resolution::Seven)))
-            .to_vec(),
-        region_id: ["m1", "m2", "m3"].map(String::from).to_vec(),
-    };
+    let (regions, region_cells) = two_provinces(1000);
     let zones = ZoneTable {
         zone_id: ["markt", "hall", "museum"].map(String::from).to_vec(),
         name: vec![None, None, None],

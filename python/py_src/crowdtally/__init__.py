@@ -37,7 +37,8 @@ card-payment aggregates to a release, protecting each merchant's turnover (the p
 and complementary suppression).
 
 Only the release (and its spend table) is fit to publish. The per-device tables are
-microdata: pseudonymous, not anonymous. Never publish them.
+microdata: pseudonymous, not anonymous. Never publish them; ``ct.risk(prepared)``
+measures how unique their traces are, for the data protection officer.
 """
 
 from crowdtally._api import analyze, prepare, profile, visits
@@ -61,6 +62,7 @@ from crowdtally._crowdtally import (
 )
 from crowdtally.distributed import KeyFromEnv, KeyFromFile, ShipKey
 from crowdtally.release import CrowdtallyWarning, Release
+from crowdtally.risk import Risk, risk
 from crowdtally.spend import Spend, spend
 
 __all__ = [
@@ -80,6 +82,7 @@ __all__ = [
     "Progress",
     "Release",
     "ReleaseSpec",
+    "Risk",
     "ShipKey",
     "Spend",
     "Study",
@@ -89,6 +92,7 @@ __all__ = [
     "prepare",
     "profile",
     "pseudonymize",
+    "risk",
     "spend",
     "visits",
 ]

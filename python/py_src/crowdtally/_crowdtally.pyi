@@ -41,6 +41,7 @@ __all__ = [
     "Study",
     "Table",
     "__version__",
+    "_risk",
     "_spend",
     "distributed_schemas",
     "finish_partials",
@@ -447,6 +448,19 @@ def write_parquet(
 
 def read_parquet_table(path: str | os.PathLike[str], name: str) -> tuple[Table, dict[str, str]]:
     """A whole Parquet file as a table named `name`, with its schema metadata."""
+
+def _risk(
+    prepared: Prepared,
+    *,
+    points: Sequence[int],
+    spatial: str,
+    temporal: str,
+    samples: int | None = None,
+    seed: int = 0,
+    k: int | None = None,
+) -> tuple[Table, dict[str, Any]]:
+    """The re-identification risk audit of prepared pings (`crowdtally.risk`): the table
+    and the report."""
 
 def _spend(
     study: Study,

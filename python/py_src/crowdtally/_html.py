@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from crowdtally._crowdtally import Geography
     from crowdtally.release import Release
+    from crowdtally.risk import Risk
     from crowdtally.spend import Spend
 
 __all__ = ["report_page", "repr_html"]
@@ -61,10 +62,12 @@ def report_page(
     max_rows: int,
     geography: Geography | None = None,
     spend: Spend | None = None,
+    risk: Risk | None = None,
 ) -> str:
     """The self-contained HTML page of `Release.report_html`, with where visitors spend
-    when ``spend`` (a spend table joined to this release) is given."""
-    return _Page(release, zone, geography, spend).html(max_rows)
+    when ``spend`` (a spend table joined to this release) is given, and how unique the
+    traces behind it are when ``risk`` (the audit of the pings it was made from) is."""
+    return _Page(release, zone, geography, spend, risk).html(max_rows)
 
 
 class _Page:
@@ -77,6 +80,7 @@ class _Page:
         zone: str | None,
         geography: Geography | None,
         spend: Spend | None = None,
+        risk: Risk | None = None,
     ) -> None:
         self.release = release
         self.report = release.report
@@ -107,6 +111,7 @@ class _Page:
         self.categories = [s for s in self.series if s.is_category]
         self.zone = zone if zone is not None else self._busiest_zone()
         self.spend = None if spend is None else _SpendSection(self, spend)
+        self.risk = None if risk is None else _RiskSection(self, risk)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -153,6 +158,7 @@ class _Page:
             *(self.spend.html() if self.spend is not None else []),
             *self._how_sure(),
             *self._full_table(max_rows),
+            *(self.risk.html() if self.risk is not None else []),
             *self._appendix(),
             "</main>",
         ]
@@ -956,6 +962,260 @@ def _euros(value: float | None) -> str:
 def _euro_cents(value: float | None) -> str:
     """An amount in euros and cents: ``€12.35``; empty when there is none."""
     return "" if value is None else f"€{value:,.2f}"
+
+
+# -- how unique the traces are ----------------------------------------------------------------
+
+
+class _RiskSection:
+    """The section "How unique are the traces behind these figures?", for a data
+    protection officer: how many phones a few places and times of their own trace single
+    out in the per-phone data, how many their home and work regions do, and their visits;
+    and what that means for the per-phone data and for the published figures. Counts and
+    shares only: the audit holds no phone's pseudonym."""
+
+    def __init__(self, page: _Page, risk: Risk) -> None:
+        self.page = page
+        self.report = risk.report
+        parameters = mapping(self.report.get("parameters"))
+        self.spatial = str(parameters.get("spatial") or "cell")
+        self.temporal = str(parameters.get("temporal") or "hour")
+        k = parameters.get("k")
+        self.fewer_than_k = f"fewer than {_count(k)}" if isinstance(k, int) else "fewer than k"
+        devices, sampled = self.report.get("devices"), self.report.get("devices_sampled")
+        self.devices = devices if isinstance(devices, int) else 0
+        self.sampled = sampled if isinstance(sampled, int) else self.devices
+        rows = risk.rows()
+        self.unicity = [row for row in rows if row["measure"] == "unicity"]
+        self.home_work = [row for row in rows if row["measure"] == "home_work"]
+        self.visits = next((row for row in rows if row["measure"] == "visit_pattern"), None)
+
+    # -- words ------------------------------------------------------------------------------
+
+    def _sample(self) -> bool:
+        return self.sampled < self.devices
+
+    def _known(self, points: int | None = None) -> str:
+        """``places and hours``; with ``points``, ``4 places and hours``, ``1 place and
+        hour``, ``2 municipalities and days``."""
+        one = points == 1
+        if self.spatial in ("cell", "zone"):
+            place = "place" if self.spatial == "cell" else "zone"
+            places = place + "s"
+        else:
+            place = self.spatial.removeprefix("region:").replace("_", " ")
+            places = place[:-1] + "ies" if place.endswith("y") else place + "s"
+        time, times = {"hour": ("hour", "hours"), "day": ("day", "days")}.get(
+            self.temporal, ("part of day", "parts of day")
+        )
+        words = f"{place} and {time}" if one else f"{places} and {times}"
+        return words if points is None else f"{points:,} {words}"
+
+    def _what_a_point_is(self) -> str:
+        if self.spatial == "cell":
+            place = "A place is a cell of the map grid the pings are located on"
+        elif self.spatial == "zone":
+            place = "A place is one of the study's zones"
+        else:
+            place = f"A place is a {self.spatial.removeprefix('region:').replace('_', ' ')}"
+        time = {
+            "hour": "a time a clock hour of a given day",
+            "day": "a time a given day",
+        }.get(self.temporal, "a time the daytime (6:00 to 22:00) or the night of a given day")
+        return f"{place}, {time}."
+
+    def _too_few(self, points: int) -> int:
+        count = mapping(self.report.get("too_few_points")).get(str(points))
+        return count if isinstance(count, int) else 0
+
+    # -- the section -----------------------------------------------------------------------
+
+    def html(self) -> list[str]:
+        return [
+            "<section id='risk'>",
+            "<h2>How unique are the traces behind these figures?</h2>",
+            f"<p class='summary'>{_e(self._summary())}</p>",
+            "<p class='note'>Measured by the operator on the per-phone data these figures "
+            "are made from (cleaned pings, with pseudonyms in place of phone numbers), "
+            "before anything left the operator. It counts phones: no phone, pseudonym or "
+            "person is shown.</p>",
+            *self._unicity(),
+            *self._home_work(),
+            *self._visits(),
+            *self._meaning(),
+            "</section>",
+        ]
+
+    def _headline(self) -> Mapping[str, Any] | None:
+        """The unicity of 4 points, or of the most points measured."""
+        measured = [row for row in self.unicity if row["devices"]]
+        four = [row for row in measured if row["points"] == 4]
+        return four[0] if four else max(measured, key=lambda row: row["points"], default=None)
+
+    def _summary(self) -> str:
+        row = self._headline()
+        if row is None:
+            return f"No phone's trace holds enough {self._known()} to measure."
+        points = int(row["points"])
+        known = f"With {self._known(points)} of their own trace, "
+        share = _percent(row["share_unique"])
+        if self._sample():
+            likely = f"{_percent(row['share_low'])} to {_percent(row['share_high'])}"
+            sentence = (
+                f"{known}{share} (likely {likely}) of the phones are the only ones that "
+                f"match, in a sample of {_count(self.sampled)} phones drawn at random from "
+                f"{_count(self.devices)}."
+            )
+        else:
+            among = f"the {_count(row['devices'])} phones"
+            if self._too_few(points):
+                among += f" with at least {points:,}"
+            sentence = f"{known}{share} of {among} are the only ones that match."
+        if row["unique"]:
+            sentence += (
+                " Whoever knows that much of where and when a person was (met at a café, "
+                "seen in a photo posted online) could pick out that person's trace, and "
+                "with it all their other movements, although it holds no name."
+            )
+        return sentence
+
+    def _unicity(self) -> list[str]:
+        if not self.unicity:
+            return []
+        sample = self._sample()
+        short = any(self._too_few(int(row["points"])) for row in self.unicity)
+        header = [f"{self._known().capitalize()} known", "Phones measured", "Singled out"]
+        if sample:
+            header.append("Likely range (95 %)")
+        if short:
+            header.append("Too few in their trace")
+        rows = []
+        for row in self.unicity:
+            points = int(row["points"])
+            cells = [_Cell(f"{points:,}", "num"), _Cell(_count(row["devices"]), "num")]
+            if not row["devices"]:
+                cells.append(_Cell("no trace holds that many", "withheld", 2 if sample else 1))
+            else:
+                cells.append(_Cell(_percent(row["share_unique"], 1), "num"))
+                if sample:
+                    low, high = _percent(row["share_low"], 1), _percent(row["share_high"], 1)
+                    cells.append(_Cell(f"{low} to {high}", "num"))
+            if short:
+                cells.append(_Cell(_count(self._too_few(points)), "num"))
+            rows.append(cells)
+        if sample:
+            drawn = (
+                f"Measured on {_count(self.sampled)} phones drawn at random from "
+                f"{_count(self.devices)}; the likely range allows for that draw."
+            )
+        else:
+            drawn = f"Measured on every phone, {_count(self.devices)} in all."
+        if short:
+            drawn += f" Phones with fewer {self._known()} in their trace are not measured."
+        note = (
+            f"For each phone, that many {self._known()} are drawn at random from its own "
+            "trace; it is singled out when no other phone was at all of them. "
+            f"{self._what_a_point_is()} {drawn}"
+        )
+        return [
+            "<h3>Places and times that single a phone out</h3>",
+            f"<p class='note'>{_e(note)}</p>",
+            _scroll(_cell_table(header, rows), "Phones singled out by places and times"),
+        ]
+
+    def _home_work(self) -> list[str]:
+        if not self.home_work:
+            return []
+        header = [
+            "Regions",
+            "Phones with a home and a work region",
+            "The only ones with their pair",
+            f"Pair shared by {self.fewer_than_k}",
+        ]
+        rows = [
+            [
+                _Cell(str(row["granularity"]).replace("_", " ").capitalize(), "name"),
+                _Cell(_count(row["devices"]), "num"),
+                _Cell(_share_of(row["unique"], row["devices"]), "num"),
+                _Cell(_share_of(row["below_k"], row["devices"]), "num"),
+            ]
+            for row in self.home_work
+        ]
+        return [
+            "<h3>Home and work</h3>",
+            "<p class='note'>A phone's home is the region where it spends the most nights, "
+            "its work region the one where it is seen most on weekdays from 9:00 to 17:00. "
+            "If someone knows the region where a person lives and the one where they work, "
+            "how many phones does that leave? Below, for regions from the smallest to the "
+            "largest: the phones that are the only ones with their pair of regions, and "
+            f"those whose pair is shared by {_e(self.fewer_than_k)} phones.</p>",
+            _scroll(_cell_table(header, rows), "Phones singled out by home and work"),
+        ]
+
+    def _visits(self) -> list[str]:
+        row = self.visits
+        if row is None:
+            return []
+        if not row["devices"]:
+            sentence = "No phone was seen visiting a zone."
+        else:
+            sentence = (
+                f"Of the {_count(row['devices'])} phones seen visiting a zone, "
+                f"{_percent(row['share_unique'])} are the only ones with their set of zones "
+                f"and days visited, and {_percent(_ratio(row['below_k'], row['devices']))} "
+                f"share it with {self.fewer_than_k} phones, themselves included."
+            )
+        return ["<h3>Visits to the zones</h3>", f"<p>{_e(sentence)}</p>"]
+
+    def _meaning(self) -> list[str]:
+        if self.page.dp:
+            protection = (
+                "every figure carries random noise of a known size (differential privacy), "
+                "so that no one phone's presence can be told from them"
+            )
+        else:
+            fewest = _count(self.page.k) if self.page.k is not None else "k"
+            protection = (
+                f"no figure counts fewer than {fewest} phones; smaller groups are withheld "
+                "or pooled (k-anonymity)"
+            )
+        items = [
+            "The per-phone data (located pings, profiles of phones and their visits) are "
+            "personal data, even without names or phone numbers: a few places and times "
+            "where a person was seen can single out their phone, as above.",
+            f"The published figures are protected by their own rule: {protection}. The "
+            "numbers in this section are about the per-phone data; they do not change that "
+            "protection.",
+            "Never publish or hand over the per-phone data, under pseudonyms or not: only "
+            "the figures leave the operator.",
+        ]
+        lines = "".join(f"<li>{_e(item)}</li>" for item in items)
+        return [
+            "<h3>What it means for a data protection impact assessment</h3>",
+            f"<ul>{lines}</ul>",
+        ]
+
+
+def _ratio(part: Any, whole: Any) -> float:
+    return part / whole if isinstance(part, int) and isinstance(whole, int) and whole else 0.0
+
+
+def _share_of(part: Any, whole: Any) -> str:
+    """``9 (0.3 %)``."""
+    return f"{_count(part)} ({_percent(_ratio(part, whole), 1)})"
+
+
+def _percent(share: float, digits: int = 0) -> str:
+    """A share as a percentage for people, never rounded to 0 or 100 when it is neither:
+    ``97 %``, ``under 1 %``, ``over 99.9 %``."""
+    value = 100 * share
+    text = f"{value:.{digits}f}"
+    step = 10.0**-digits
+    if value > 0 and float(text) == 0:
+        return f"under {step:g} %"
+    if value < 100 and float(text) == 100:
+        return f"over {100 - step:g} %"
+    return f"{text} %"
 
 
 # -- the notebook view ----------------------------------------------------------------------

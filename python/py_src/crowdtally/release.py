@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from crowdtally._crowdtally import read_parquet_table, table_from_ipc, table_to_ipc
 from crowdtally._crowdtally import write_parquet as _write_parquet
+from crowdtally._result import TableWithReport
 from crowdtally._schema import BANDS, COLUMNS, ESTIMATES, LABEL_COLUMNS, TOTAL
 from crowdtally._util import join, mapping, require, strings
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from crowdtally._crowdtally import Geography
     from crowdtally._plots import ReleasePlot
+    from crowdtally.risk import Risk
     from crowdtally.spend import Spend
 
 __all__ = [
@@ -77,24 +79,20 @@ class ArrowStreamTable(Protocol):
     def __len__(self) -> int: ...
 
 
-class Release:
+class Release(TableWithReport):
     """A release: the table (``.table``) and its quality report (``.report``, a dict).
 
     The table has the columns of :data:`COLUMNS`; the report has the shape of method §9
     (``parameters``, ``pings``, ``opt_out``, ``devices``, ``disclosure``,
-    ``extrapolation``, ``zones``, ``warnings``, ``caveats``, ...).
+    ``extrapolation``, ``zones``, ``warnings``, ``caveats``, ...). It exports the Arrow
+    PyCapsule interface: ``pyarrow.table(release)``, ``polars.DataFrame(release)`` and
+    DuckDB read a release directly.
     """
 
-    __slots__ = ("_arrow", "_report", "_table")
+    __slots__ = ("_arrow",)
 
     def __init__(self, table: ArrowStreamTable, report: dict[str, Any]) -> None:
-        if not hasattr(table, "__arrow_c_stream__"):
-            raise TypeError(
-                f"table must export __arrow_c_stream__ (Arrow PyCapsule interface), "
-                f"got {type(table).__name__}"
-            )
-        if not isinstance(report, dict):
-            raise TypeError(f"report must be a dict, got {type(report).__name__}")
+        super().__init__(table, report)
         names = getattr(table, "column_names", None)
         if (
             isinstance(names, Sequence)
@@ -105,29 +103,9 @@ class Release:
                 f"the release table must have the columns {', '.join(COLUMNS)} in this "
                 f"order (and then {', '.join(LABEL_COLUMNS)}), got {', '.join(map(str, names))}"
             )
-        self._table = table
-        self._report = report
         self._arrow: Any = None
 
     # -- the data -------------------------------------------------------------------
-
-    @property
-    def table(self) -> ArrowStreamTable:
-        """The release table, as given (exports ``__arrow_c_stream__``)."""
-        return self._table
-
-    @property
-    def report(self) -> dict[str, Any]:
-        """The quality and privacy report (method §9), a plain dict."""
-        return self._report
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """The table through the Arrow PyCapsule interface: ``pyarrow.table(release)``,
-        ``polars.DataFrame(release)`` and DuckDB read a release directly."""
-        return self._table.__arrow_c_stream__(requested_schema)
 
     def to_arrow(self) -> Any:
         """The table as a ``pyarrow.Table`` (needs pyarrow)."""
@@ -249,6 +227,7 @@ class Release:
         *,
         geography: Geography | None = None,
         spend: Spend | None = None,
+        risk: Risk | None = None,
     ) -> Path:
         """Writes a self-contained HTML report (one file, no external resources) for a
         reader who is not a developer: the report's warnings and a summary in plain
@@ -264,22 +243,33 @@ class Release:
         error of phones. Give ``spend`` (``crowdtally.spend`` of this release) to add
         where visitors spend: card spend and spend per visitor by zone and, for
         ``zone``, by type of shop, what was withheld to protect the shops, and what card
-        spend does not tell. Figures need matplotlib and maps the ``h3`` package; without
-        them the page says so. Needs pyarrow. Returns the path.
+        spend does not tell. Give ``risk`` (``crowdtally.risk`` of the prepared pings this
+        release was made from) to add, before the appendix, how unique the traces behind
+        the figures are, for a data protection officer: how many phones a few places and
+        times single out, and their home and work regions and their visits, in counts and
+        shares only, and what that means for the per-phone data. Figures need matplotlib
+        and maps the ``h3`` package; without them the page says so. Needs pyarrow.
+        Returns the path.
 
         Raises:
             ValueError: ``max_rows`` is negative, or ``spend`` was joined to another
                 release (another bucket, period, time zone or origin level).
+            TypeError: ``spend`` is not a ``crowdtally.Spend``, or ``risk`` not a
+                ``crowdtally.Risk``.
         """
         from crowdtally._html import report_page
+        from crowdtally.risk import Risk
         from crowdtally.spend import Spend
 
         if max_rows < 0:
             raise ValueError(f"max_rows must be at least 0, got {max_rows}")
         if spend is not None and not isinstance(spend, Spend):
             raise TypeError(f"spend must be a crowdtally.Spend, got {type(spend).__name__}")
+        if risk is not None and not isinstance(risk, Risk):
+            raise TypeError(f"risk must be a crowdtally.Risk, got {type(risk).__name__}")
         out = Path(os.fspath(path))
-        out.write_text(report_page(self, zone, max_rows, geography, spend), encoding="utf-8")
+        page = report_page(self, zone, max_rows, geography, spend, risk)
+        out.write_text(page, encoding="utf-8")
         return out
 
     # -- views ----------------------------------------------------------------------

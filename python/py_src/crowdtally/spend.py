@@ -21,13 +21,12 @@ and their totals. Merchant ids never appear in the table or the report.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crowdtally._crowdtally import (
     Config,
@@ -37,11 +36,8 @@ from crowdtally._crowdtally import (
 )
 from crowdtally._crowdtally import _spend as _spend_table
 from crowdtally._crowdtally import write_parquet as _write_parquet
-from crowdtally.release import ArrowStreamTable, CrowdtallyWarning, Release
-
-if TYPE_CHECKING:
-    import pandas as pd
-    import polars as pl
+from crowdtally._result import TableWithReport
+from crowdtally.release import CrowdtallyWarning, Release
 
 __all__ = ["SPEND_COLUMNS", "Spend", "spend"]
 
@@ -67,56 +63,12 @@ REPORT_METADATA_KEY = "crowdtally.spend_report"
 _DEFAULT_BY = ("zone", "category", "bucket", "origin")
 
 
-class Spend:
+class Spend(TableWithReport):
     """A spend table (``.table``) and its report (``.report``: ``parameters``,
     ``payments`` read and dropped by reason, ``protection`` counts by rule,
     ``warnings``, ``caveats``)."""
 
-    __slots__ = ("_report", "_table")
-
-    def __init__(self, table: ArrowStreamTable, report: dict[str, Any]) -> None:
-        if not hasattr(table, "__arrow_c_stream__"):
-            raise TypeError(
-                f"table must export __arrow_c_stream__ (Arrow PyCapsule interface), "
-                f"got {type(table).__name__}"
-            )
-        if not isinstance(report, dict):
-            raise TypeError(f"report must be a dict, got {type(report).__name__}")
-        self._table = table
-        self._report = report
-
-    @property
-    def table(self) -> ArrowStreamTable:
-        """The spend table (exports ``__arrow_c_stream__``)."""
-        return self._table
-
-    @property
-    def report(self) -> dict[str, Any]:
-        """The report, a plain dict."""
-        return self._report
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
-        """The table through the Arrow PyCapsule interface."""
-        return self._table.__arrow_c_stream__(requested_schema)
-
-    def to_arrow(self) -> Any:
-        """The table as a ``pyarrow.Table`` (needs pyarrow)."""
-        pyarrow = importlib.import_module("pyarrow")
-        return pyarrow.table(self._table)
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The table as a pandas DataFrame (needs pyarrow and pandas)."""
-        frame: pd.DataFrame = self.to_arrow().to_pandas()
-        return frame
-
-    def to_polars(self) -> pl.DataFrame:
-        """The table as a polars DataFrame (needs polars)."""
-        polars = importlib.import_module("polars")
-        frame: pl.DataFrame = polars.DataFrame(self._table)
-        return frame
+    __slots__ = ()
 
     def write(self, path: str | os.PathLike[str]) -> Path:
         """Writes the table as Parquet with the report in the file's schema metadata
