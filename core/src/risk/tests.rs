@@ -207,13 +207,27 @@ fn sampling_is_deterministic_with_a_seed_and_its_interval_holds_the_share() {
     let b = risk(&prepared, &spec).unwrap();
     assert_eq!(a.rows, b.rows);
     assert_eq!(a.report["devices_sampled"], 100);
-    for row in a
+    // Every device measured: the exact shares, which the sample's intervals hold.
+    let all = risk(
+        &prepared,
+        &RiskSpec {
+            seed: 9,
+            ..RiskSpec::default()
+        },
+    )
+    .unwrap();
+    for (row, exact) in a
         .rows
         .iter()
-        .filter(|r| r.measure == "unicity" && r.devices > 0)
+        .zip(&all.rows)
+        .filter(|(r, _)| r.measure == "unicity" && r.devices > 0)
     {
         assert!(row.share_low <= row.share_unique && row.share_unique <= row.share_high);
         assert!(row.share_high - row.share_low > 0.0);
+        assert!(
+            row.share_low <= exact.share_unique && exact.share_unique <= row.share_high,
+            "{row:?} against {exact:?}"
+        );
     }
     assert_eq!(sample(10, Some(4), 1), sample(10, Some(4), 1));
     assert_eq!(sample(10, None, 1), (0..10).collect::<Vec<u32>>());
