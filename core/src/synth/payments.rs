@@ -42,11 +42,11 @@ fn merchants_of(zone: &str, zone_category: &str) -> &'static [(&'static str, usi
 /// A typical card payment in a shop category, in cents.
 fn basket(category: &str) -> f64 {
     match category {
-        "retail" => 3_800.0,
-        "horeca" => 2_400.0,
-        "culture" => 1_400.0,
-        "transport" => 900.0,
-        _ => 2_600.0,
+        "retail" => 2_600.0,
+        "horeca" => 1_800.0,
+        "culture" => 1_200.0,
+        "transport" => 700.0,
+        _ => 2_000.0,
     }
 }
 
@@ -102,16 +102,20 @@ impl Scenario {
         let date = truth.zone_days.column(2).as_string::<i32>();
         // (merchant, day, origin) → (cents, transactions)
         let mut sums: BTreeMap<(usize, String, Option<String>), (i64, i64)> = BTreeMap::new();
-        for row in 0..truth.zone_days.num_rows() {
-            let p = person.value(row) as usize;
-            let Some(&z) = zone_of_id.get(zone_names.value(zone.keys().value(row) as usize)) else {
-                continue;
-            };
-            let mut rng = Rng::stream(self.config.seed, u64::MAX - 8, row as u64);
+        // A person's day at a zone once, however many visits it held.
+        let zone_days: std::collections::BTreeSet<(usize, usize, &str)> =
+            (0..truth.zone_days.num_rows())
+                .filter_map(|row| {
+                    let z = zone_of_id.get(zone_names.value(zone.keys().value(row) as usize))?;
+                    Some((person.value(row) as usize, *z, date.value(row)))
+                })
+                .collect();
+        for (k, &(p, z, day)) in zone_days.iter().enumerate() {
+            let mut rng = Rng::stream(self.config.seed, u64::MAX - 8, k as u64);
             let role = role.value(p);
             let visitor = matches!(role, "day_visitor" | "tourist" | "roamer");
             // People of the city and its regulars pay here on few of their many days.
-            if !rng.chance(if visitor { 0.6 } else { 0.03 }) {
+            if !rng.chance(if visitor { 0.4 } else { 0.03 }) {
                 continue;
             }
             let origin = if country.is_valid(p) {
@@ -152,7 +156,7 @@ impl Scenario {
                     * (0.4 + 1.2 * rng.uniform()))
                 .round() as i64;
                 let sum = sums
-                    .entry((chosen, date.value(row).to_owned(), origin.clone()))
+                    .entry((chosen, day.to_owned(), origin.clone()))
                     .or_default();
                 sum.0 += cents.max(1);
                 sum.1 += 1;

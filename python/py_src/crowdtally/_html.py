@@ -716,10 +716,13 @@ class _SpendSection:
                     f"visitor could be given, {name} had the highest:"
                 )
             shops = "" if self.kind != "period" else f" at {_count(top.merchants)} shops"
+            over = self._over()
+            if top.published < top.buckets:
+                over = f"on the {_count(top.published)} {self.kind}s published"
             sentence += (
                 f" about {_euro_cents(top.per_visitor)} {self._per_visitor()} (likely "
                 f"{_euro_cents(top.low)} to {_euro_cents(top.high)}), from "
-                f"{_euros(top.spend)} paid by card{shops} {self._over()}."
+                f"{_euros(top.published_spend)} paid by card{shops} {over}."
             )
             if self.page._small(zone):
                 sentence += (
@@ -762,9 +765,10 @@ class _SpendSection:
         return note + (
             f" Over the period, card spend adds up the {kind}s, and is shown only when every "
             f"{kind} is published. People are counted once per {kind}, so spend per visitor "
-            f"{_a(kind)} divides it by the {plural(self.class_)} of each {kind} added up "
-            f"(someone who came on two {kind}s counts twice); its likely range adds up the "
-            f"{kind}s' ranges, so it is wider than it need be. Shops: the most with card "
+            f"{_a(kind)} divides the card spend of the {kind}s whose spend and "
+            f"{plural(self.class_)} are both published by their {plural(self.class_)} added "
+            f"up (someone who came on two {kind}s counts twice); its likely range adds up "
+            f"the {kind}s' ranges, so it is wider than it need be. Shops: the most with card "
             f"sales on one {kind}."
         )
 
@@ -775,15 +779,23 @@ class _SpendSection:
 
     def _row(self, name: str, line: _SpendLine, width: int) -> list[_Cell]:
         first = _Cell(name, "name")
-        if line.spend is None:
+        if line.spend is None and line.per_visitor is None:
             return [first, _Cell(self._withheld_text(line), "withheld", width - 1)]
         spread = ""
         if line.low is not None and line.high is not None:
             spread = f"{_euro_cents(line.low)} to {_euro_cents(line.high)}"
+        per_visitor = _euro_cents(line.per_visitor)
+        if line.per_visitor is not None and line.published < line.buckets:
+            per_visitor += f" (the {_count(line.published)} {self.kind}s published)"
+        spend = (
+            _Cell(_euros(line.spend), "num")
+            if line.spend is not None
+            else _Cell(self._withheld_text(line), "withheld")
+        )
         return [
             first,
-            _Cell(_euros(line.spend), "num"),
-            _Cell(_euro_cents(line.per_visitor), "num"),
+            spend,
+            _Cell(per_visitor, "num"),
             _Cell(spread, "num"),
             _Cell(_count(line.merchants), "num"),
         ]
@@ -904,7 +916,8 @@ class _SpendSection:
 @dataclass(frozen=True)
 class _SpendLine:
     """The card spend of one zone and type of shop (from all origins) over the release's
-    buckets; its figures only when every bucket's is published."""
+    buckets: its total only when every bucket's is published; its spend per visitor over
+    the buckets whose spend and visitors are both published."""
 
     buckets: int
     withheld: int
@@ -913,6 +926,9 @@ class _SpendLine:
     per_visitor: float | None = None
     low: float | None = None
     high: float | None = None
+    # The buckets the spend per visitor is over, and their card spend.
+    published: int = 0
+    published_spend: float | None = None
 
     @classmethod
     def of(
@@ -920,22 +936,41 @@ class _SpendLine:
         rows: Sequence[Mapping[str, Any]],
         visitors: Mapping[tuple[str, str], tuple[float, float, float] | None],
     ) -> _SpendLine:
-        withheld = sum(1 for row in rows if row["suppressed"] or row["spend"] is None)
-        if withheld or not rows:
+        shown = [row for row in rows if not row["suppressed"] and row["spend"] is not None]
+        withheld = len(rows) - len(shown)
+        if not shown:
             return cls(len(rows), withheld)
-        spend = float(sum(row["spend"] for row in rows))
-        merchants = max(int(row["merchants"] or 0) for row in rows)
-        estimates = [visitors.get((row["zone"], row["bucket_start"])) for row in rows]
-        known = [estimate for estimate in estimates if estimate is not None]
+        # A total over the published buckets alone would read as the period's and be too
+        # low: the total is given only when every bucket is published.
+        spend = float(sum(row["spend"] for row in shown)) if not withheld else None
+        merchants = max(int(row["merchants"] or 0) for row in shown)
+        pairs = [
+            (row, visitors.get((row["zone"], row["bucket_start"])))
+            for row in shown
+            if visitors.get((row["zone"], row["bucket_start"])) is not None
+        ]
         # People are counted once per bucket: over several buckets the divisor is the
         # buckets' visitors added up, and the range adds up their ranges, which is at
-        # least as wide as the sum's own (with one bucket, it is the table's figure).
-        devices = sum(estimate[0] for estimate in known)
-        low = sum(estimate[1] for estimate in known)
-        high = sum(estimate[2] for estimate in known)
-        if len(known) < len(rows) or devices <= 0 or low <= 0:
-            return cls(len(rows), 0, spend, merchants)
-        return cls(len(rows), 0, spend, merchants, spend / devices, spend / high, spend / low)
+        # least as wide as the sum's own (with one bucket, it is the table's figure). A
+        # ratio over the published buckets is a ratio of published figures: it hides
+        # nothing withheld.
+        paid = float(sum(row["spend"] for row, _ in pairs))
+        devices = sum(estimate[0] for _, estimate in pairs if estimate is not None)
+        low = sum(estimate[1] for _, estimate in pairs if estimate is not None)
+        high = sum(estimate[2] for _, estimate in pairs if estimate is not None)
+        if not pairs or devices <= 0 or low <= 0:
+            return cls(len(rows), withheld, spend, merchants)
+        return cls(
+            len(rows),
+            withheld,
+            spend,
+            merchants,
+            paid / devices,
+            paid / high,
+            paid / low,
+            len(pairs),
+            paid,
+        )
 
 
 def _check_same_release(release: Mapping[str, Any], spend: Mapping[str, Any]) -> None:
