@@ -160,6 +160,34 @@ impl PyPrepared {
         release_list(py, releases)
     }
 
+    /// How unique these pings' traces are, as `crowdtally.risk` describes: for the data
+    /// protection officer, counts and shares only.
+    #[pyo3(signature = (*, points=None, spatial="cell", temporal="hour", samples=None, seed=0, k=None))]
+    #[allow(clippy::too_many_arguments)] // One Python call's keywords.
+    fn risk<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        points: Option<&Bound<'py, PyAny>>,
+        spatial: &str,
+        temporal: &str,
+        samples: Option<usize>,
+        seed: u64,
+        k: Option<u32>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keywords = PyDict::new(py);
+        if let Some(points) = points {
+            keywords.set_item("points", points)?;
+        }
+        keywords.set_item("spatial", spatial)?;
+        keywords.set_item("temporal", temporal)?;
+        keywords.set_item("samples", samples)?;
+        keywords.set_item("seed", seed)?;
+        keywords.set_item("k", k)?;
+        py.import(intern!(py, "crowdtally.risk"))?
+            .getattr(intern!(py, "risk"))?
+            .call((slf,), Some(&keywords))
+    }
+
     /// Per-device microdata (method §4). Pseudonymous, not anonymous: never publish it.
     fn profile(&self, py: Python<'_>) -> PyResult<PyResultTable> {
         self.per_device(py, "devices")

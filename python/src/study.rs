@@ -258,6 +258,32 @@ impl PyStudy {
         release_object(py, releases.remove(0))
     }
 
+    /// Spend per visitor: card payments joined to `release` (a `crowdtally.Release` of
+    /// this study) and protected, as `crowdtally.spend` describes.
+    #[pyo3(signature = (release, payments, *, by=None, p=10.0, min_merchants=3, visitor_class=None))]
+    #[allow(clippy::too_many_arguments)] // One Python call's keywords.
+    fn spend<'py>(
+        slf: &Bound<'py, Self>,
+        py: Python<'py>,
+        release: &Bound<'py, PyAny>,
+        payments: &Bound<'py, PyAny>,
+        by: Option<&Bound<'py, PyAny>>,
+        p: f64,
+        min_merchants: u32,
+        visitor_class: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let keywords = PyDict::new(py);
+        if let Some(by) = by {
+            keywords.set_item("by", by)?;
+        }
+        keywords.set_item("p", p)?;
+        keywords.set_item("min_merchants", min_merchants)?;
+        keywords.set_item("visitor_class", visitor_class)?;
+        py.import(intern!(py, "crowdtally.spend"))?
+            .getattr(intern!(py, "spend_of_study"))?
+            .call((slf, release, payments), Some(&keywords))
+    }
+
     /// Several releases of the same pings, read once: `specs` is a list of
     /// `crowdtally.ReleaseSpec` (or dicts of their keywords).
     #[pyo3(signature = (pings, specs, *, engine=None))]

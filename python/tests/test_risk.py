@@ -276,6 +276,16 @@ def test_the_same_seed_gives_the_same_table(prepared: ct.Prepared) -> None:
         assert r["share_high"] - r["share_low"] > 0
 
 
+def test_prepared_pings_audit_themselves_as_the_module_function(
+    prepared: ct.Prepared,
+) -> None:
+    by_method = prepared.risk(points=(1, 2), spatial="zone", temporal="day", seed=3)
+    by_function = ct.risk(prepared, points=(1, 2), spatial="zone", temporal="day", seed=3)
+    assert by_method.to_arrow().equals(by_function.to_arrow())
+    assert by_method.report == by_function.report
+    assert prepared.risk().unicity().keys() == {1, 2, 3, 4, 5}
+
+
 def test_the_table_reads_as_pandas_polars_and_arrow(audit: ct.Risk) -> None:
     assert tuple(audit.to_arrow().column_names) == RISK_COLUMNS
     assert list(audit.to_pandas().columns) == list(RISK_COLUMNS)

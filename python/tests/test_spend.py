@@ -184,6 +184,18 @@ def test_merchants_placed_by_zone_count_as_by_cell(
     assert first.to_arrow().equals(second.to_arrow())
 
 
+def test_a_study_joins_spend_as_the_module_function(
+    release: ct.Release, geography: ct.Geography
+) -> None:
+    study = ct.Study(geography, config())
+    by_study = study.spend(release, market_payments(), p=0.1, by=("zone", "bucket", "category"))
+    by_function = ct.spend(
+        release, market_payments(), geography, config(), p=0.1, by=("zone", "bucket", "category")
+    )
+    assert by_study.to_arrow().equals(by_function.to_arrow())
+    assert by_study.report == by_function.report
+
+
 def test_decimal_amounts_are_read_as_currency_and_rounded_to_the_cent(
     release: ct.Release, geography: ct.Geography
 ) -> None:

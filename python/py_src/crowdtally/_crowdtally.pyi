@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from crowdtally.release import Release
+from crowdtally.risk import Risk
+from crowdtally.spend import Spend
 
 __version__: str
 RELEASE_COLUMNS: list[str]
@@ -361,6 +363,18 @@ class Study:
         self, pings: Prepared | _Pings, specs: Sequence[_Spec], *, engine: Engine | None = None
     ) -> list[Release]:
         """Several releases of the same pings, read once."""
+    def spend(
+        self,
+        release: Release,
+        payments: Any,
+        *,
+        by: Sequence[str] | None = None,
+        p: float = 10.0,
+        min_merchants: int = 3,
+        visitor_class: str | None = None,
+    ) -> Spend:
+        """Spend per visitor: card payments joined to `release` (a `crowdtally.Release` of
+        this study) and protected, as `crowdtally.spend` describes."""
     def _check_same(self, other: Study) -> None:
         """Raises a ConfigError naming `geography` or `config` when `other` is another
         study's."""
@@ -396,6 +410,18 @@ class Prepared:
         """One release of these pings (method §6-9)."""
     def releases(self, specs: Sequence[_Spec]) -> list[Release]:
         """Several releases of these pings."""
+    def risk(
+        self,
+        *,
+        points: Sequence[int] | None = None,
+        spatial: str = "cell",
+        temporal: str = "hour",
+        samples: int | None = None,
+        seed: int = 0,
+        k: int | None = None,
+    ) -> Risk:
+        """How unique these pings' traces are, as `crowdtally.risk` describes: for the data
+        protection officer, counts and shares only."""
     def profile(self) -> Table:
         """Per-device microdata (method §4). Pseudonymous, not anonymous: never publish it."""
     def visits(self) -> Table:

@@ -39,7 +39,7 @@ from crowdtally._crowdtally import write_parquet as _write_parquet
 from crowdtally._result import TableWithReport
 from crowdtally.release import CrowdtallyWarning, Release
 
-__all__ = ["SPEND_COLUMNS", "Spend", "spend"]
+__all__ = ["SPEND_COLUMNS", "Spend", "spend", "spend_of_study"]
 
 SPEND_COLUMNS: tuple[str, ...] = (
     "zone",
@@ -136,6 +136,33 @@ def spend(
             differentially private or of another time zone or period.
         crowdtally.InputError: a payments column is missing or of an unusable type.
     """
+    return _join(Study(geography, config), release, payments, by, p, min_merchants, visitor_class)
+
+
+def spend_of_study(
+    study: Study,
+    release: Release,
+    payments: Any,
+    *,
+    by: Sequence[str] = _DEFAULT_BY,
+    p: float = 10.0,
+    min_merchants: int = 3,
+    visitor_class: str | None = None,
+) -> Spend:
+    """:func:`spend` for a study (``Study.spend``): the same join and protection."""
+    return _join(study, release, payments, by, p, min_merchants, visitor_class)
+
+
+def _join(
+    study: Study,
+    release: Release,
+    payments: Any,
+    by: Sequence[str],
+    p: float,
+    min_merchants: int,
+    visitor_class: str | None,
+) -> Spend:
+    """The join of :func:`spend` and :func:`spend_of_study`, whose caller is warned."""
     if not isinstance(release, Release):
         raise TypeError(f"release must be a crowdtally.Release, got {type(release).__name__}")
     if isinstance(payments, (str, os.PathLike)):
@@ -147,7 +174,7 @@ def spend(
             )
         payments, _ = read_parquet_table(Path(where), "payments")
     table, report = _spend_table(
-        Study(geography, config),
+        study,
         release.table,
         json.dumps(release.report.get("parameters", {})),
         payments,
@@ -157,5 +184,5 @@ def spend(
         visitor_class=visitor_class,
     )
     for message in report.get("warnings", []):
-        warnings.warn(message, CrowdtallyWarning, stacklevel=2)
+        warnings.warn(message, CrowdtallyWarning, stacklevel=3)
     return Spend(table, report)
