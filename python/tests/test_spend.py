@@ -234,7 +234,7 @@ def test_bad_rows_are_counted_by_reason_and_never_fatal(
     with pytest.warns(ct.CrowdtallyWarning) as warned:
         spend = ct.spend(release, data, geography, config())
     said = crowdtally_warnings(list(warned))
-    assert "2 of 19 payment rows (11 %) were dropped as bad_location." in said
+    assert "2 of 19 payment rows (11 %) were dropped as bad_location" in said
     assert len(said) == len({reason for reason, _, _ in bad_rows})
 
     counted = spend.report["payments"]

@@ -933,13 +933,13 @@ impl Table {
 fn warnings(counts: &PaymentCounts) -> Vec<String> {
     let mut warnings = Vec::new();
     if counts.rows_read == 0 {
-        warnings.push("The payments table is empty: every spend cell is empty.".to_owned());
+        warnings.push("the payments table is empty: every spend cell is empty".to_owned());
         return warnings;
     }
     for (reason, &dropped) in &counts.dropped {
         if dropped * 20 > counts.rows_read {
             warnings.push(format!(
-                "{dropped} of {} payment rows ({:.0} %) were dropped as {reason}.",
+                "{dropped} of {} payment rows ({:.0} %) were dropped as {reason}",
                 counts.rows_read,
                 100.0 * dropped as f64 / counts.rows_read as f64
             ));
@@ -955,7 +955,7 @@ fn warnings(counts: &PaymentCounts) -> Vec<String> {
     if counts.origin_coarser_than_level > 0 {
         warnings.push(format!(
             "{} payment rows give an origin above the release's origin level: they count \
-             in totals and in origin `other` only.",
+             in totals and in origin `other` only",
             counts.origin_coarser_than_level
         ));
     }
