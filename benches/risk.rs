@@ -4,7 +4,8 @@
 //! within 30 km of Kortrijk.
 //!
 //! `cargo bench --bench risk`; criterion reports pings per second, beside `prepare` of
-//! the same pings.
+//! the same pings, and beside reading them and auditing them shard by shard within a
+//! 256 MiB budget (`Run::risk`).
 
 // Only the geography and the random source of the shared inputs are used here.
 #[allow(dead_code)]
@@ -85,8 +86,24 @@ fn bench_risk(c: &mut Criterion) {
             });
         });
         let prepared = study
-            .prepare([Ok(pings)], &RunOptions::default())
+            .prepare([Ok(pings.clone())], &RunOptions::default())
             .expect("prepares");
+        // The same pings read shard by shard within 256 MiB, their points spilled.
+        let spill = tempfile::tempdir().expect("a temporary directory");
+        let mut options = RunOptions::default();
+        options.memory_limit = Some(256 << 20);
+        options.spill_dir = Some(spill.path().to_owned());
+        group.bench_with_input(
+            BenchmarkId::new("run_in_shards_prepare_and_audit", devices),
+            &pings,
+            |b, pings| {
+                b.iter(|| {
+                    let mut run = study.run(&options).expect("runs");
+                    run.push(pings).expect("reads");
+                    run.risk(&RiskSpec::default()).expect("measures")
+                });
+            },
+        );
         // Profiles (homes and visits) are computed once per prepared set, as in use.
         prepared.profiles().expect("profiles");
         group.throughput(Throughput::Elements(prepared.pings().len() as u64));

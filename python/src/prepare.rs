@@ -15,7 +15,7 @@ use pyo3_arrow::PyTable;
 use pyo3_arrow::input::AnyRecordBatch;
 
 use crate::convert::{batches, column};
-use crate::engine::{BatchIterator, RunArgs};
+use crate::engine::{BatchIterator, PyEngine, RunArgs};
 use crate::errors::{CoreError, config_error, detach, input_error};
 use crate::spec::{SpecKeywords, specs_of};
 use crate::study::{PyStudy, release_list, release_object};
@@ -401,20 +401,23 @@ pub fn pseudonymize<'py>(
     Ok(PyArray1::from_vec(py, devices))
 }
 
-/// The re-identification risk audit of prepared pings (`crowdtally.risk`): the table
-/// and the report.
+/// The re-identification risk audit (`crowdtally.risk`) of prepared pings, or of raw
+/// pings of `study` read shard by shard within `engine`'s budget: the table and the
+/// report.
 #[pyfunction]
-#[pyo3(name = "_risk", signature = (prepared, *, points, spatial, temporal, samples=None, seed=0, k=None))]
+#[pyo3(name = "_risk", signature = (pings, *, points, spatial, temporal, samples=None, seed=0, k=None, study=None, engine=None))]
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)] // One Python call's keywords, extracted as owned values.
 pub fn risk<'py>(
     py: Python<'py>,
-    prepared: &Bound<'py, PyPrepared>,
+    pings: &Bound<'py, PyAny>,
     points: Vec<usize>,
     spatial: &str,
     temporal: &str,
     samples: Option<usize>,
     seed: u64,
     k: Option<u32>,
+    study: Option<&Bound<'py, PyStudy>>,
+    engine: Option<&Bound<'py, PyEngine>>,
 ) -> PyResult<(PyResultTable, Bound<'py, PyAny>)> {
     let mut spec = crowdtally::RiskSpec::default();
     spec.points = points;
@@ -423,8 +426,22 @@ pub fn risk<'py>(
     spec.samples = samples;
     spec.seed = seed;
     spec.k = k;
-    let prepared = Arc::clone(&prepared.get().prepared);
-    let risk = detach(py, move || prepared.risk(&spec))?;
+    let risk = if let Ok(prepared) = pings.cast::<PyPrepared>() {
+        let prepared = Arc::clone(&prepared.get().prepared);
+        detach(py, move || prepared.risk(&spec))?
+    } else {
+        let Some(study) = study else {
+            return Err(config_error(
+                "study",
+                "must be given with pings that are not prepared",
+            ));
+        };
+        let study = study.get().inner.clone();
+        let mut run = RunArgs::new(py, engine, &crate::engine::EngineKeywords::default())?;
+        crate::study::run_study(py, pings, &study.clone(), &mut run, move |reading| {
+            reading.risk(&spec)
+        })?
+    };
     let report = crate::json_to_py(py, &risk.report)?;
     let batch = risk.to_record_batch().map_err(CoreError)?;
     Ok((PyResultTable::new(py, "risk", batch)?, report))

@@ -51,6 +51,9 @@ def spark(dirs: dict[str, Path]) -> Iterator[SparkSession]:
         .config("spark.shuffle.compress", "false")
         .config("spark.shuffle.spill.compress", "false")
         .config("spark.broadcast.compress", "false")
+        # The shuffle files are read back by a test: the context cleaner must not delete
+        # them, at whatever moment a garbage collection lets it, while the test reads.
+        .config("spark.cleaner.referenceTracking", "false")
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")

@@ -37,6 +37,7 @@ use crate::ingest::{LocatedPings, PseudonymousReader, Reader, read_ping_file};
 use crate::profile::{Profiles, profile};
 use crate::release::{Release, ReleaseSpec};
 use crate::report::QualityReport;
+use crate::risk::{Risk, RiskSpec};
 use crate::study::{Prepared, Study};
 use crate::workers::Threads;
 use progress::{check_signal, stopped_by_callback};
@@ -307,6 +308,24 @@ impl Run {
         let (parts, _) =
             self.shards(|pings| profile(pings, geography, config)?.visits_batch(geography))?;
         Profiles::by_device(&Profiles::visits_schema(), &parts)
+    }
+
+    /// The re-identification risk audit of the pings read (docs/METHOD.md,
+    /// "Re-identification risk"), shard by shard within the memory budget: each shard's
+    /// device points wait in a file of the spill directory until the sampled devices'
+    /// drawn points are looked for in them. Gives what [`Prepared::risk`] gives for the
+    /// same pings; with `samples`, what stays in memory is bounded by the sample.
+    ///
+    /// # Errors
+    /// As [`Run::prepare`], and [`Error::Config`](crate::Error::Config) naming `points`,
+    /// `samples`, `spatial` or `spill_dir` (when the points cannot be written there).
+    pub fn risk(self, spec: &RiskSpec) -> Result<Risk> {
+        let study = self.study.clone();
+        crate::risk::check(spec, study.geography())?;
+        let spill_dir = self.spill_dir.clone();
+        let (parts, _) =
+            self.shards(|pings| crate::risk::shard(pings, &study, spec, &spill_dir))?;
+        crate::risk::merge(parts, &study, spec)
     }
 
     // -- the engine --------------------------------------------------------------------

@@ -264,10 +264,8 @@ fn exact_row(
     }
 }
 
-/// Runs the audit on prepared pings.
-pub(crate) fn risk(prepared: &Prepared, spec: &RiskSpec) -> Result<Risk> {
-    let study = prepared.study();
-    let (geography, config) = (study.geography(), study.config());
+/// Refuses parameters that cannot be measured.
+pub(crate) fn check(spec: &RiskSpec, geography: &crate::Geography) -> Result<()> {
     if spec.points.is_empty() || spec.points.iter().any(|&p| p == 0 || p > 1_000) {
         return Err(Error::config(
             "points",
@@ -289,9 +287,259 @@ pub(crate) fn risk(prepared: &Prepared, spec: &RiskSpec) -> Result<Risk> {
             ));
         }
     }
-    let k = u64::from(spec.k.unwrap_or(config.k));
+    Ok(())
+}
+
+/// A device that may be sampled: its sample key, its pseudonym, and the points drawn
+/// for each number of points (`None` where its trace is shorter).
+type Candidate = (u64, u64, Vec<Option<Vec<Point>>>);
+
+/// What one shard of a run gives the audit: its devices' points (in a file of the spill
+/// directory, not in memory), the points drawn for its devices that may be sampled, and
+/// its home–work pairs and visit patterns.
+pub(crate) struct ShardFound {
+    period: Option<crate::Period>,
+    devices: u64,
+    points: u64,
+    /// Per device, its number of points (`u32`) then its sorted points (`u64` place,
+    /// `u32` time), little-endian; rewound.
+    traces: Option<std::fs::File>,
+    /// Devices that may be sampled.
+    candidates: Vec<Candidate>,
+    pairs: Vec<(RegionIndex, RegionIndex)>,
+    patterns: Vec<u128>,
+}
+
+/// The audit's share of one shard of whole devices.
+pub(crate) fn shard(
+    pings: &crate::LocatedPings,
+    study: &crate::Study,
+    spec: &RiskSpec,
+    spill_dir: &std::path::Path,
+) -> Result<ShardFound> {
+    use std::io::{Seek, Write};
+    let Some(period) = pings.period else {
+        return Ok(ShardFound {
+            period: None,
+            devices: 0,
+            points: 0,
+            traces: None,
+            candidates: Vec::new(),
+            pairs: Vec::new(),
+            patterns: Vec::new(),
+        });
+    };
+    let io = |e: std::io::Error| {
+        Error::config_source("spill_dir", "cannot hold the audit's points of a shard", e)
+    };
+    let pointer = Pointer::new(study, spec, period);
+    let mut writer = std::io::BufWriter::new(tempfile::tempfile_in(spill_dir).map_err(io)?);
+    let mut candidates = Vec::with_capacity(pings.devices().len());
+    let (mut trace, mut points) = (Vec::new(), 0);
+    for (d, &device) in pings.devices().iter().enumerate() {
+        pointer.points(pings, d, &mut trace);
+        points += trace.len() as u64;
+        let length = u32::try_from(trace.len())
+            .map_err(|_| Error::config("spatial", "gives a device more than 4 billion points"))?;
+        writer.write_all(&length.to_le_bytes()).map_err(io)?;
+        for &(place, time) in &trace {
+            writer.write_all(&place.to_le_bytes()).map_err(io)?;
+            writer.write_all(&time.to_le_bytes()).map_err(io)?;
+        }
+        let drawn = spec
+            .points
+            .iter()
+            .map(|&p| {
+                (trace.len() >= p).then(|| {
+                    draw(trace.len(), p, spec.seed, device)
+                        .into_iter()
+                        .map(|i| trace[i])
+                        .collect()
+                })
+            })
+            .collect();
+        candidates.push((sample_key(spec.seed, device), device, drawn));
+    }
+    // Only the shard's own smallest keys can be among the run's.
+    if let Some(n) = spec.samples {
+        candidates.sort_unstable_by_key(|&(key, device, _)| (key, device));
+        candidates.truncate(n);
+    }
+    let mut traces = writer.into_inner().map_err(|e| io(e.into_error()))?;
+    traces.rewind().map_err(io)?;
+    let profiles = crate::profile::profile(pings, study.geography(), study.config())?;
+    Ok(ShardFound {
+        period: Some(period),
+        devices: pings.devices().len() as u64,
+        points,
+        traces: Some(traces),
+        candidates,
+        pairs: home_work_pairs(pings, &profiles, study, period),
+        patterns: visit_patterns(&profiles, study, period),
+    })
+}
+
+/// The audit of a run from its shards: the sampled devices' drawn points are looked for
+/// in every device's points, read back file by file.
+pub(crate) fn merge(parts: Vec<ShardFound>, study: &crate::Study, spec: &RiskSpec) -> Result<Risk> {
+    if parts.iter().all(|part| part.period.is_none()) {
+        return Ok(rows(study, spec, None));
+    }
+    let devices = parts.iter().map(|part| part.devices).sum();
+    let points = parts.iter().map(|part| part.points).sum();
+    let mut candidates: Vec<Candidate> = Vec::new();
+    let (mut pairs, mut patterns, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    for part in parts {
+        candidates.extend(part.candidates);
+        pairs.extend(part.pairs);
+        patterns.extend(part.patterns);
+        files.extend(part.traces);
+    }
+    if let Some(n) = spec.samples {
+        candidates.sort_unstable_by_key(|&(key, device, _)| (key, device));
+        candidates.truncate(n);
+    }
+    // Every drawn set of points, and the sets by their first point: a device holds a
+    // set only if it holds its first point.
+    let mut sets: Vec<(usize, Vec<Point>)> = Vec::new();
+    for (_, _, drawn) in &mut candidates {
+        for (i, set) in drawn.iter_mut().enumerate() {
+            if let Some(set) = set.take() {
+                sets.push((i, set));
+            }
+        }
+    }
+    let mut by_first: FxHashMap<Point, Vec<u32>> = FxHashMap::default();
+    for (id, (_, set)) in sets.iter().enumerate() {
+        let first = *set.iter().min().unwrap_or(&set[0]);
+        by_first.entry(first).or_default().push(id as u32);
+    }
+    let counts: Vec<Vec<u32>> = files
+        .into_par_iter()
+        .map(|file| holders_in(file, &sets, &by_first))
+        .collect::<Result<_>>()?;
+    let mut unicity = vec![(0_u64, 0_u64); spec.points.len()];
+    for (id, (i, _)) in sets.iter().enumerate() {
+        let holders: u32 = counts.iter().map(|count| count[id]).sum();
+        unicity[*i].0 += 1;
+        unicity[*i].1 += u64::from(holders == 1);
+    }
+    let found = Found {
+        devices,
+        sampled: candidates.len() as u64,
+        points,
+        unicity,
+        pairs,
+        patterns,
+    };
+    Ok(rows(study, spec, Some(&found)))
+}
+
+/// How many devices of a file of traces hold each set.
+fn holders_in(
+    file: std::fs::File,
+    sets: &[(usize, Vec<Point>)],
+    by_first: &FxHashMap<Point, Vec<u32>>,
+) -> Result<Vec<u32>> {
+    use std::io::Read;
+    let io = |e: std::io::Error| {
+        Error::config_source("spill_dir", "cannot read back the audit's points", e)
+    };
+    let mut reader = std::io::BufReader::new(file);
+    let mut holders = vec![0_u32; sets.len()];
+    let mut trace: Vec<Point> = Vec::new();
+    let mut word = [0_u8; 4];
+    let mut point = [0_u8; 12];
+    loop {
+        match reader.read_exact(&mut word) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(io(e)),
+        }
+        trace.clear();
+        for _ in 0..u32::from_le_bytes(word) {
+            reader.read_exact(&mut point).map_err(io)?;
+            let (place, time) = point.split_at(8);
+            trace.push((
+                u64::from_le_bytes(place.try_into().unwrap_or_default()),
+                u32::from_le_bytes(time.try_into().unwrap_or_default()),
+            ));
+        }
+        for point in &trace {
+            for &id in by_first.get(point).into_iter().flatten() {
+                let set = &sets[id as usize].1;
+                if set.iter().all(|p| trace.binary_search(p).is_ok()) {
+                    holders[id as usize] += 1;
+                }
+            }
+        }
+    }
+    Ok(holders)
+}
+
+/// What the measures found, before they become rows: per number of points, the devices
+/// measured and singled out; the home–work pairs and the visit patterns of all devices.
+struct Found {
+    devices: u64,
+    sampled: u64,
+    points: u64,
+    unicity: Vec<(u64, u64)>,
+    pairs: Vec<(RegionIndex, RegionIndex)>,
+    patterns: Vec<u128>,
+}
+
+/// Runs the audit on prepared pings.
+pub(crate) fn risk(prepared: &Prepared, spec: &RiskSpec) -> Result<Risk> {
+    let study = prepared.study();
+    check(spec, study.geography())?;
     let pings = prepared.pings();
-    let mut rows = Vec::new();
+    let Some(period) = pings.period else {
+        return Ok(rows(study, spec, None));
+    };
+    let traces = Traces::build(pings, study, spec, period)?;
+    let pseudonyms = pings.devices();
+    let sampled: Vec<u32> = match spec.samples {
+        Some(n) if n < pseudonyms.len() => {
+            let mut keyed: Vec<(u64, u64, u32)> = pseudonyms
+                .iter()
+                .enumerate()
+                .map(|(d, &device)| (sample_key(spec.seed, device), device, d as u32))
+                .collect();
+            keyed.sort_unstable();
+            let mut chosen: Vec<u32> = keyed[..n].iter().map(|&(_, _, d)| d).collect();
+            chosen.sort_unstable();
+            chosen
+        }
+        _ => (0..pseudonyms.len() as u32).collect(),
+    };
+    let unicity = spec
+        .points
+        .iter()
+        .map(|&p| {
+            let outcomes: Vec<Option<bool>> = sampled
+                .par_iter()
+                .map(|&d| traces.singled_out(d, pseudonyms[d as usize], p, spec.seed))
+                .collect();
+            let measured = outcomes.iter().flatten().count() as u64;
+            let unique = outcomes.iter().flatten().filter(|&&u| u).count() as u64;
+            (measured, unique)
+        })
+        .collect();
+    let profiles = prepared.profiles()?;
+    let found = Found {
+        devices: pseudonyms.len() as u64,
+        sampled: sampled.len() as u64,
+        points: traces.points(),
+        unicity,
+        pairs: home_work_pairs(pings, profiles, study, period),
+        patterns: visit_patterns(profiles, study, period),
+    };
+    Ok(rows(study, spec, Some(&found)))
+}
+
+/// The table and the report of what was found (`None`: no period, nothing measured).
+fn rows(study: &crate::Study, spec: &RiskSpec, found: Option<&Found>) -> Risk {
+    let k = u64::from(spec.k.unwrap_or(study.config().k));
     let mut report = json!({
         "parameters": {
             "points": spec.points,
@@ -302,29 +550,24 @@ pub(crate) fn risk(prepared: &Prepared, spec: &RiskSpec) -> Result<Risk> {
             "k": k,
         },
     });
-    let Some(period) = pings.period else {
+    let Some(found) = found else {
         report["devices"] = json!(0);
-        return Ok(Risk { rows, report });
+        return Risk {
+            rows: Vec::new(),
+            report,
+        };
     };
-    let calendar = study.calendar();
-    let traces = Traces::build(prepared, spec, period)?;
     let granularity = format!("{}×{}", spec.spatial.name(), spec.temporal.name());
-    let sampled = sample(traces.devices(), spec.samples, spec.seed);
+    let mut rows = Vec::new();
     let mut too_short = BTreeMap::new();
-    for &p in &spec.points {
-        let outcomes: Vec<Option<bool>> = sampled
-            .par_iter()
-            .map(|&device| traces.singled_out(device, p, spec.seed))
-            .collect();
-        let measured = outcomes.iter().flatten().count() as u64;
-        let unique = outcomes.iter().flatten().filter(|&&u| u).count() as u64;
-        too_short.insert(p.to_string(), sampled.len() as u64 - measured);
+    for (&p, &(measured, unique)) in spec.points.iter().zip(&found.unicity) {
+        too_short.insert(p.to_string(), found.sampled - measured);
         let share = if measured == 0 {
             0.0
         } else {
             unique as f64 / measured as f64
         };
-        let (low, high) = if sampled.len() == traces.devices() {
+        let (low, high) = if found.sampled == found.devices {
             (share, share)
         } else {
             wilson(unique, measured)
@@ -341,29 +584,95 @@ pub(crate) fn risk(prepared: &Prepared, spec: &RiskSpec) -> Result<Risk> {
             below_k: None,
         });
     }
-    let profiles = prepared.profiles()?;
-    let (home_work, sizes) = home_work_rows(prepared, profiles, period, k);
+    let (home_work, sizes) = home_work_rows(&found.pairs, study.geography().regions(), k);
     rows.extend(home_work);
-    rows.push(visit_pattern_row(
-        profiles,
-        study.geography().zones(),
-        calendar,
-        period,
-        k,
-    ));
-    report["devices"] = json!(traces.devices());
-    report["devices_sampled"] = json!(sampled.len());
-    report["points_in_traces"] = json!(traces.points());
+    rows.push(visit_pattern_row(&found.patterns, k));
+    report["devices"] = json!(found.devices);
+    report["devices_sampled"] = json!(found.sampled);
+    report["points_in_traces"] = json!(found.points);
     report["too_few_points"] = json!(too_short);
     report["home_work_set_sizes"] = sizes;
-    Ok(Risk { rows, report })
+    Risk { rows, report }
+}
+
+/// A device's place in the sample: the devices of the `samples` smallest keys are
+/// measured, in memory or shard by shard alike.
+fn sample_key(seed: u64, device: u64) -> u64 {
+    Rng::stream(seed, device, u64::MAX).next_u64()
+}
+
+/// The positions of `p` distinct points drawn from a trace of `len` points (at least
+/// `p`) of the device with pseudonym `device`: the same in memory and shard by shard.
+fn draw(len: usize, p: usize, seed: u64, device: u64) -> Vec<usize> {
+    let mut rng = Rng::stream(seed, device, p as u64);
+    // Floyd's sampling of p distinct positions.
+    let mut chosen: Vec<usize> = Vec::with_capacity(p);
+    for j in len - p..len {
+        let t = rng.below(j as u64 + 1) as usize;
+        chosen.push(if chosen.contains(&t) { j } else { t });
+    }
+    chosen
+}
+
+/// A point: its place and its time.
+type Point = (u64, u32);
+
+/// The points of the devices of some located pings.
+struct Pointer<'a> {
+    geography: &'a crate::Geography,
+    spatial: &'a Spatial,
+    clock: Clock,
+}
+
+impl<'a> Pointer<'a> {
+    fn new(study: &'a crate::Study, spec: &'a RiskSpec, period: crate::Period) -> Self {
+        Self {
+            geography: study.geography(),
+            spatial: &spec.spatial,
+            clock: Clock::new(spec.temporal, study.calendar(), period),
+        }
+    }
+
+    /// Device `d`'s distinct points, sorted, into `points` (cleared first).
+    fn points(&self, pings: &crate::LocatedPings, d: usize, points: &mut Vec<Point>) {
+        let (geography, regions) = (self.geography, self.geography.regions());
+        points.clear();
+        for row in pings.device_rows(d) {
+            let Some(when) = self.clock.of(pings.ts()[row]) else {
+                continue;
+            };
+            match self.spatial {
+                Spatial::Cell => points.push((pings.cell()[row], when)),
+                Spatial::Zone => points.extend(
+                    geography
+                        .zone_set(pings.zone_set()[row])
+                        .iter()
+                        .filter(|&&z| !geography.zones()[z as usize].is_category)
+                        .map(|&z| (u64::from(z), when)),
+                ),
+                Spatial::Region(level) => {
+                    let leaf = pings.leaf()[row];
+                    if leaf != UNKNOWN_REGION {
+                        let region = regions
+                            .ancestors(leaf)
+                            .find(|&r| regions.level(r) == level)
+                            .unwrap_or(leaf);
+                        points.push((u64::from(region), when));
+                    }
+                }
+            }
+        }
+        points.sort_unstable();
+        points.dedup();
+    }
 }
 
 /// Every device's distinct points, and the devices of every point, each as one flat
 /// list cut by offsets (millions of small lists would cost more in the allocator than
 /// in the counting).
 struct Traces {
-    /// Device `d`'s point numbers, sorted: `points[point_offsets[d]..point_offsets[d + 1]]`.
+    /// Device `d`'s point numbers, in the order of its sorted points:
+    /// `points[point_offsets[d]..point_offsets[d + 1]]`.
     points: Vec<u32>,
     point_offsets: Vec<usize>,
     /// Point `t`'s devices, sorted: `holders[holder_offsets[t]..holder_offsets[t + 1]]`.
@@ -372,69 +681,33 @@ struct Traces {
 }
 
 impl Traces {
-    fn build(prepared: &Prepared, spec: &RiskSpec, period: crate::Period) -> Result<Self> {
-        let study = prepared.study();
-        let (geography, calendar) = (study.geography(), study.calendar());
-        let pings = prepared.pings();
-        let regions = geography.regions();
-        let time = Clock::new(spec.temporal, calendar, period);
-        let at_level = |leaf: RegionIndex, level: &str| -> Option<RegionIndex> {
-            (leaf != UNKNOWN_REGION).then(|| {
-                regions
-                    .ancestors(leaf)
-                    .find(|&r| regions.level(r) == level)
-                    .unwrap_or(leaf)
-            })
-        };
-        let mut number_of: FxHashMap<(u64, u32), u32> = FxHashMap::default();
+    fn build(
+        pings: &crate::LocatedPings,
+        study: &crate::Study,
+        spec: &RiskSpec,
+        period: crate::Period,
+    ) -> Result<Self> {
+        let pointer = Pointer::new(study, spec, period);
+        let mut number_of: FxHashMap<Point, u32> = FxHashMap::default();
         let mut points: Vec<u32> = Vec::with_capacity(pings.len());
         let mut point_offsets = Vec::with_capacity(pings.devices().len() + 1);
         point_offsets.push(0);
         // Devices per point, counted first, so that the holders fill one flat list.
         let mut held: Vec<usize> = Vec::new();
-        let mut places: Vec<u64> = Vec::new();
+        let mut trace: Vec<Point> = Vec::new();
         for d in 0..pings.devices().len() {
-            let start = points.len();
-            for row in pings.device_rows(d) {
-                let Some(when) = time.of(pings.ts()[row]) else {
-                    continue;
-                };
-                places.clear();
-                match &spec.spatial {
-                    Spatial::Cell => places.push(pings.cell()[row]),
-                    Spatial::Zone => places.extend(
-                        geography
-                            .zone_set(pings.zone_set()[row])
-                            .iter()
-                            .filter(|&&z| !geography.zones()[z as usize].is_category)
-                            .map(|&z| u64::from(z)),
-                    ),
-                    Spatial::Region(level) => {
-                        places.extend(at_level(pings.leaf()[row], level).map(u64::from));
-                    }
+            pointer.points(pings, d, &mut trace);
+            for &point in &trace {
+                let next = u32::try_from(number_of.len()).map_err(|_| {
+                    Error::config("spatial", "gives more than 4 billion distinct points")
+                })?;
+                let number = *number_of.entry(point).or_insert(next);
+                if number == next {
+                    held.push(0);
                 }
-                for &place in &places {
-                    let next = u32::try_from(number_of.len()).map_err(|_| {
-                        Error::config("spatial", "gives more than 4 billion distinct points")
-                    })?;
-                    let number = *number_of.entry((place, when)).or_insert(next);
-                    if number == next {
-                        held.push(0);
-                    }
-                    points.push(number);
-                }
+                held[number as usize] += 1;
+                points.push(number);
             }
-            let trace = &mut points[start..];
-            trace.sort_unstable();
-            let mut kept = start;
-            for i in start..points.len() {
-                if i == start || points[i] != points[kept - 1] {
-                    points[kept] = points[i];
-                    held[points[kept] as usize] += 1;
-                    kept += 1;
-                }
-            }
-            points.truncate(kept);
             point_offsets.push(points.len());
         }
         let mut holder_offsets = Vec::with_capacity(held.len() + 1);
@@ -458,6 +731,7 @@ impl Traces {
         })
     }
 
+    #[cfg(test)]
     fn devices(&self) -> usize {
         self.point_offsets.len() - 1
     }
@@ -466,7 +740,7 @@ impl Traces {
         self.points.len() as u64
     }
 
-    /// A device's points, sorted.
+    /// A device's points, in the order of its sorted points.
     fn trace(&self, device: u32) -> &[u32] {
         let d = device as usize;
         &self.points[self.point_offsets[d]..self.point_offsets[d + 1]]
@@ -478,27 +752,24 @@ impl Traces {
         &self.holders[self.holder_offsets[t]..self.holder_offsets[t + 1]]
     }
 
-    /// The `p` points drawn from `device`'s trace (at least `p` long) with `seed`.
-    fn chosen(&self, device: u32, p: usize, seed: u64) -> Vec<u32> {
+    /// The `p` points drawn from device `device`'s trace (at least `p` long; pseudonym
+    /// `pseudonym`) with `seed`.
+    fn chosen(&self, device: u32, pseudonym: u64, p: usize, seed: u64) -> Vec<u32> {
         let trace = self.trace(device);
-        let mut rng = Rng::stream(seed, u64::from(device), p as u64);
-        // Floyd's sampling of p distinct positions.
-        let mut chosen: Vec<usize> = Vec::with_capacity(p);
-        for j in trace.len() - p..trace.len() {
-            let t = rng.below(j as u64 + 1) as usize;
-            chosen.push(if chosen.contains(&t) { j } else { t });
-        }
-        chosen.into_iter().map(|i| trace[i]).collect()
+        draw(trace.len(), p, seed, pseudonym)
+            .into_iter()
+            .map(|i| trace[i])
+            .collect()
     }
 
     /// Whether `p` points drawn from `device`'s trace single it out; `None` when the
     /// trace has fewer than `p` points.
-    fn singled_out(&self, device: u32, p: usize, seed: u64) -> Option<bool> {
+    fn singled_out(&self, device: u32, pseudonym: u64, p: usize, seed: u64) -> Option<bool> {
         if self.trace(device).len() < p {
             return None;
         }
         let mut lists: Vec<&[u32]> = self
-            .chosen(device, p, seed)
+            .chosen(device, pseudonym, p, seed)
             .into_iter()
             .map(|point| self.holders_of(point))
             .collect();
@@ -555,33 +826,14 @@ impl Clock {
     }
 }
 
-/// The devices to measure: all of them, or `samples` drawn without replacement.
-fn sample(devices: usize, samples: Option<usize>, seed: u64) -> Vec<u32> {
-    let mut all: Vec<u32> = (0..devices as u32).collect();
-    let Some(samples) = samples.filter(|&s| s < devices) else {
-        return all;
-    };
-    let mut rng = Rng::new(seed);
-    for i in 0..samples {
-        let j = i + rng.below((devices - i) as u64) as usize;
-        all.swap(i, j);
-    }
-    all.truncate(samples);
-    all.sort_unstable();
-    all
-}
-
-/// Home–work anonymity at each level of the region tree (finest first), and the
-/// distribution of the sets' sizes per level.
-fn home_work_rows(
-    prepared: &Prepared,
+/// The (home, most frequent weekday daytime region) of every device with both.
+fn home_work_pairs(
+    pings: &crate::LocatedPings,
     profiles: &crate::profile::Profiles,
+    study: &crate::Study,
     period: crate::Period,
-    k: u64,
-) -> (Vec<RiskRow>, Value) {
-    let study = prepared.study();
-    let (regions, calendar) = (study.geography().regions(), study.calendar());
-    let pings = prepared.pings();
+) -> Vec<(RegionIndex, RegionIndex)> {
+    let calendar = study.calendar();
     let devices = &profiles.devices;
     // Whether each local clock hour of the period is weekday daytime (Monday to Friday,
     // 09:00 to 17:00): looked up once per hour, not once per ping.
@@ -596,12 +848,12 @@ fn home_work_rows(
             weekday < 5 && (9 * 3_600..17 * 3_600).contains(&second)
         })
         .collect();
-    // The most frequent leaf of each device's weekday daytime pings.
-    let mut pairs: Vec<(RegionIndex, RegionIndex)> = Vec::new();
+    let mut pairs = Vec::new();
     for (i, &home) in devices.home.iter().enumerate() {
         let Some(home) = home else { continue };
-        let d = pings.devices().binary_search(&devices.device[i]);
-        let Ok(d) = d else { continue };
+        let Ok(d) = pings.devices().binary_search(&devices.device[i]) else {
+            continue;
+        };
         let mut counts: BTreeMap<RegionIndex, u32> = BTreeMap::new();
         for row in pings.device_rows(d) {
             let leaf = pings.leaf()[row];
@@ -617,6 +869,16 @@ fn home_work_rows(
             pairs.push((home, work));
         }
     }
+    pairs
+}
+
+/// Home–work anonymity at each level of the region tree (finest first), and the
+/// distribution of the sets' sizes per level.
+fn home_work_rows(
+    pairs: &[(RegionIndex, RegionIndex)],
+    regions: &crate::geo::Regions,
+    k: u64,
+) -> (Vec<RiskRow>, Value) {
     let mut levels: Vec<(usize, &str)> = (0..regions.len() as RegionIndex)
         .map(|r| (regions.ancestors(r).count(), regions.level(r)))
         .collect();
@@ -637,12 +899,12 @@ fn home_work_rows(
                 .unwrap_or(r)
         };
         let mut count: FxHashMap<(RegionIndex, RegionIndex), u64> = FxHashMap::default();
-        for &(home, work) in &pairs {
+        for &(home, work) in pairs {
             *count.entry((lift(home), lift(work))).or_default() += 1;
         }
         let (mut unique, mut below_k) = (0, 0);
         let mut histogram: BTreeMap<&'static str, u64> = BTreeMap::new();
-        for &(home, work) in &pairs {
+        for &(home, work) in pairs {
             let size = count[&(lift(home), lift(work))];
             unique += u64::from(size == 1);
             below_k += u64::from(size < k);
@@ -667,15 +929,16 @@ fn home_work_rows(
     (rows, Value::Object(sizes))
 }
 
-/// Devices unique by their set of (zone, local day) visits.
-fn visit_pattern_row(
+/// Every device's set of (zone, local day) of its qualifying visits to zones, as a
+/// 128-bit digest (two sets that differ have different digests but for a chance of
+/// 2⁻¹²⁸), one per device with such a visit.
+fn visit_patterns(
     profiles: &crate::profile::Profiles,
-    zones: &[crate::geo::Zone],
-    calendar: &crate::calendar::Calendar,
+    study: &crate::Study,
     period: crate::Period,
-    k: u64,
-) -> RiskRow {
-    let days = Buckets::new(BucketKind::Day, calendar, period);
+) -> Vec<u128> {
+    let zones = study.geography().zones();
+    let days = Buckets::new(BucketKind::Day, study.calendar(), period);
     let visits = &profiles.visits;
     let mut patterns: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
     // Qualifying visits to zones: a category's visits repeat its zones'.
@@ -687,14 +950,30 @@ fn visit_pattern_row(
             pattern.push((visits.zone[j], day as u32));
         }
     }
-    let mut count: FxHashMap<Vec<(u32, u32)>, u64> = FxHashMap::default();
-    for pattern in patterns.values_mut() {
-        pattern.sort_unstable();
-        pattern.dedup();
-        *count.entry(pattern.clone()).or_default() += 1;
+    patterns
+        .into_values()
+        .map(|mut pattern| {
+            pattern.sort_unstable();
+            pattern.dedup();
+            let digest = |seed: u64| {
+                let mut rng = Rng::new(seed ^ pattern.len() as u64);
+                pattern.iter().fold(rng.next_u64(), |h, &(zone, day)| {
+                    Rng::stream(h, u64::from(zone), u64::from(day)).next_u64()
+                })
+            };
+            u128::from(digest(1)) << 64 | u128::from(digest(2))
+        })
+        .collect()
+}
+
+/// Devices unique by their set of (zone, local day) visits.
+fn visit_pattern_row(patterns: &[u128], k: u64) -> RiskRow {
+    let mut count: FxHashMap<u128, u64> = FxHashMap::default();
+    for &pattern in patterns {
+        *count.entry(pattern).or_default() += 1;
     }
     let (mut unique, mut below_k) = (0, 0);
-    for pattern in patterns.values() {
+    for pattern in patterns {
         let size = count[pattern];
         unique += u64::from(size == 1);
         below_k += u64::from(size < k);

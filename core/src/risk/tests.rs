@@ -171,14 +171,15 @@ fn exact_counting_agrees_with_brute_force() {
     let prepared = prepared(&devices);
     let spec = RiskSpec::default();
     let period = prepared.pings().period.unwrap();
-    let traces = Traces::build(&prepared, &spec, period).unwrap();
+    let traces = Traces::build(prepared.pings(), prepared.study(), &spec, period).unwrap();
+    let pseudonym = |device: u32| prepared.pings().devices()[device as usize];
     for p in 1..=4 {
         for device in 0..traces.devices() as u32 {
-            let Some(fast) = traces.singled_out(device, p, 5) else {
+            let Some(fast) = traces.singled_out(device, pseudonym(device), p, 5) else {
                 assert!(traces.trace(device).len() < p);
                 continue;
             };
-            let chosen = traces.chosen(device, p, 5);
+            let chosen = traces.chosen(device, pseudonym(device), p, 5);
             assert_eq!(chosen.len(), p);
             let holders = (0..traces.devices() as u32)
                 .filter(|&other| {
@@ -229,10 +230,17 @@ fn sampling_is_deterministic_with_a_seed_and_its_interval_holds_the_share() {
             "{row:?} against {exact:?}"
         );
     }
-    assert_eq!(sample(10, Some(4), 1), sample(10, Some(4), 1));
-    assert_eq!(sample(10, None, 1), (0..10).collect::<Vec<u32>>());
-    let drawn = sample(10, Some(4), 1);
-    assert!(drawn.len() == 4 && drawn.windows(2).all(|w| w[0] < w[1]));
+    // Another seed draws other devices.
+    let other = risk(
+        &prepared,
+        &RiskSpec {
+            samples: Some(100),
+            seed: 10,
+            ..RiskSpec::default()
+        },
+    )
+    .unwrap();
+    assert_ne!(a.rows, other.rows);
 }
 
 #[test]

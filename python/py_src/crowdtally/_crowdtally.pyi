@@ -476,7 +476,7 @@ def read_parquet_table(path: str | os.PathLike[str], name: str) -> tuple[Table, 
     """A whole Parquet file as a table named `name`, with its schema metadata."""
 
 def _risk(
-    prepared: Prepared,
+    pings: Prepared | Any,
     *,
     points: Sequence[int],
     spatial: str,
@@ -484,9 +484,12 @@ def _risk(
     samples: int | None = None,
     seed: int = 0,
     k: int | None = None,
+    study: Study | None = None,
+    engine: Engine | None = None,
 ) -> tuple[Table, dict[str, Any]]:
-    """The re-identification risk audit of prepared pings (`crowdtally.risk`): the table
-    and the report."""
+    """The re-identification risk audit (`crowdtally.risk`) of prepared pings, or of raw
+    pings of `study` read shard by shard within `engine`'s budget: the table and the
+    report."""
 
 def _spend(
     study: Study,

@@ -19,6 +19,9 @@ and before anything leaves the secure room, how many devices a few facts single 
     audit = crowdtally.risk(prepared, points=(1, 2, 3, 4), spatial="cell", temporal="hour")
     audit.to_pandas()
     audit.plot()  # unicity against the number of points
+
+    # Pings larger than memory: read shard by shard, as a release reads them.
+    audit = crowdtally.risk("pings/*.parquet", geography, config, engine=engine)
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from crowdtally._crowdtally import Config, Geography, Prepared
+from crowdtally._crowdtally import Config, Engine, Geography, Prepared, Study
 from crowdtally._crowdtally import _risk as _risk_table
 from crowdtally._result import TableWithReport
 from crowdtally._util import require
@@ -119,7 +122,7 @@ class Risk(TableWithReport):
 
 
 def risk(
-    prepared: Prepared,
+    pings: Prepared | Any,
     geography: Geography | None = None,
     config: Config | None = None,
     *,
@@ -129,36 +132,52 @@ def risk(
     samples: int | None = None,
     seed: int = 0,
     k: int | None = None,
+    engine: Engine | None = None,
 ) -> Risk:
-    """Measures how unique the prepared pings' traces are (see the module's doc).
+    """Measures how unique the pings' traces are (see the module's doc).
 
-    ``prepared`` carries its geography and configuration; ``geography`` and ``config``
-    may be given for symmetry with the other verbs, and must then be those it was
-    prepared with (compared by their descriptions). ``samples`` devices are drawn for
-    unicity (default: every device), reproducibly for a ``seed``. ``k`` is the
-    anonymity-set size counted as at risk (default: the configuration's k).
+    ``pings`` is a :class:`crowdtally.Prepared`, which carries its geography and
+    configuration (``geography`` and ``config`` may then be given for symmetry with the
+    other verbs, and must be those it was prepared with, compared by their
+    descriptions), or raw pings as ``analyze`` takes them (tables, Parquet paths,
+    iterators of batches) with their ``geography`` and ``config``: these are read shard
+    by shard within ``engine``'s memory budget, each shard's points waiting in its spill
+    directory, for inputs larger than memory. Both give the same numbers.
+
+    ``samples`` devices are drawn for unicity (default: every device), reproducibly for
+    a ``seed``. ``k`` is the anonymity-set size counted as at risk (default: the
+    configuration's k).
 
     Raises:
         crowdtally.ConfigError: a parameter is invalid (naming it).
         ValueError: ``geography`` or ``config`` are not the ones the pings were prepared
             with (by their descriptions, which do not show the key).
+        TypeError: raw pings without their ``geography`` and ``config``.
     """
-    if not isinstance(prepared, Prepared):
-        raise TypeError(f"prepared must be a crowdtally.Prepared, got {type(prepared).__name__}")
-    study = prepared.study
+    keywords: dict[str, Any] = {
+        "points": [int(p) for p in points],
+        "spatial": spatial,
+        "temporal": temporal,
+        "samples": samples,
+        "seed": seed,
+        "k": k,
+    }
+    if not isinstance(pings, Prepared):
+        if geography is None or config is None:
+            raise TypeError(
+                "pings that are not a crowdtally.Prepared need their geography and config: "
+                f"crowdtally.risk(pings, geography, config), got {type(pings).__name__} alone"
+            )
+        table, report = _risk_table(
+            pings, study=Study(geography, config), engine=engine, **keywords
+        )
+        return Risk(table, report)
+    study = pings.study
     # Compared by their descriptions: a geography or configuration of another study
     # differs there, and the pings' own are the ones measured in any case.
     if geography is not None and repr(geography) != repr(study.geography):
         raise ValueError("geography is not the one the pings were prepared with")
     if config is not None and repr(config) != repr(study.config):
         raise ValueError("config is not the one the pings were prepared with")
-    table, report = _risk_table(
-        prepared,
-        points=[int(p) for p in points],
-        spatial=spatial,
-        temporal=temporal,
-        samples=samples,
-        seed=seed,
-        k=k,
-    )
+    table, report = _risk_table(pings, **keywords)
     return Risk(table, report)
