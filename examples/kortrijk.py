@@ -25,31 +25,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 import pyarrow.compute as pc
 
 import crowdtally as ct
 from crowdtally import synth
-
-VISITOR_CLASSES = ("day_visitor", "overnight_visitor")
-
-
-def true_visitors(truth: dict[str, Any]) -> dict[str, int]:
-    """Distinct people (customers or not) whose true class is a visitor class and who
-    truly visited each zone during the period."""
-    persons = pa.table(truth["persons"]).select(["person", "class"])
-    visitors = persons.filter(pc.is_in(persons["class"], pa.array(VISITOR_CLASSES)))
-    zone_days = pa.table(truth["zone_days"])
-    zone_days = zone_days.set_column(1, "zone", pc.cast(zone_days["zone"], pa.string()))
-    visited = zone_days.join(visitors.select(["person"]), "person", join_type="inner")
-    counts = visited.group_by("zone").aggregate([("person", "count_distinct")])
-    return dict(
-        zip(
-            counts["zone"].to_pylist(),
-            counts["person_count_distinct"].to_pylist(),
-            strict=True,
-        )
-    )
 
 
 def print_spend_against_truth(spend: ct.Spend, truth_cents: dict[str, int]) -> None:
@@ -135,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     table = period.to_arrow()
     totals = table.filter(pc.equal(table["origin"], "*"))
-    truth = true_visitors(city.truth)
+    truth = city.true_visitors()
     print()
     print(f"{'zone':<22} {'observed':>9} {'estimate':>10} {'95% interval':>19} {'truth':>8} error")
     for row in totals.to_pylist():

@@ -414,22 +414,6 @@ def test_the_report_page_refuses_the_spend_of_another_release(
 
 # -- the synthetic city --------------------------------------------------------------------
 
-VISITOR_CLASSES = ("day_visitor", "overnight_visitor")
-
-
-def true_visitors(truth: dict[str, Any]) -> dict[str, int]:
-    """Distinct people whose true class is a visitor class, by zone they truly visited
-    (as examples/kortrijk.py counts them)."""
-    persons = pa.table(truth["persons"]).select(["person", "class"])
-    visitors = persons.filter(pc.is_in(persons["class"], pa.array(VISITOR_CLASSES)))
-    zone_days = pa.table(truth["zone_days"])
-    zone_days = zone_days.set_column(1, "zone", pc.cast(zone_days["zone"], pa.string()))
-    visited = zone_days.join(visitors.select(["person"]), "person", join_type="inner")
-    counts = visited.group_by("zone").aggregate([("person", "count_distinct")])
-    return dict(
-        zip(counts["zone"].to_pylist(), counts["person_count_distinct"].to_pylist(), strict=True)
-    )
-
 
 @pytest.fixture(scope="module")
 def city_spend() -> dict[str, Any]:
@@ -465,7 +449,7 @@ def test_the_synthetic_spend_adds_up_to_the_truth(city_spend: dict[str, Any]) ->
 def test_the_synthetic_spend_per_visitor_brackets_the_truth(city_spend: dict[str, Any]) -> None:
     city, spend = city_spend["city"], city_spend["spend"]
     truth_cents: dict[str, int] = city.payments["spend_by_zone"]
-    visitors = true_visitors(city.truth)
+    visitors = city.true_visitors()
     true_per_visitor = {
         zone: truth_cents.get(zone, 0) / 100 / visitors[zone]
         for zone in visitors

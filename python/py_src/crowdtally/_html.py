@@ -174,11 +174,7 @@ class _Page:
         return f"{when} · {per}" + (f" · local time ({tz})" if tz else "")
 
     def _warnings(self) -> str:
-        warnings = strings(self.report.get("warnings"))
-        if not warnings:
-            return ""
-        lines = "".join(f"<p><strong>Warning:</strong> {_e(w)}</p>" for w in warnings)
-        return f"<div class='warnings' role='alert'>{lines}</div>"
+        return _warnings_html(strings(self.report.get("warnings")))
 
     # -- the summary --------------------------------------------------------------------
 
@@ -692,11 +688,7 @@ class _SpendSection:
         return parts
 
     def _warnings(self) -> str:
-        warnings = strings(self.report.get("warnings"))
-        if not warnings:
-            return ""
-        lines = "".join(f"<p><strong>Warning:</strong> {_e(w)}</p>" for w in warnings)
-        return f"<div class='warnings' role='alert'>{lines}</div>"
+        return _warnings_html(strings(self.report.get("warnings")))
 
     def _summary(self, zones: Sequence[str]) -> str:
         totals = {zone: self.lines[zone][TOTAL] for zone in zones if TOTAL in self.lines[zone]}
@@ -971,6 +963,14 @@ class _SpendLine:
             len(pairs),
             paid,
         )
+
+
+def _warnings_html(warnings: Sequence[str]) -> str:
+    """A report's warnings, first on the page or its section; nothing without any."""
+    if not warnings:
+        return ""
+    lines = "".join(f"<p><strong>Warning:</strong> {_e(w)}</p>" for w in warnings)
+    return f"<div class='warnings' role='alert'>{lines}</div>"
 
 
 def _check_same_release(release: Mapping[str, Any], spend: Mapping[str, Any]) -> None:

@@ -77,6 +77,28 @@ class SyntheticCity:
         card spend in cents of each zone over the period)."""
         return self._scenario.payments()
 
+    def true_visitors(self) -> dict[str, int]:
+        """The true number of distinct visitors (people, customers or not, whose class on
+        their true trajectory is a day or overnight visitor) of each zone over the
+        period, by zone id: what a release of the period estimates. Needs pyarrow."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        persons = pa.table(self.truth["persons"]).select(["person", "class"])
+        classes = pa.array(["day_visitor", "overnight_visitor"])
+        visitors = persons.filter(pc.is_in(persons["class"], classes))
+        zone_days = pa.table(self.truth["zone_days"])
+        zone_days = zone_days.set_column(1, "zone", pc.cast(zone_days["zone"], pa.string()))
+        visited = zone_days.join(visitors.select(["person"]), "person", join_type="inner")
+        counts = visited.group_by("zone").aggregate([("person", "count_distinct")])
+        return dict(
+            zip(
+                counts["zone"].to_pylist(),
+                counts["person_count_distinct"].to_pylist(),
+                strict=True,
+            )
+        )
+
     def subscribers(self) -> dict[str, int]:
         """The operator's customers per municipality where they live, as its billing
         counts them: the ``subscribers=`` of a release, known without reading the pings
