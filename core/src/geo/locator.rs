@@ -28,17 +28,17 @@
 
 use std::sync::Arc;
 
-use h3o::{Boundary, CellIndex, LatLng, Resolution};
+use h3o::{CellIndex, LatLng, Resolution};
 use rustc_hash::FxHashMap;
 
 use super::raster::{CellRaster, DEFAULT_RASTER_BUDGET, RasterView};
 
 /// How far inside every edge (as the sine of the angle to its great circle) a point
 /// must be for the fast path: many orders above the rounding error of either side.
-const MARGIN: f64 = 1e-12;
+pub(super) const MARGIN: f64 = 1e-12;
 
 /// Cells nearer a face centre than this (radians) are left to h3o (see the margin).
-const MIN_FACE_CENTRE_DISTANCE: f64 = 1e-6;
+pub(super) const MIN_FACE_CENTRE_DISTANCE: f64 = 1e-6;
 
 /// Cells with a vertex nearer a pole than 1° are left to h3o: latitudes computed there
 /// by `asin` lose precision.
@@ -63,7 +63,7 @@ pub(super) type Vec3 = [f64; 3];
 
 /// A cell with the inward unit normals of its six edges' great circles.
 #[derive(Clone, Debug)]
-pub(super) struct CellShape {
+struct CellShape {
     cell: CellIndex,
     normals: [Vec3; 6],
     /// How far inside every edge a point must be to be surely in the cell.
@@ -73,12 +73,7 @@ pub(super) struct CellShape {
 impl CellShape {
     /// The shape of `cell`, `None` when it is not one face's convex hexagon away from
     /// the face's centre and the poles.
-    pub(super) fn of(cell: CellIndex) -> Option<Self> {
-        Self::with_boundary(cell, LatLng::from(cell)).map(|(shape, _)| shape)
-    }
-
-    /// The shape of `cell`, whose centre is `centre`, with its vertices.
-    pub(super) fn with_boundary(cell: CellIndex, centre: LatLng) -> Option<(Self, Boundary)> {
+    fn of(cell: CellIndex) -> Option<Self> {
         if cell.is_pentagon() {
             return None;
         }
@@ -91,7 +86,7 @@ impl CellShape {
             return None;
         }
         let vertices: Vec<Vec3> = boundary.iter().map(|&v| unit_vector(v)).collect();
-        let centre = unit_vector(centre);
+        let centre = unit_vector(LatLng::from(cell));
         let mut normals = [[0.0; 3]; 6];
         for (k, normal) in normals.iter_mut().enumerate() {
             // v × (w − v) is v × w, but without the cancellation of two nearly equal
@@ -123,36 +118,24 @@ impl CellShape {
         if nearest < MIN_FACE_CENTRE_DISTANCE {
             return None;
         }
-        let shape = Self {
+        Some(Self {
             cell,
             normals,
             margin: MARGIN + 1e-15 / nearest.sin(),
-        };
-        Some((shape, boundary))
+        })
     }
 
     /// Whether `point` is inside every edge by more than the margin.
     #[inline]
-    pub(super) fn surely_contains(&self, point: Vec3) -> bool {
-        self.contains_by(point, self.margin)
-    }
-
-    /// Whether `point` is inside every edge by more than `margin`.
-    #[inline]
-    pub(super) fn contains_by(&self, point: Vec3, margin: f64) -> bool {
-        self.normals.iter().all(|&n| dot(n, point) > margin)
-    }
-
-    /// How far inside every edge a point must be to be surely in the cell.
-    pub(super) fn margin(&self) -> f64 {
-        self.margin
+    fn surely_contains(&self, point: Vec3) -> bool {
+        self.normals.iter().all(|&n| dot(n, point) > self.margin)
     }
 }
 
 /// The centres of the icosahedron's 20 faces, by face number: the normalised sums of
 /// each face's three vertices, which are the centres of the base pentagons whose faces
 /// include it.
-fn face_centres() -> &'static [Vec3; 20] {
+pub(super) fn face_centres() -> &'static [Vec3; 20] {
     static CENTRES: std::sync::OnceLock<[Vec3; 20]> = std::sync::OnceLock::new();
     CENTRES.get_or_init(|| {
         let mut sums = [[0.0; 3]; 20];
@@ -213,6 +196,7 @@ pub struct CellLocator {
     /// Room for a batch's positions, made safe for the raster.
     batch_lat: Vec<f64>,
     batch_lon: Vec<f64>,
+    bits: Vec<u64>,
     single: Vec<Option<CellIndex>>,
 }
 
@@ -241,6 +225,7 @@ impl CellLocator {
             exact: 0,
             batch_lat: Vec::new(),
             batch_lon: Vec::new(),
+            bits: Vec::new(),
             single: Vec::with_capacity(1),
         }
     }
@@ -269,6 +254,21 @@ impl CellLocator {
     /// # Panics
     /// When `lat` and `lon` have different lengths.
     pub fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut Vec<Option<CellIndex>>) {
+        let mut bits = std::mem::take(&mut self.bits);
+        self.cell_bits(lat, lon, &mut bits);
+        cells.clear();
+        cells.extend(bits.iter().map(|&bits| CellIndex::try_from(bits).ok()));
+        self.bits = bits;
+    }
+
+    /// The cells of the points `lat[k]`, `lon[k]` (degrees) as their 64-bit H3 indexes
+    /// into `bits` (cleared first), 0 where [`CellLocator::cell`] gives `None`: as
+    /// [`CellLocator::cells`], without making a [`CellIndex`] of each (which checks its
+    /// bits), for callers that keep the bits.
+    ///
+    /// # Panics
+    /// When `lat` and `lon` have different lengths.
+    pub fn cell_bits(&mut self, lat: &[f64], lon: &[f64], bits: &mut Vec<u64>) {
         assert_eq!(lat.len(), lon.len(), "as many latitudes as longitudes");
         let valid = |lat: f64, lon: f64| {
             lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0
@@ -281,15 +281,18 @@ impl CellLocator {
             self.batch_lat.push(if ok { a } else { 90.0 });
             self.batch_lon.push(if ok { o } else { 0.0 });
         }
-        cells.clear();
-        cells.resize(lat.len(), None);
-        self.raster.cells(&self.batch_lat, &self.batch_lon, cells);
-        for (k, cell) in cells.iter_mut().enumerate() {
+        bits.clear();
+        bits.resize(lat.len(), 0);
+        let filled = self.raster.filled();
+        self.raster.cells(&self.batch_lat, &self.batch_lon, bits);
+        // Entries the raster filled were asked of h3o.
+        let filled = self.raster.filled() - filled;
+        self.exact += filled;
+        self.fast += bits.iter().filter(|&&bits| bits != 0).count() as u64 - filled;
+        for (k, bits) in bits.iter_mut().enumerate() {
             let (a, o) = (lat[k], lon[k]);
-            if cell.is_some() {
-                self.fast += 1;
-            } else if valid(a, o) {
-                *cell = self.without_raster(a, o);
+            if *bits == 0 && valid(a, o) {
+                *bits = self.without_raster(a, o).map_or(0, u64::from);
             }
         }
     }
@@ -372,7 +375,7 @@ pub(super) fn dot(a: Vec3, b: Vec3) -> f64 {
 }
 
 /// The angle between two unit vectors, accurate for small angles too.
-fn angle(a: Vec3, b: Vec3) -> f64 {
+pub(super) fn angle(a: Vec3, b: Vec3) -> f64 {
     let c = cross(a, b);
     dot(c, c).sqrt().atan2(dot(a, b))
 }

@@ -1,67 +1,88 @@
 //! A lookup raster for lat/lon → H3 cell whose speed does not depend on the order of the
-//! points: a grid of small lat/lon pixels, built tile by tile where points fall, shared
-//! by every thread of a run.
+//! points: tiles of a lat/lon grid, each with the plane of the icosahedron face h3o
+//! projects its points on and a table from the lattice points of that face's hexagon
+//! grid to their cells. Built tile by tile where points fall, shared by every thread of
+//! a run.
 //!
 //! # Why the answer is always h3o's
-//! A pixel is answered by a table lookup only when its four corners are inside every
-//! edge of one cell's shape ([`CellShape`], see the locator) by the shape's margin plus
-//! a slack that covers the whole pixel:
-//! - the cell is the intersection of six hemispheres (spherical caps), which is convex,
-//!   so it holds the geodesic hull of the corners;
-//! - a pixel's sides are two meridians (geodesics, inside that hull) and two parallels,
-//!   which bulge from the geodesic between their ends by less than `Δλ²` (Δλ the pixel's
-//!   width in radians of longitude), covered by the slack;
-//! - the pixel a point is looked up in comes from rounded arithmetic, so the slack also
-//!   covers a pixel grown by [`GROWTH_DEGREES`] on every side, far above that rounding.
+//! h3o gives a point the cell `F(f, A)`: `f` is the face whose centre is nearest the
+//! point, `A` the point of `f`'s lattice nearest the point's gnomonic projection on `f`
+//! (the hexagons of a resolution are the Voronoi cells of a triangular lattice of unit
+//! spacing in that plane, and h3o's rounding is to the nearest lattice point), and `F`
+//! a function of `f` and `A` alone (base cell, digits, rotations, pentagons).
 //!
-//! Every point of such a pixel is then inside the cell's edges by more than the shape's
-//! margin, where h3o gives that cell (the locator's argument). A pixel whose corners are
-//! not all surely in one cell lists the cells that surely hold one of its corners: a
-//! point there is tried against their shapes, as the locator does, and otherwise asked
-//! of h3o. Pixels touching a pentagon, a cell across an icosahedron edge, or beyond
-//! ±[`MAX_LATITUDE`] have no shape and are always asked of h3o.
+//! A tile is built only when every point of it is nearer one face's centre than any
+//! other's by more than a margin, so `f` is the tile's face. For a point of the tile the
+//! raster computes the projection itself, without trigonometry: the point's unit vector
+//! `p` from the sines and cosines of the tile's centre and short series of the offsets,
+//! then `(p·X / p·c, p·Y / p·c)` with `c` the face centre and `X`, `Y` the lattice's
+//! axes scaled to the resolution. It takes the nearest lattice point `A` and answers
+//! from the table only when the projection is inside `A`'s hexagon by more than the
+//! tile's margin `ε`, which bounds the distance between its projection and h3o's: h3o's
+//! then rounds to `A` too. The table's entry for `A` is h3o's cell of the first point
+//! that passed this test at `A`, which is `F(f, A)`. Every other point is left to the
+//! locator (shapes of cells met nearby, then h3o).
+//!
+//! The faces' planes are read off h3o: each face centre is the centre of a base cell;
+//! the direction of the lattice's axes, which matters only modulo 60° (the lattice is
+//! symmetric under that turn), from h3o's centres of the six neighbours of the face
+//! centre's cell at resolution 2 (the class II grids) and 1 (class III); the scale from
+//! H3's definition (the resolution-0 spacing is `1 / φ²` of the gnomonic plane, and each
+//! resolution divides it by `√7`). A test checks that every such neighbour lies at
+//! lattice distance 1, on an axis.
+//!
+//! # The margin
+//! Rounding in the unit vectors, dot products and projections, here and in h3o, is
+//! about 1e-15 radians on the sphere; h3o's angle to the face centre, `acos(1 - d²/2)`,
+//! also loses `1.1e-16 / r` radians at angle `r` from it. A tile's margin is
+//! [`MARGIN`] (1e-12 radians, about 6 µm on the ground) plus `1e-15 / r` for the least
+//! `r` of the tile, stretched by the projection's largest scale over the tile
+//! (`sec² r`), in lattice units: at resolution 9 a point nearer than about 10 µm to an
+//! edge is left to h3o. Tiles nearer than 1e-6 radians to a face centre, or past
+//! ±[`MAX_LATITUDE`], are not built.
 //!
 //! # Memory
-//! A tile is [`SIDE`]² pixels of about a quarter of an edge: 32 cell edges on a side,
-//! some 400 cells, about 170 KiB. A tile is built (in a few milliseconds) once a
-//! locator has met [`BUILD_AFTER`] points in it, kept while the raster lives, and no
-//! more are built once the raster holds its byte budget: points in tiles never built
-//! are asked of h3o through the locator.
+//! A tile is [`TILE_EDGES`] cell edges on a side (capped to [`MAX_TILE_RADIANS`] at
+//! coarse resolutions), some 400 cells; its table covers the lattice points of the
+//! tile's box in lattice coordinates, about three per cell, 8 bytes each: about
+//! 10 KiB at resolution 9, where a country of 50,000 km² takes some 1,700 tiles and
+//! 17 MiB. A tile is built (without a call of h3o: its entries are filled by the points
+//! that need them) once a locator has met [`BUILD_AFTER`] points in it, kept while the
+//! raster lives, and no more are built once the raster holds its byte budget: points in
+//! tiles never built are answered by the locator.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use h3o::{CellIndex, LatLng, Resolution};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
-use super::locator::{CellShape, Vec3};
+use super::locator::{
+    MARGIN, MIN_FACE_CENTRE_DISTANCE, Vec3, angle, dot, face_centres, unit_vector,
+};
 
-/// Pixels on a side of a tile.
-const SIDE: usize = 128;
+/// A tile's side, in cell edges.
+const TILE_EDGES: f64 = 128.0;
 
-/// Pixels on a cell edge, along a meridian.
-const PIXELS_PER_EDGE: f64 = 4.0;
-
-/// Pixels are grown by this (degrees) on every side before they are checked: many
-/// orders above the rounding of the pixel a point is put in.
-const GROWTH_DEGREES: f64 = 1e-9;
+/// The largest side of a tile (radians of latitude; twice that of longitude), so that
+/// the series of a point's offsets from the tile's centre stay exact to rounding.
+const MAX_TILE_RADIANS: f64 = 0.005;
 
 /// Tiles reaching nearer the poles than this (degrees of latitude) are not built.
 const MAX_LATITUDE: f64 = 88.0;
 
-/// A pixel entry: below [`MIXED`], the tile's cell number whose shape holds the whole
-/// pixel; from [`MIXED`], `MIXED` plus the number of the pixel's candidate list;
-/// [`ASK_H3O`], nothing known.
-const MIXED: u16 = 0x8000;
-const ASK_H3O: u16 = u16::MAX;
+/// A tile's box is grown by this (radians) on every side before it is checked: many
+/// orders above the rounding of the tile a point is put in.
+const GROWTH_RADIANS: f64 = 1e-9;
 
-/// A corner no shape surely holds; an unused candidate.
-const NONE: u16 = u16::MAX;
+/// The most lattice points a tile's table covers (a resolution-9 tile covers about
+/// 1,300): a tile the projection stretches past this is not built.
+const MAX_TABLE: usize = 1 << 16;
 
-/// Points a locator sees in a tile before it asks for the tile to be built: a tile costs
-/// about as much as a few thousand calls of h3o, so it is built only where points are
+/// Points a locator sees in a tile before it asks for the tile to be built: a tile is
+/// cheap, but its entries cost a call of h3o each, so it is built only where points are
 /// many, not for points scattered over a continent.
-const BUILD_AFTER: u32 = 256;
+const BUILD_AFTER: u32 = 64;
 
 /// Tiles a locator counts points in before it forgets the counts.
 const MAX_COUNTED: usize = 1 << 16;
@@ -69,87 +90,328 @@ const MAX_COUNTED: usize = 1 << 16;
 /// The default byte budget of a raster.
 pub const DEFAULT_RASTER_BUDGET: usize = 256 << 20;
 
-/// One tile: its pixels, the cells they name and the shapes of those cells.
-#[derive(Debug)]
-struct Tile {
-    /// The latitude of each pixel row's south edge and the longitude of each pixel
-    /// column's west edge (radians), with their sines and cosines.
-    rows: Box<[Corner]>,
-    columns: Box<[Corner]>,
-    pixels: Box<[u16]>,
-    cells: Vec<CellIndex>,
-    shapes: Vec<CellShape>,
-    /// Each mixed pixel's candidates, most corners first.
-    candidates: Vec<[u16; 4]>,
+/// H3's resolution-0 lattice spacing is `1 / φ²` of the gnomonic plane of a face (the
+/// value H3 defines, as h3o has it).
+const RES0_UNITS_PER_GNOMONIC: f64 = 2.618_033_988_749_896;
+
+/// `√3 / 2`: the height of a row of the lattice, and its inverse.
+const ROW_HEIGHT: f64 = 0.866_025_403_784_438_6;
+const PER_ROW_HEIGHT: f64 = 1.154_700_538_379_251_5;
+
+/// The plane h3o projects a face's points on, as unit vectors: its centre and the
+/// directions of the lattice's first axis and of the axis 90° from it, for one class of
+/// resolutions.
+#[derive(Clone, Copy, Debug)]
+struct FacePlane {
+    centre: Vec3,
+    x_axis: Vec3,
+    y_axis: Vec3,
 }
 
-impl Tile {
-    fn bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + (self.rows.len() + self.columns.len()) * std::mem::size_of::<Corner>()
-            + self.pixels.len() * 2
-            + self.cells.len() * std::mem::size_of::<CellIndex>()
-            + self.shapes.len() * std::mem::size_of::<CellShape>()
-            + self.candidates.len() * std::mem::size_of::<[u16; 4]>()
+/// The planes of the 20 faces, for the class II resolutions (even) and the class III
+/// ones (odd), read off h3o once (see the module documentation).
+fn face_planes() -> &'static [[FacePlane; 20]; 2] {
+    static PLANES: OnceLock<[[FacePlane; 20]; 2]> = OnceLock::new();
+    PLANES.get_or_init(|| {
+        [Resolution::Two, Resolution::One].map(|resolution| {
+            std::array::from_fn(|face| face_plane(face_centres()[face], resolution))
+        })
+    })
+}
+
+/// The plane of the face centred at `centre`, its axes read off the six neighbours of
+/// the centre's cell at `resolution`.
+fn face_plane(centre: Vec3, resolution: Resolution) -> FacePlane {
+    let (north, east) = tangent_basis(centre);
+    let cell = position(centre).to_cell(resolution);
+    // The neighbours lie on the axes, 60° apart: the mean of 6β over them gives the
+    // axes' direction modulo 60° without a wrap.
+    let (mut sin_sum, mut cos_sum) = (0.0, 0.0);
+    for neighbour in cell.grid_disk::<Vec<_>>(1) {
+        if neighbour != cell {
+            let (sin, cos) = (6.0 * azimuth(centre, north, east, neighbour)).sin_cos();
+            sin_sum += sin;
+            cos_sum += cos;
+        }
+    }
+    let alpha = sin_sum.atan2(cos_sum) / 6.0;
+    let (sin, cos) = alpha.sin_cos();
+    FacePlane {
+        centre,
+        x_axis: std::array::from_fn(|k| cos * north[k] + sin * east[k]),
+        y_axis: std::array::from_fn(|k| sin * north[k] - cos * east[k]),
     }
 }
 
-/// A latitude or longitude of pixel corners, in radians, with its sine and cosine.
+/// The local north and east of a face centre, as h3o takes them.
+fn tangent_basis(centre: Vec3) -> (Vec3, Vec3) {
+    let up = centre[2];
+    let mut north = [-up * centre[0], -up * centre[1], 1.0 - up * centre[2]];
+    let length = dot(north, north).sqrt();
+    north = north.map(|x| x / length);
+    let east = [
+        north[1] * centre[2] - north[2] * centre[1],
+        north[2] * centre[0] - north[0] * centre[2],
+        north[0] * centre[1] - north[1] * centre[0],
+    ];
+    (north, east)
+}
+
+/// The azimuth (radians, from north towards east) of a cell's centre seen from a face
+/// centre.
+fn azimuth(centre: Vec3, north: Vec3, east: Vec3, cell: CellIndex) -> f64 {
+    let point = unit_vector(LatLng::from(cell));
+    let along = dot(point, centre);
+    let projected: Vec3 = std::array::from_fn(|k| point[k] - along * centre[k]);
+    dot(projected, east).atan2(dot(projected, north))
+}
+
+/// The position of a unit vector.
+fn position(point: Vec3) -> LatLng {
+    let latitude = point[2].atan2(point[0].hypot(point[1]));
+    LatLng::from_radians(latitude, point[1].atan2(point[0])).expect("finite")
+}
+
+/// The lattice units per unit of the gnomonic plane at `resolution`.
+fn lattice_scale(resolution: Resolution) -> f64 {
+    RES0_UNITS_PER_GNOMONIC * 7_f64.sqrt().powi(i32::from(u8::from(resolution)))
+}
+
+/// One tile: its centre, and the planes of the one or two faces its points may be on.
+#[derive(Debug)]
+struct Tile {
+    /// The centre's latitude and longitude, in radians, with their sines and cosines.
+    latitude: Angle,
+    longitude: Angle,
+    /// For a tile across two faces' edge, the difference of their centres: a point is
+    /// on the first face's plane when its dot product with it is above the margin, on
+    /// the second's when below minus the margin.
+    split: Option<Vec3>,
+    /// The first face's plane, and the second's (empty, for a tile on one face).
+    planes: [TilePlane; 2],
+}
+
+/// A face's plane over a tile: scaled to the resolution, with the margin and the cells
+/// of the lattice points of the tile's box.
+#[derive(Debug)]
+struct TilePlane {
+    centre: Vec3,
+    /// The face's axes in lattice units per unit of the gnomonic plane.
+    x_axis: Vec3,
+    y_axis: Vec3,
+    /// How far inside a hexagon (lattice units) a projection must be.
+    margin: f64,
+    /// The lattice coordinates the table's rows and columns count from.
+    first: (f64, f64),
+    /// The lattice points of each row that a point of the tile may be nearest to.
+    rows: Box<[Row]>,
+    /// The cell of each of those lattice points, row by row; 0 until a point met it.
+    cells: Box<[AtomicU64]>,
+}
+
+/// A row of a tile's lattice points: the first column, how many, and the place of the
+/// first in the table.
 #[derive(Clone, Copy, Debug)]
-struct Corner {
+struct Row {
+    start: f64,
+    length: f64,
+    offset: usize,
+}
+
+/// An angle in radians, with its sine and cosine.
+#[derive(Clone, Copy, Debug)]
+struct Angle {
     radians: f64,
     sin: f64,
     cos: f64,
 }
 
-impl Corner {
-    fn at(degrees: f64) -> Self {
+impl Angle {
+    fn of_degrees(degrees: f64) -> Self {
         let radians = degrees.to_radians();
         let (sin, cos) = radians.sin_cos();
         Self { radians, sin, cos }
     }
 }
 
-/// The pixel grid: fixed once, from the first point, so that pixels are about square
-/// near the data.
+/// The entry of a point in a tile: the plane's place in the tile and the lattice
+/// point's in the plane's table.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    plane: u32,
+    at: u32,
+}
+
+impl Tile {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .planes
+                .iter()
+                .map(|plane| plane.cells.len() * std::mem::size_of::<AtomicU64>())
+                .sum::<usize>()
+    }
+
+    /// The offsets (radians) of a point from the tile's centre.
+    #[inline]
+    fn offsets(&self, lat: f64, lon: f64) -> (f64, f64) {
+        (
+            lat.to_radians() - self.latitude.radians,
+            lon.to_radians() - self.longitude.radians,
+        )
+    }
+
+    /// The unit vector of a point of the tile, from the sines and cosines of the tile's
+    /// centre and short series of the point's offsets from it (at most
+    /// [`MAX_TILE_RADIANS`]: the series' error is below 1e-19), without the
+    /// trigonometry of a point.
+    #[inline]
+    fn unit_vector(&self, (d_lat, d_lon): (f64, f64)) -> Vec3 {
+        let (sin_d_lat, cos_d_lat) = small_sin_cos(d_lat);
+        let (sin_d_lon, cos_d_lon) = small_sin_cos(d_lon);
+        let (a, o) = (&self.latitude, &self.longitude);
+        let sin_lat = a.sin * cos_d_lat + a.cos * sin_d_lat;
+        let cos_lat = a.cos * cos_d_lat - a.sin * sin_d_lat;
+        let sin_lon = o.sin * cos_d_lon + o.cos * sin_d_lon;
+        let cos_lon = o.cos * cos_d_lon - o.sin * sin_d_lon;
+        [cos_lon * cos_lat, sin_lon * cos_lat, sin_lat]
+    }
+
+    /// The entry of the lattice point whose hexagon surely holds the point, or `None`
+    /// when the point is within the margin of the hexagon's edges or of the faces'
+    /// edge, or outside the box.
+    #[inline]
+    fn entry(&self, offsets: (f64, f64)) -> Option<Entry> {
+        let point = self.unit_vector(offsets);
+        let mut plane = 0;
+        if let Some(split) = self.split {
+            let side = dot(point, split);
+            if side.abs() <= MARGIN {
+                return None;
+            }
+            plane = usize::from(side < 0.0);
+        }
+        let at = self.planes[plane].entry(point)?;
+        Some(Entry {
+            plane: plane as u32,
+            at: at as u32,
+        })
+    }
+}
+
+impl TilePlane {
+    /// A plane with no lattice point.
+    fn empty() -> Self {
+        Self {
+            centre: [0.0; 3],
+            x_axis: [0.0; 3],
+            y_axis: [0.0; 3],
+            margin: f64::INFINITY,
+            first: (0.0, 0.0),
+            rows: Box::default(),
+            cells: Box::default(),
+        }
+    }
+
+    /// The lattice coordinates of a point's projection: the projection is
+    /// `u·(1, 0) + v·(-1/2, √3/2)`.
+    #[inline]
+    fn lattice(&self, point: Vec3) -> (f64, f64) {
+        let per_along = 1.0 / dot(point, self.centre);
+        let x = dot(point, self.x_axis) * per_along;
+        let y = dot(point, self.y_axis) * per_along;
+        let v = y * PER_ROW_HEIGHT;
+        (x + v / 2.0, v)
+    }
+
+    /// The place in the table of the lattice point whose hexagon surely holds the
+    /// point, or `None` when the point is within the margin of the hexagon's edges or
+    /// outside the box.
+    #[inline]
+    fn entry(&self, point: Vec3) -> Option<usize> {
+        let (u, v) = self.lattice(point);
+        // From the box's first lattice point, so that a point of the box is at
+        // nonnegative coordinates.
+        let (u, v) = (u - self.first.0, v - self.first.1);
+        let (u0, v0) = (floor(u), floor(v));
+        let (fu, fv) = (u - u0, v - v0);
+        // The nearest of the four lattice points around, without a branch: each score is
+        // the difference of its squared distance and that of (u0, v0). A tie may pick a
+        // point that is not the nearest; the margin below then sends the point on.
+        let (to_u, to_v, to_both) = (1.0 - 2.0 * fu + fv, 1.0 + fu - 2.0 * fv, 1.0 - fu - fv);
+        let least = to_u.min(to_v).min(to_both).min(0.0);
+        let du = f64::from(u8::from(to_u <= least || to_both <= least));
+        let dv = f64::from(u8::from(to_v <= least || to_both <= least));
+        let (ou, ov) = (fu - du, fv - dv);
+        // The offset from the lattice point, and its distances along the hexagon's three
+        // pairs of edge normals.
+        let (dx, dy) = (ou - ov / 2.0, ov * ROW_HEIGHT);
+        let reach = dx
+            .abs()
+            .max((dx / 2.0 + dy * ROW_HEIGHT).abs())
+            .max((dy * ROW_HEIGHT - dx / 2.0).abs());
+        let row = v0 + dv;
+        if 0.5 - reach <= self.margin || !(0.0..self.rows.len() as f64).contains(&row) {
+            return None;
+        }
+        let row = self.rows[row as usize];
+        let column = u0 + du - row.start;
+        (0.0..row.length)
+            .contains(&column)
+            .then(|| row.offset + column as usize)
+    }
+}
+
+/// The largest whole number not above `x` (|x| < 2⁶²), without a call of the library.
+#[inline]
+fn floor(x: f64) -> f64 {
+    let whole = x as i64 as f64;
+    whole - f64::from(u8::from(whole > x))
+}
+
+/// The tile grid: fixed once, from the first point, so that tiles are about square near
+/// the data.
 #[derive(Clone, Copy, Debug)]
 struct Grid {
-    lat_step: f64,
-    lon_step: f64,
+    /// A tile's height and width, in degrees.
+    height: f64,
+    width: f64,
+    /// Their inverses: a point is put in a tile by a product, not a division (rounding
+    /// may put it a hair outside, which the tile's checks allow for).
+    per_height: f64,
+    per_width: f64,
 }
 
 impl Grid {
     fn new(resolution: Resolution, latitude: f64) -> Self {
-        let lat_step = resolution.edge_length_rads().to_degrees() / PIXELS_PER_EDGE;
+        let side = (TILE_EDGES * resolution.edge_length_rads()).min(MAX_TILE_RADIANS);
         let shrink = latitude.abs().min(MAX_LATITUDE).to_radians().cos();
+        let (height, width) = (
+            side.to_degrees(),
+            (side / shrink).min(2.0 * MAX_TILE_RADIANS).to_degrees(),
+        );
         Self {
-            lat_step,
-            lon_step: lat_step / shrink,
+            height,
+            width,
+            per_height: 1.0 / height,
+            per_width: 1.0 / width,
         }
     }
 
-    /// The pixel row and column of a valid position.
+    /// The row and column of the tile of a valid position.
     #[inline]
-    fn pixel(&self, lat: f64, lon: f64) -> (u64, u64) {
+    fn tile(&self, lat: f64, lon: f64) -> (u32, u32) {
         (
-            ((lat + 90.0) / self.lat_step) as u64,
-            ((lon + 180.0) / self.lon_step) as u64,
+            ((lat + 90.0) * self.per_height) as u32,
+            ((lon + 180.0) * self.per_width) as u32,
         )
-    }
-
-    fn lat(&self, row: u64) -> f64 {
-        row as f64 * self.lat_step - 90.0
-    }
-
-    fn lon(&self, column: u64) -> f64 {
-        column as f64 * self.lon_step - 180.0
     }
 }
 
-/// The key of the tile of a pixel.
+/// The key of the tile at `row` and `column`.
 #[inline]
-fn tile_key(row: u64, column: u64) -> u64 {
-    (row / SIDE as u64) << 32 | (column / SIDE as u64)
+fn tile_key((row, column): (u32, u32)) -> u64 {
+    u64::from(row) << 32 | u64::from(column)
 }
 
 /// The tiles of one resolution, shared by the locators of a run's threads. Cheap to
@@ -158,7 +420,8 @@ fn tile_key(row: u64, column: u64) -> u64 {
 pub struct CellRaster {
     resolution: Resolution,
     grid: OnceLock<Grid>,
-    /// Every tile asked for: built, or `None` when it could not be (over budget, polar).
+    /// Every tile asked for: built, or `None` when it could not be (over budget, polar,
+    /// across faces).
     tiles: Mutex<FxHashMap<u64, Option<Arc<Tile>>>>,
     bytes: AtomicUsize,
     budget: usize,
@@ -242,6 +505,176 @@ impl CellRaster {
     }
 }
 
+/// Builds tile `key` of `grid`: `None` when it reaches past ±[`MAX_LATITUDE`], may hold
+/// points of more than two faces, is near a face centre, or its box is too large.
+fn build(resolution: Resolution, grid: Grid, key: u64) -> Option<Tile> {
+    let (row, column) = ((key >> 32) as f64, (key & 0xFFFF_FFFF) as f64);
+    let south = row * grid.height - 90.0;
+    let west = column * grid.width - 180.0;
+    if south <= -MAX_LATITUDE || south + grid.height >= MAX_LATITUDE {
+        return None;
+    }
+    let (latitude, longitude) = (
+        Angle::of_degrees(south + grid.height / 2.0),
+        Angle::of_degrees(west + grid.width / 2.0),
+    );
+    let middle = [
+        longitude.cos * latitude.cos,
+        longitude.sin * latitude.cos,
+        latitude.sin,
+    ];
+    // Every point of the tile is within this angle of its middle (half the latitude
+    // span plus half the longitude span, grown), and so within this chord.
+    let reach = (grid.height + grid.width).to_radians() / 2.0 + GROWTH_RADIANS;
+
+    // The faces: the nearest one to the middle, and the next when some point of the
+    // tile may be nearer to it; every other face must be farther than both from every
+    // point of the tile by the margin.
+    let centres = face_centres();
+    let mut faces: Vec<usize> = (0..20).collect();
+    faces.sort_by(|&a, &b| dot(middle, centres[b]).total_cmp(&dot(middle, centres[a])));
+    let surely_nearer = |face: usize, other: usize| {
+        let apart: Vec3 = std::array::from_fn(|k| centres[face][k] - centres[other][k]);
+        dot(middle, apart) > reach * dot(apart, apart).sqrt() + MARGIN
+    };
+    let (first, second) = (faces[0], faces[1]);
+    let on = if faces[1..].iter().all(|&other| surely_nearer(first, other)) {
+        vec![first]
+    } else if faces[2..]
+        .iter()
+        .all(|&other| surely_nearer(first, other) && surely_nearer(second, other))
+    {
+        vec![first, second]
+    } else {
+        return None;
+    };
+    let split =
+        (on.len() == 2).then(|| std::array::from_fn(|k| centres[first][k] - centres[second][k]));
+    let mut tile = Tile {
+        latitude,
+        longitude,
+        split,
+        planes: [TilePlane::empty(), TilePlane::empty()],
+    };
+    for (k, face) in on.into_iter().enumerate() {
+        tile.planes[k] = tile_plane(&tile, resolution, grid, (south, west), middle, reach, face)?;
+    }
+    Some(tile)
+}
+
+/// The plane of `face` over a tile whose south-west corner is `corner`, whose points
+/// are within `reach` of `middle`.
+fn tile_plane(
+    tile: &Tile,
+    resolution: Resolution,
+    grid: Grid,
+    (south, west): (f64, f64),
+    middle: Vec3,
+    reach: f64,
+    face: usize,
+) -> Option<TilePlane> {
+    let from_centre = angle(middle, face_centres()[face]);
+    let (nearest, farthest) = (from_centre - reach, from_centre + reach);
+    if nearest < MIN_FACE_CENTRE_DISTANCE {
+        return None;
+    }
+    let face_plane = &face_planes()[usize::from(resolution.is_class3())][face];
+    let scale = lattice_scale(resolution);
+    let stretch = 1.0 / (farthest.cos() * farthest.cos());
+    let mut plane = TilePlane {
+        centre: face_plane.centre,
+        x_axis: face_plane.x_axis.map(|x| x * scale),
+        y_axis: face_plane.y_axis.map(|x| x * scale),
+        margin: scale * stretch * (MARGIN + 1e-15 / nearest.sin()),
+        first: (0.0, 0.0),
+        rows: Box::default(),
+        cells: Box::default(),
+    };
+    // The tile's outline in lattice coordinates: points along its sides, close enough
+    // that the sides' bulge between them is a tiny share of a lattice step.
+    let steps = 64;
+    let outline: Vec<(f64, f64)> = (0..4 * steps)
+        .map(|k| {
+            let share = f64::from(k % steps) / f64::from(steps);
+            let (a, o) = match k / steps {
+                0 => (0.0, share),
+                1 => (share, 1.0),
+                2 => (1.0, 1.0 - share),
+                _ => (1.0 - share, 0.0),
+            };
+            let offsets = tile.offsets(south + a * grid.height, west + o * grid.width);
+            plane.lattice(tile.unit_vector(offsets))
+        })
+        .collect();
+    let (low_u, low_v) = outline
+        .iter()
+        .fold((f64::MAX, f64::MAX), |(u, v), &(a, b)| (u.min(a), v.min(b)));
+    let high_v = outline.iter().fold(f64::MIN, |v, &(_, b)| v.max(b));
+    plane.first = (low_u.floor() - 2.0, low_v.floor() - 2.0);
+    // Each row j takes the lattice points near the outline's span within the band
+    // [j - 1, j + 1] (a point nearest to a point of row j is within 2/3 of it), grown by
+    // two points on either side. The tile is convex, so that span is its outline's.
+    let height = (high_v.ceil() + 3.0 - plane.first.1) as usize;
+    let mut rows = Vec::with_capacity(height);
+    let mut size = 0;
+    for j in 0..height {
+        let band = (
+            plane.first.1 + j as f64 - 1.0,
+            plane.first.1 + j as f64 + 1.0,
+        );
+        let (mut low, mut high) = (f64::MAX, f64::MIN);
+        for (k, &(u, v)) in outline.iter().enumerate() {
+            let (next_u, next_v) = outline[(k + 1) % outline.len()];
+            if let Some((a, b)) = clipped(((u, v), (next_u, next_v)), band) {
+                (low, high) = (low.min(a.min(b)), high.max(a.max(b)));
+            }
+        }
+        let row = if low > high {
+            Row {
+                start: 0.0,
+                length: 0.0,
+                offset: size,
+            }
+        } else {
+            let start = low.floor() - 2.0 - plane.first.0;
+            let length = high.ceil() + 3.0 - plane.first.0 - start;
+            Row {
+                start,
+                length,
+                offset: size,
+            }
+        };
+        size += row.length as usize;
+        rows.push(row);
+    }
+    if size > MAX_TABLE {
+        return None;
+    }
+    plane.rows = rows.into_boxed_slice();
+    plane.cells = (0..size).map(|_| AtomicU64::new(0)).collect();
+    Some(plane)
+}
+
+/// The `u` at the ends of the part of segment `((u, v), (u, v))` whose `v` is within
+/// `band`, if any.
+fn clipped(
+    ((u0, v0), (u1, v1)): ((f64, f64), (f64, f64)),
+    (low, high): (f64, f64),
+) -> Option<(f64, f64)> {
+    if v0.max(v1) < low || v0.min(v1) > high {
+        return None;
+    }
+    let at = |v: f64| {
+        if v1.total_cmp(&v0).is_eq() {
+            u0
+        } else {
+            u0 + (u1 - u0) * ((v - v0) / (v1 - v0))
+        }
+    };
+    let (from, to) = (v0.min(v1).max(low), v0.max(v1).min(high));
+    Some((at(from), at(to)))
+}
+
 /// What a locator of one thread knows of a tile.
 #[derive(Clone, Copy, Debug)]
 enum Seen {
@@ -249,12 +682,13 @@ enum Seen {
     Points(u32),
     /// The tile's place among the view's tiles.
     Tile(u32),
-    /// The tile will not be built (over budget, polar).
+    /// The tile will not be built (over budget, polar, across faces).
     Never,
 }
 
-/// What a locator of one thread keeps of a shared raster: the tiles it has used, and
-/// room for the steps of a batch.
+/// What a locator of one thread keeps of a shared raster: the tiles it has used, an
+/// index of them over the box of their rows and columns, and room for the steps of a
+/// batch.
 #[derive(Clone, Debug)]
 pub(super) struct RasterView {
     raster: Arc<CellRaster>,
@@ -262,13 +696,25 @@ pub(super) struct RasterView {
     seen: FxHashMap<u64, Seen>,
     tiles: Vec<Arc<Tile>>,
     counted: usize,
-    /// Per point of a batch: its tile's place (or [`NO_TILE`]) and pixel.
-    slots: Vec<(u32, u32)>,
-    entries: Vec<u16>,
+    /// The places of the tiles used, row by row over the box of rows `index_rows` and
+    /// columns `index_columns` ([`NO_TILE`] for the others): what most points find
+    /// their tile in.
+    index: Vec<u32>,
+    index_rows: (u32, u32),
+    index_columns: (u32, u32),
+    /// Room for a batch: each point's tile's place ([`NO_TILE`] without one) and its
+    /// offsets from the tile's centre, then the contents of the entries read.
+    slots: Vec<(u32, (f64, f64))>,
+    bits: Vec<u64>,
+    /// Entries filled by h3o.
+    filled: u64,
 }
 
-/// In a batch, a point without a tile.
+/// A tile not built (yet).
 const NO_TILE: u32 = u32::MAX;
+
+/// The most rows times columns an index covers (4 MiB).
+const MAX_INDEX: usize = 1 << 20;
 
 impl RasterView {
     pub(super) fn new(raster: Arc<CellRaster>) -> Self {
@@ -278,79 +724,117 @@ impl RasterView {
             seen: FxHashMap::default(),
             tiles: Vec::new(),
             counted: 0,
+            index: Vec::new(),
+            index_rows: (0, 0),
+            index_columns: (0, 0),
             slots: Vec::new(),
-            entries: Vec::new(),
+            bits: Vec::new(),
+            filled: 0,
         }
     }
 
-    /// The cells of valid positions (finite, within ±90 and ±180) that the raster knows
-    /// surely, in `cells` (`None` for the others, which are left to h3o).
+    /// Entries of the tables this view filled by asking h3o.
+    pub(super) fn filled(&self) -> u64 {
+        self.filled
+    }
+
+    /// The cells (their bits) of valid positions (finite, within ±90 and ±180) that the
+    /// raster knows surely, in `cells` (left alone for the others, which are left to the
+    /// locator).
     ///
-    /// A batch goes in steps over all its points (tiles and pixels, then the pixels'
-    /// entries, then their cells), so that the memory reads of different points overlap
-    /// rather than wait for one another: points in time order are far apart, and their
-    /// pixels are rarely in a cache.
-    pub(super) fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut [Option<CellIndex>]) {
-        let side = SIDE as u64;
+    /// A batch goes in steps over all its points: their tiles (and offsets, which
+    /// reads the tiles), their entries, the reads of the entries alone, then the cells
+    /// (entries met for the first time filled by h3o). Points in time order are far
+    /// apart and their entries rarely in a cache: this way the reads of different
+    /// points overlap rather than wait for one another.
+    pub(super) fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut [u64]) {
         self.slots.clear();
         for (&lat, &lon) in lat.iter().zip(lon) {
             if lat.abs() >= MAX_LATITUDE {
-                self.slots.push((NO_TILE, 0));
+                self.slots.push((NO_TILE, (0.0, 0.0)));
                 continue;
             }
             let grid = match self.grid {
                 Some(grid) => grid,
                 None => *self.grid.insert(self.raster.grid(lat)),
             };
-            let (row, column) = grid.pixel(lat, lon);
-            let slot = self.slot(tile_key(row, column), grid);
-            self.slots
-                .push((slot, ((row % side) * side + column % side) as u32));
-        }
-        self.entries.clear();
-        let tiles = &self.tiles;
-        self.entries.extend(self.slots.iter().map(|&(slot, pixel)| {
-            if slot == NO_TILE {
-                ASK_H3O
+            let slot = self.indexed_slot(grid.tile(lat, lon), grid);
+            let offsets = if slot == NO_TILE {
+                (0.0, 0.0)
             } else {
-                tiles[slot as usize].pixels[pixel as usize]
-            }
-        }));
-        for (k, (&entry, &(slot, _))) in self.entries.iter().zip(&self.slots).enumerate() {
-            cells[k] = (entry < MIXED).then(|| tiles[slot as usize].cells[usize::from(entry)]);
+                self.tiles[slot as usize].offsets(lat, lon)
+            };
+            self.slots.push((slot, offsets));
         }
-        for (k, (&entry, &(slot, pixel))) in self.entries.iter().zip(&self.slots).enumerate() {
-            if entry >= MIXED && entry != ASK_H3O {
-                let tile = &tiles[slot as usize];
-                let point = tile.unit_vector(pixel as usize, lat[k], lon[k]);
-                cells[k] = tile.mixed_cell(entry - MIXED, point);
+        let mut entries: Vec<(usize, &AtomicU64)> = Vec::with_capacity(lat.len());
+        for (k, &(slot, offsets)) in self.slots.iter().enumerate() {
+            if slot == NO_TILE {
+                continue;
+            }
+            let tile = &self.tiles[slot as usize];
+            if let Some(entry) = tile.entry(offsets) {
+                entries.push((
+                    k,
+                    &tile.planes[entry.plane as usize].cells[entry.at as usize],
+                ));
+            }
+        }
+        self.bits.clear();
+        self.bits.extend(
+            entries
+                .iter()
+                .map(|(_, entry)| entry.load(Ordering::Relaxed)),
+        );
+        let resolution = self.raster.resolution;
+        for (&(k, entry), &bits) in entries.iter().zip(&self.bits) {
+            if bits != 0 {
+                cells[k] = bits;
+                continue;
+            }
+            // An entry no point met yet. The point is surely in the entry's hexagon, so
+            // h3o's cell for it is the entry's (see the module documentation).
+            if let Ok(position) = LatLng::new(lat[k], lon[k]) {
+                let cell = u64::from(position.to_cell(resolution));
+                entry.store(cell, Ordering::Relaxed);
+                self.filled += 1;
+                cells[k] = cell;
             }
         }
     }
 
-    /// The place of tile `key` among the view's tiles, asked of the raster the first
-    /// time (a tile another thread built is used at once), built once enough points
-    /// fell in it; [`NO_TILE`] while it is not.
+    /// The place of the tile at `tile` among the view's tiles, from the index when it
+    /// is there.
     #[inline]
-    fn slot(&mut self, key: u64, grid: Grid) -> u32 {
+    fn indexed_slot(&mut self, tile: (u32, u32), grid: Grid) -> u32 {
+        let row = tile.0.wrapping_sub(self.index_rows.0);
+        let column = tile.1.wrapping_sub(self.index_columns.0);
+        if row < self.index_rows.1 && column < self.index_columns.1 {
+            let slot = self.index[row as usize * self.index_columns.1 as usize + column as usize];
+            if slot != NO_TILE {
+                return slot;
+            }
+        }
+        self.slot(tile, grid)
+    }
+
+    /// The place of the tile at `tile` among the view's tiles, asked of the raster the
+    /// first time (a tile another thread built is used at once), built once enough
+    /// points fell in it; [`NO_TILE`] while it is not.
+    fn slot(&mut self, tile: (u32, u32), grid: Grid) -> u32 {
+        let key = tile_key(tile);
         let seen = if let Some(&seen) = self.seen.get(&key) {
             seen
         } else {
-            {
-                let seen = match self.raster.built(key) {
-                    Some(Some(tile)) => {
-                        self.tiles.push(tile);
-                        Seen::Tile((self.tiles.len() - 1) as u32)
-                    }
-                    Some(None) => Seen::Never,
-                    None => {
-                        self.counted += 1;
-                        Seen::Points(0)
-                    }
-                };
-                self.seen.insert(key, seen);
-                seen
-            }
+            let seen = match self.raster.built(key) {
+                Some(Some(built)) => Seen::Tile(self.used(tile, built)),
+                Some(None) => Seen::Never,
+                None => {
+                    self.counted += 1;
+                    Seen::Points(0)
+                }
+            };
+            self.seen.insert(key, seen);
+            seen
         };
         match seen {
             Seen::Tile(slot) => slot,
@@ -363,9 +847,8 @@ impl RasterView {
             Seen::Points(_) => {
                 self.counted -= 1;
                 let (seen, slot) = match self.raster.tile(key, grid) {
-                    Some(tile) => {
-                        self.tiles.push(tile);
-                        let slot = (self.tiles.len() - 1) as u32;
+                    Some(built) => {
+                        let slot = self.used(tile, built);
                         (Seen::Tile(slot), slot)
                     }
                     None => (Seen::Never, NO_TILE),
@@ -373,6 +856,65 @@ impl RasterView {
                 self.seen.insert(key, seen);
                 slot
             }
+        }
+    }
+
+    /// Takes a built tile among the view's tiles, in the index when it fits: the index's
+    /// box grows to take it in (by half again, so that it grows seldom) while it stays
+    /// within [`MAX_INDEX`].
+    fn used(&mut self, tile: (u32, u32), built: Arc<Tile>) -> u32 {
+        self.tiles.push(built);
+        let slot = (self.tiles.len() - 1) as u32;
+        let (rows, columns) = (self.index_rows, self.index_columns);
+        let inside = |(start, length): (u32, u32), at: u32| at.wrapping_sub(start) < length;
+        if !(inside(rows, tile.0) && inside(columns, tile.1)) {
+            let grown = |(start, length): (u32, u32), at: u32| {
+                if length == 0 {
+                    return (at, 1);
+                }
+                let (low, high) = (start.min(at), (start + length).max(at + 1));
+                let more = (high - low) / 2;
+                let low = if at < start {
+                    low.saturating_sub(more)
+                } else {
+                    low
+                };
+                let high = if at >= start + length {
+                    high.saturating_add(more)
+                } else {
+                    high
+                };
+                (low, high - low)
+            };
+            let (rows, columns) = (grown(rows, tile.0), grown(columns, tile.1));
+            if (rows.1 as usize).saturating_mul(columns.1 as usize) > MAX_INDEX {
+                return slot;
+            }
+            self.index_rows = rows;
+            self.index_columns = columns;
+            self.index = vec![NO_TILE; rows.1 as usize * columns.1 as usize];
+            let placed: Vec<(u64, u32)> = self
+                .seen
+                .iter()
+                .filter_map(|(&key, &seen)| match seen {
+                    Seen::Tile(slot) => Some((key, slot)),
+                    _ => None,
+                })
+                .collect();
+            for (key, slot) in placed {
+                self.place(((key >> 32) as u32, key as u32), slot);
+            }
+        }
+        self.place(tile, slot);
+        slot
+    }
+
+    /// Puts a tile in the index, when the index covers it.
+    fn place(&mut self, tile: (u32, u32), slot: u32) {
+        let row = tile.0.wrapping_sub(self.index_rows.0);
+        let column = tile.1.wrapping_sub(self.index_columns.0);
+        if row < self.index_rows.1 && column < self.index_columns.1 {
+            self.index[row as usize * self.index_columns.1 as usize + column as usize] = slot;
         }
     }
 
@@ -387,219 +929,14 @@ impl RasterView {
     }
 }
 
-impl Tile {
-    /// The unit vector of a point of `pixel`, from the sines and cosines of the pixel's
-    /// corner and short series of the point's offsets from it (at most a quarter of a
-    /// cell edge: the series' error is below 1e-13 even at resolution 0, and 1e-30 at
-    /// 9), without the trigonometry of a point.
-    #[inline]
-    fn unit_vector(&self, pixel: usize, lat: f64, lon: f64) -> Vec3 {
-        let (row, column) = (&self.rows[pixel / SIDE], &self.columns[pixel % SIDE]);
-        let (sin_lat0, cos_lat0, sin_lon0, cos_lon0) = (row.sin, row.cos, column.sin, column.cos);
-        let d_lat = lat.to_radians() - row.radians;
-        let d_lon = lon.to_radians() - column.radians;
-        let (sin_d_lat, cos_d_lat) = small_sin_cos(d_lat);
-        let (sin_d_lon, cos_d_lon) = small_sin_cos(d_lon);
-        let sin_lat = sin_lat0 * cos_d_lat + cos_lat0 * sin_d_lat;
-        let cos_lat = cos_lat0 * cos_d_lat - sin_lat0 * sin_d_lat;
-        let sin_lon = sin_lon0 * cos_d_lon + cos_lon0 * sin_d_lon;
-        let cos_lon = cos_lon0 * cos_d_lon - sin_lon0 * sin_d_lon;
-        [cos_lon * cos_lat, sin_lon * cos_lat, sin_lat]
-    }
-
-    /// The cell of a point (its unit vector) in mixed pixel `list`: the first of its
-    /// candidates whose edges surely hold it.
-    fn mixed_cell(&self, list: u16, point: Vec3) -> Option<CellIndex> {
-        self.candidates[usize::from(list)]
-            .iter()
-            .take_while(|&&candidate| candidate != NONE)
-            .find(|&&candidate| self.shapes[usize::from(candidate)].surely_contains(point))
-            .map(|&candidate| self.cells[usize::from(candidate)])
-    }
-}
-
-/// Builds tile `key` of `grid`: `None` when it reaches past ±[`MAX_LATITUDE`].
-fn build(resolution: Resolution, grid: Grid, key: u64) -> Option<Tile> {
-    let side = SIDE as u64;
-    let (row0, column0) = ((key >> 32) * side, (key & 0xFFFF_FFFF) * side);
-    let (south, north) = (grid.lat(row0), grid.lat(row0 + side));
-    if south <= -MAX_LATITUDE || north >= MAX_LATITUDE {
-        return None;
-    }
-    let (west, east) = (grid.lon(column0), grid.lon(column0 + side));
-
-    // The unit vectors of the pixel corners, row by row.
-    let corner_lat: Vec<Corner> = (0..=side).map(|i| Corner::at(grid.lat(row0 + i))).collect();
-    let corner_lon: Vec<Corner> = (0..=side)
-        .map(|j| Corner::at(grid.lon(column0 + j)))
-        .collect();
-    let corner = |i: usize, j: usize| -> Vec3 {
-        let (lat, lon) = (&corner_lat[i], &corner_lon[j]);
-        [lon.cos * lat.cos, lon.sin * lat.cos, lat.sin]
-    };
-    // The slack that makes four corners stand for the whole (grown) pixel.
-    let width = grid.lon_step.to_radians();
-    let slack = width * width + 4.0 * GROWTH_DEGREES.to_radians();
-
-    let cells = cells_over(resolution, (south, north), (west, east))?;
-    let corners = SIDE + 1;
-    let mut owner = vec![NONE; corners * corners];
-    let mut kept_cells = Vec::new();
-    let mut shapes = Vec::new();
-    for (cell, centre) in cells {
-        let Some((shape, boundary)) = CellShape::with_boundary(cell, centre) else {
-            continue;
-        };
-        // The corners within the cell's vertices' box, one corner more on every side.
-        let (mut low_i, mut high_i, mut low_j, mut high_j) =
-            (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for vertex in boundary.iter() {
-            let i = (vertex.lat() - south) / grid.lat_step;
-            let j = wrapped(vertex.lng() - west) / grid.lon_step;
-            (low_i, high_i) = (low_i.min(i), high_i.max(i));
-            (low_j, high_j) = (low_j.min(j), high_j.max(j));
-        }
-        let range = |low: f64, high: f64| {
-            let low = (low.floor() - 1.0).max(0.0) as usize;
-            let high = (high.ceil() + 1.0).clamp(0.0, SIDE as f64) as usize;
-            low..=high
-        };
-        let (rows, columns) = (range(low_i, high_i), range(low_j, high_j));
-        // Numbered as the next kept shape: only an owner of a corner is kept.
-        let Ok(number) = u16::try_from(shapes.len()) else {
-            return None;
-        };
-        let margin = shape.margin() + slack;
-        let mut owns = false;
-        for i in rows {
-            for j in columns.clone() {
-                if shape.contains_by(corner(i, j), margin) {
-                    owner[i * corners + j] = number;
-                    owns = true;
-                }
-            }
-        }
-        if owns {
-            kept_cells.push(cell);
-            shapes.push(shape);
-        }
-    }
-    debug_assert!(shapes.len() < usize::from(MIXED));
-
-    let (pixels, candidates) = pixels_of(&owner);
-    Some(Tile {
-        rows: corner_lat[..SIDE].into(),
-        columns: corner_lon[..SIDE].into(),
-        pixels,
-        cells: kept_cells,
-        shapes,
-        candidates,
-    })
-}
-
-/// The pixels of a tile from the owners of their corners ([`NONE`] for a corner no shape
-/// surely holds): a pixel whose four corners have one owner is that owner's; any other
-/// lists the owners of its corners, most corners first (a few thousand distinct lists
-/// at most: a tile has some 500 cells, and a list names the cells that meet at an edge
-/// or a vertex).
-fn pixels_of(owner: &[u16]) -> (Box<[u16]>, Vec<[u16; 4]>) {
-    let corners = SIDE + 1;
-    let mut pixels = vec![ASK_H3O; SIDE * SIDE].into_boxed_slice();
-    let mut candidates: Vec<[u16; 4]> = Vec::new();
-    // Pixels along one edge share their list: each list is kept once.
-    let mut numbers: FxHashMap<[u16; 4], u16> = FxHashMap::default();
-    for i in 0..SIDE {
-        for j in 0..SIDE {
-            let four = [
-                owner[i * corners + j],
-                owner[i * corners + j + 1],
-                owner[(i + 1) * corners + j],
-                owner[(i + 1) * corners + j + 1],
-            ];
-            let pixel = &mut pixels[i * SIDE + j];
-            if four[0] != NONE && four.iter().all(|&o| o == four[0]) {
-                *pixel = four[0];
-                continue;
-            }
-            let mut listed = [NONE; 4];
-            let mut counts = [0_u8; 4];
-            for owner in four.into_iter().filter(|&o| o != NONE) {
-                let at = listed.iter().position(|&l| l == owner || l == NONE);
-                if let Some(at) = at {
-                    listed[at] = owner;
-                    counts[at] += 1;
-                }
-            }
-            if listed[0] == NONE {
-                continue;
-            }
-            let mut order = [0, 1, 2, 3];
-            order.sort_by_key(|&k| std::cmp::Reverse(counts[k]));
-            let list = order.map(|k| listed[k]);
-            let number = *numbers.entry(list).or_insert_with(|| {
-                candidates.push(list);
-                (candidates.len() - 1) as u16
-            });
-            *pixel = MIXED + number;
-        }
-    }
-    (pixels, candidates)
-}
-
-/// The sine and cosine of a small angle (below 0.05 radians) by their series to the
-/// seventh and eighth power.
+/// The sine and cosine of a small angle (below 0.01 radians) by their series to the
+/// fifth and sixth power: the next terms are below 2e-19 and 3e-21.
 #[inline]
 fn small_sin_cos(x: f64) -> (f64, f64) {
     let x2 = x * x;
-    let sin = x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0 * (1.0 - x2 / 42.0)));
-    let cos = 1.0 - x2 / 2.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 30.0 * (1.0 - x2 / 56.0)));
+    let sin = x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0));
+    let cos = 1.0 - x2 / 2.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 30.0));
     (sin, cos)
-}
-
-/// A longitude difference in degrees, in [-180, 180).
-fn wrapped(degrees: f64) -> f64 {
-    (degrees + 180.0).rem_euclid(360.0) - 180.0
-}
-
-/// The cells that may meet the box: those reached from the cell of its centre through
-/// neighbours whose centre is within three mean edges of it (a cell missed only leaves
-/// its pixels to h3o).
-fn cells_over(
-    resolution: Resolution,
-    (south, north): (f64, f64),
-    (west, east): (f64, f64),
-) -> Option<Vec<(CellIndex, LatLng)>> {
-    let centre = LatLng::new(
-        f64::midpoint(south, north),
-        wrapped(f64::midpoint(west, east)),
-    )
-    .ok()?;
-    let start = centre.to_cell(resolution);
-    let reach = 3.0 * resolution.edge_length_rads().to_degrees();
-    let poleward = south.abs().max(north.abs()) + reach;
-    let lon_reach = reach / poleward.min(MAX_LATITUDE).to_radians().cos();
-    let meets = |centre: LatLng| {
-        let lon = west + wrapped(centre.lng() - west);
-        (south - reach..=north + reach).contains(&centre.lat())
-            && (west - lon_reach..=east + lon_reach).contains(&lon)
-    };
-    let mut seen: FxHashSet<CellIndex> = FxHashSet::default();
-    let mut found = Vec::new();
-    let mut queue = vec![start];
-    seen.insert(start);
-    while let Some(cell) = queue.pop() {
-        let centre = LatLng::from(cell);
-        if !meets(centre) {
-            continue;
-        }
-        found.push((cell, centre));
-        for neighbour in cell.grid_disk::<Vec<_>>(1) {
-            if seen.insert(neighbour) {
-                queue.push(neighbour);
-            }
-        }
-    }
-    Some(found)
 }
 
 #[cfg(test)]
@@ -611,71 +948,94 @@ mod tests {
     use crate::synth::Rng;
 
     use super::{
-        ASK_H3O, CellRaster, DEFAULT_RASTER_BUDGET, MIXED, NO_TILE, NONE, RasterView, small_sin_cos,
+        CellRaster, DEFAULT_RASTER_BUDGET, PER_ROW_HEIGHT, ROW_HEIGHT, RasterView, dot,
+        face_centres, face_planes, lattice_scale, position, small_sin_cos, unit_vector,
     };
 
-    /// The points of the last batch by how their pixel answered: whole, two cells'
-    /// edges, more cells' edges, no tile or nothing known.
-    fn kinds(view: &RasterView) -> [usize; 4] {
-        let mut kinds = [0; 4];
-        for &(tile, pixel) in &view.slots {
-            let kind = if tile == NO_TILE {
-                3
-            } else {
-                let tile = &view.tiles[tile as usize];
-                match tile.pixels[pixel as usize] {
-                    ASK_H3O => 3,
-                    entry if entry < MIXED => 0,
-                    entry => {
-                        let list = tile.candidates[usize::from(entry - MIXED)];
-                        if list.iter().filter(|&&cell| cell != NONE).count() <= 2 {
-                            1
-                        } else {
-                            2
-                        }
-                    }
-                }
-            };
-            kinds[kind] += 1;
-        }
-        kinds
-    }
-
-    /// Locates the points twice (the first time builds the tiles) and checks every
-    /// answer against h3o; gives the points answered and the kinds of their pixels.
-    fn located(lat: &[f64], lon: &[f64], resolution: Resolution) -> (usize, [usize; 4]) {
+    /// Locates the points twice (the first time builds the tiles and fills their
+    /// entries) and checks every answer against h3o; gives the cells the raster
+    /// answered the second time (0 for the points it left to the locator).
+    fn answers(lat: &[f64], lon: &[f64], resolution: Resolution) -> Vec<u64> {
         let raster = Arc::new(CellRaster::new(resolution, DEFAULT_RASTER_BUDGET));
         let mut view = RasterView::new(raster);
-        let mut cells: Vec<Option<CellIndex>> = vec![None; lat.len()];
+        let mut cells = vec![0; lat.len()];
         view.cells(lat, lon, &mut cells);
+        cells.fill(0);
         view.cells(lat, lon, &mut cells);
-        let mut answered = 0;
-        for ((&lat, &lon), cell) in lat.iter().zip(lon).zip(&cells) {
-            if let Some(cell) = cell {
+        for ((&lat, &lon), &cell) in lat.iter().zip(lon).zip(&cells) {
+            if cell != 0 {
                 let want = LatLng::new(lat, lon).expect("valid").to_cell(resolution);
-                assert_eq!(*cell, want, "({lat}, {lon})");
-                answered += 1;
+                assert_eq!(cell, u64::from(want), "({lat}, {lon}) at {resolution:?}");
             }
         }
-        (answered, kinds(&view))
+        cells
+    }
+
+    /// The points the raster answered (each checked against h3o).
+    fn located(lat: &[f64], lon: &[f64], resolution: Resolution) -> usize {
+        answers(lat, lon, resolution)
+            .iter()
+            .filter(|&&cell| cell != 0)
+            .count()
+    }
+
+    /// Points spread uniformly over a box.
+    fn spread(
+        seed: u64,
+        n: usize,
+        (lat, lon): (f64, f64),
+        (height, width): (f64, f64),
+    ) -> (Vec<f64>, Vec<f64>) {
+        let mut rng = Rng::new(seed);
+        let mut uniform = || rng.uniform();
+        (0..n)
+            .map(|_| (lat + uniform() * height, lon + uniform() * width))
+            .unzip()
     }
 
     #[test]
-    fn pixels_of_every_kind_answer_as_h3o() {
-        let mut rng = Rng::new(17);
-        let mut uniform = || rng.uniform();
-        let (lat, lon): (Vec<f64>, Vec<f64>) = (0..400_000)
-            .map(|_| (50.80 + uniform() * 0.06, 3.22 + uniform() * 0.09))
-            .unzip();
-        let (answered, [whole, one, several, unknown]) = located(&lat, &lon, Resolution::Nine);
-        // About a third of the pixels are crossed by an edge, a sixth of those near a
-        // vertex; the few points left are within micrometres of an edge.
-        assert!(
-            whole > 200_000 && one > 50_000 && several > 20_000,
-            "{whole} {one} {several}"
-        );
-        assert_eq!(unknown, 0);
-        assert!(answered > 399_000, "{answered}");
+    fn the_neighbours_of_a_face_centre_lie_one_lattice_step_away_on_an_axis() {
+        for r in 1..=5 {
+            let resolution = Resolution::try_from(r).expect("a resolution");
+            let scale = lattice_scale(resolution);
+            for (face, plane) in face_planes()[usize::from(resolution.is_class3())]
+                .iter()
+                .enumerate()
+            {
+                assert!((dot(plane.centre, face_centres()[face]) - 1.0).abs() < 1e-15);
+                let cell = position(plane.centre).to_cell(resolution);
+                for neighbour in cell.grid_disk::<Vec<_>>(1) {
+                    let point = unit_vector(LatLng::from(neighbour));
+                    let along = dot(point, plane.centre);
+                    let x = scale * dot(point, plane.x_axis) / along;
+                    let y = scale * dot(point, plane.y_axis) / along;
+                    let length = x.hypot(y);
+                    let tolerance = 1e-13 * scale;
+                    if neighbour == cell {
+                        assert!(length < tolerance, "face {face} r{r}: centre at {length}");
+                        continue;
+                    }
+                    assert!(
+                        (length - 1.0).abs() < tolerance,
+                        "face {face} r{r}: {length}"
+                    );
+                    // On an axis: at a multiple of 60°.
+                    let turns = y.atan2(x) / std::f64::consts::FRAC_PI_3;
+                    assert!(
+                        (turns - turns.round()).abs() < tolerance,
+                        "face {face} r{r}: {turns}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_points_answer_as_h3o_and_nearly_all_from_the_tables() {
+        let (lat, lon) = spread(17, 400_000, (50.80, 3.22), (0.06, 0.09));
+        let answered = located(&lat, &lon, Resolution::Nine);
+        // Only points within micrometres of an edge are left to the locator.
+        assert!(answered > 399_900, "{answered}");
     }
 
     #[test]
@@ -689,6 +1049,7 @@ mod tests {
             .to_cell(resolution);
         let mut lat = Vec::new();
         let mut lon = Vec::new();
+        let mut beside = 0;
         for cell in centre.grid_disk::<Vec<_>>(12) {
             let boundary: Vec<LatLng> = cell.boundary().iter().copied().collect();
             for (k, v) in boundary.iter().enumerate() {
@@ -703,46 +1064,88 @@ mod tests {
                         {
                             lat.push(a + da);
                             lon.push(o + dn);
+                            beside += 1;
                         }
                     }
                 }
             }
         }
-        let mut rng = Rng::new(3);
-        let mut uniform = || rng.uniform();
-        for _ in 0..100_000 {
-            lat.push(50.81 + uniform() * 0.04);
-            lon.push(3.24 + uniform() * 0.05);
-        }
-        let (answered, [_, one, several, _]) = located(&lat, &lon, resolution);
-        assert!(one > 0 && several > 0);
-        // Most of these points are within a few metres of an edge on purpose.
-        assert!(answered > lat.len() / 4, "{answered} of {}", lat.len());
+        let (more_lat, more_lon) = spread(3, 100_000, (50.81, 3.24), (0.04, 0.05));
+        lat.extend(more_lat);
+        lon.extend(more_lon);
+        let answered = located(&lat, &lon, resolution);
+        // Points a millionth of a degree (10 cm) or more from an edge are answered.
+        assert!(
+            answered > 100_000 + beside / 2,
+            "{answered} of {}",
+            lat.len()
+        );
     }
 
     #[test]
     fn coarse_and_fine_resolutions_answer_as_h3o() {
-        for (resolution, spread) in [
+        for (resolution, size) in [
             (Resolution::Five, 2.0),
             (Resolution::Seven, 0.3),
             (Resolution::Eleven, 0.004),
             (Resolution::Thirteen, 0.0003),
+            (Resolution::Fifteen, 0.00002),
         ] {
-            let mut rng = Rng::new(u64::from(u8::from(resolution)));
-            let mut uniform = || rng.uniform();
-            let (lat, lon): (Vec<f64>, Vec<f64>) = (0..200_000)
-                .map(|_| (-33.9 + uniform() * spread, 151.1 + uniform() * spread))
-                .unzip();
-            let (answered, _) = located(&lat, &lon, resolution);
-            assert!(answered > 150_000, "{resolution:?}: {answered}");
+            let (lat, lon) = spread(
+                u64::from(u8::from(resolution)),
+                200_000,
+                (-33.9, 151.1),
+                (size, size),
+            );
+            let answered = located(&lat, &lon, resolution);
+            assert!(answered > 190_000, "{resolution:?}: {answered}");
         }
     }
 
     #[test]
+    fn around_pentagons_and_across_the_antimeridian_answers_are_h3o() {
+        // Around three pentagons at resolutions 1 and 2, where whole tiles lie in a
+        // pentagon's part of a face, and where the last column of tiles passes 180°.
+        for (r, pentagon) in [(1_u8, 0), (2, 5), (1, 11)] {
+            let resolution = Resolution::try_from(r).expect("a resolution");
+            let centre = LatLng::from(resolution.pentagons().nth(pentagon).expect("12 pentagons"));
+            let (lat, lon) = spread(
+                u64::from(r),
+                200_000,
+                (centre.lat() - 6.0, centre.lng() - 6.0),
+                (12.0, 12.0),
+            );
+            // Tiles near the pentagon's centre, where five faces meet, are not built;
+            // those in the middle of its sectors are.
+            let cells = answers(&lat, &lon, resolution);
+            let answered = cells.iter().filter(|&&cell| cell != 0).count();
+            assert!(answered > 50_000, "r{r}: {answered}");
+            let in_pentagon = cells
+                .iter()
+                .filter_map(|&cell| CellIndex::try_from(cell).ok())
+                .filter(|cell| cell.is_pentagon())
+                .count();
+            assert!(in_pentagon > 1_000, "r{r}: {in_pentagon}");
+        }
+        let (lat, lon) = spread(9, 200_000, (-17.8, 179.95), (0.1, 0.05));
+        let (mut west_lat, west_lon) = spread(10, 200_000, (-17.8, -180.0), (0.1, 0.05));
+        let mut lat = lat;
+        lat.append(&mut west_lat);
+        let lon: Vec<f64> = lon.into_iter().chain(west_lon).collect();
+        assert!(located(&lat, &lon, Resolution::Nine) > 399_000);
+    }
+
+    #[test]
+    fn the_lattice_rows_are_as_high_as_h3o_takes_them() {
+        assert!((ROW_HEIGHT - 3_f64.sqrt() / 2.0).abs() < 1e-16);
+        assert!((PER_ROW_HEIGHT * ROW_HEIGHT - 1.0).abs() <= f64::EPSILON);
+    }
+
+    #[test]
     fn small_angles_have_the_sine_and_cosine_of_the_library() {
-        // A pixel is at most a quarter of a resolution-0 edge (0.05 radians) wide.
+        // A point is at most a tile's half width (0.005 radians) from the tile's centre.
         for k in -1000..=1000 {
-            let x = f64::from(k) * 5e-5;
+            let x = f64::from(k) * 1e-5;
             let (sin, cos) = small_sin_cos(x);
             let (want_sin, want_cos) = x.sin_cos();
             assert!((sin - want_sin).abs() < 1e-16, "sin {x}");

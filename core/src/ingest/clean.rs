@@ -25,7 +25,7 @@ pub(crate) struct PositionCache {
     /// A chunk's lat/lon positions and their cells.
     lat: Vec<f64>,
     lon: Vec<f64>,
-    located: Vec<Option<CellIndex>>,
+    located: Vec<u64>,
 }
 
 /// The rows of a chunk of a batch that survive the per-row rules, located, in row
@@ -148,7 +148,7 @@ impl Cleaning<'_> {
             located,
             ..
         } = &mut *cache;
-        locator.cells(lat, lon, located);
+        locator.cell_bits(lat, lon, located);
         let mut next_located = 0;
         let mut resolver = self.calendar.resolver();
         let on_calendar = crate::calendar::instant_range();
@@ -177,7 +177,7 @@ impl Cleaning<'_> {
                 continue;
             }
             let cell = match located {
-                Some(cell) => cell.map(u64::from),
+                Some(bits) => (bits != 0).then_some(bits),
                 None => locate(position, self.resolution, &mut cache.cells),
             };
             let Some(cell) = cell else {
