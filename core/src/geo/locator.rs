@@ -193,9 +193,6 @@ pub struct CellLocator {
     /// Points answered by the raster or the shapes, and by h3o.
     fast: u64,
     exact: u64,
-    /// Room for a batch's positions, made safe for the raster.
-    batch_lat: Vec<f64>,
-    batch_lon: Vec<f64>,
     bits: Vec<u64>,
     single: Vec<Option<CellIndex>>,
 }
@@ -223,8 +220,6 @@ impl CellLocator {
             shape_of: FxHashMap::default(),
             fast: 0,
             exact: 0,
-            batch_lat: Vec::new(),
-            batch_lon: Vec::new(),
             bits: Vec::new(),
             single: Vec::with_capacity(1),
         }
@@ -273,18 +268,10 @@ impl CellLocator {
         let valid = |lat: f64, lon: f64| {
             lat.is_finite() && lon.is_finite() && lat.abs() <= 90.0 && lon.abs() <= 180.0
         };
-        // Invalid positions go to the raster as a pole, which it leaves alone.
-        self.batch_lat.clear();
-        self.batch_lon.clear();
-        for (&a, &o) in lat.iter().zip(lon) {
-            let ok = valid(a, o);
-            self.batch_lat.push(if ok { a } else { 90.0 });
-            self.batch_lon.push(if ok { o } else { 0.0 });
-        }
         bits.clear();
         bits.resize(lat.len(), 0);
         let filled = self.raster.filled();
-        self.raster.cells(&self.batch_lat, &self.batch_lon, bits);
+        self.raster.cells(lat, lon, bits);
         // Entries the raster filled were asked of h3o.
         let filled = self.raster.filled() - filled;
         self.exact += filled;

@@ -183,7 +183,8 @@ struct Tile {
     /// The centre's latitude and longitude, in radians, with their sines and cosines.
     latitude: Angle,
     longitude: Angle,
-    /// For a tile across two faces' edge, the difference of their centres: a point is
+    /// For a tile across two faces' edge, the difference of their centres (in the
+    /// tile's frame, see [`Tile::unit_vector`]): a point is
     /// on the first face's plane when its dot product with it is above the margin, on
     /// the second's when below minus the margin.
     split: Option<Vec3>,
@@ -203,19 +204,20 @@ struct TilePlane {
     margin: f64,
     /// The lattice coordinates the table's rows and columns count from.
     first: (f64, f64),
-    /// The lattice points of each row that a point of the tile may be nearest to.
+    /// The lattice points of each row that a point of the tile may be nearest to, and
+    /// one more row past the last, with no points.
     rows: Box<[Row]>,
     /// The cell of each of those lattice points, row by row; 0 until a point met it.
     cells: Box<[AtomicU64]>,
 }
 
-/// A row of a tile's lattice points: the first column, how many, and the place of the
-/// first in the table.
+/// A row of a tile's lattice points: the first column, and the place of the first in
+/// the table (the next row's place less this one's is how many). Small, so that the
+/// rows of every tile stay in a cache.
 #[derive(Clone, Copy, Debug)]
 struct Row {
-    start: f64,
-    length: f64,
-    offset: usize,
+    start: i32,
+    offset: u32,
 }
 
 /// An angle in radians, with its sine and cosine.
@@ -261,20 +263,29 @@ impl Tile {
         )
     }
 
-    /// The unit vector of a point of the tile, from the sines and cosines of the tile's
-    /// centre and short series of the point's offsets from it (at most
+    /// The unit vector of a point of the tile in the tile's frame (turned about the
+    /// poles' axis so that the tile's centre is at longitude 0), from the sine and
+    /// cosine of the centre's latitude and short series of the point's offsets (at most
     /// [`MAX_TILE_RADIANS`]: the series' error is below 1e-19), without the
     /// trigonometry of a point.
     #[inline]
     fn unit_vector(&self, (d_lat, d_lon): (f64, f64)) -> Vec3 {
         let (sin_d_lat, cos_d_lat) = small_sin_cos(d_lat);
         let (sin_d_lon, cos_d_lon) = small_sin_cos(d_lon);
-        let (a, o) = (&self.latitude, &self.longitude);
+        let a = &self.latitude;
         let sin_lat = a.sin * cos_d_lat + a.cos * sin_d_lat;
         let cos_lat = a.cos * cos_d_lat - a.sin * sin_d_lat;
-        let sin_lon = o.sin * cos_d_lon + o.cos * sin_d_lon;
-        let cos_lon = o.cos * cos_d_lon - o.sin * sin_d_lon;
-        [cos_lon * cos_lat, sin_lon * cos_lat, sin_lat]
+        [cos_d_lon * cos_lat, sin_d_lon * cos_lat, sin_lat]
+    }
+
+    /// A vector in the tile's frame.
+    fn turned(&self, vector: Vec3) -> Vec3 {
+        let o = &self.longitude;
+        [
+            vector[0] * o.cos + vector[1] * o.sin,
+            vector[1] * o.cos - vector[0] * o.sin,
+            vector[2],
+        ]
     }
 
     /// The entry of the lattice point whose hexagon surely holds the point, or `None`
@@ -308,7 +319,10 @@ impl TilePlane {
             y_axis: [0.0; 3],
             margin: f64::INFINITY,
             first: (0.0, 0.0),
-            rows: Box::default(),
+            rows: Box::new([Row {
+                start: 0,
+                offset: 0,
+            }]),
             cells: Box::default(),
         }
     }
@@ -333,7 +347,7 @@ impl TilePlane {
         // From the box's first lattice point, so that a point of the box is at
         // nonnegative coordinates.
         let (u, v) = (u - self.first.0, v - self.first.1);
-        let (u0, v0) = (floor(u), floor(v));
+        let (u0, v0) = (truncated(u), truncated(v));
         let (fu, fv) = (u - u0, v - v0);
         // The nearest of the four lattice points around, without a branch: each score is
         // the difference of its squared distance and that of (u0, v0). A tie may pick a
@@ -351,22 +365,23 @@ impl TilePlane {
             .max((dx / 2.0 + dy * ROW_HEIGHT).abs())
             .max((dy * ROW_HEIGHT - dx / 2.0).abs());
         let row = v0 + dv;
-        if 0.5 - reach <= self.margin || !(0.0..self.rows.len() as f64).contains(&row) {
+        if 0.5 - reach <= self.margin || !(0.0..(self.rows.len() - 1) as f64).contains(&row) {
             return None;
         }
-        let row = self.rows[row as usize];
-        let column = u0 + du - row.start;
-        (0.0..row.length)
+        let (this, next) = (self.rows[row as usize], self.rows[row as usize + 1]);
+        let column = (u0 + du) as i64 - i64::from(this.start);
+        (0..i64::from(next.offset - this.offset))
             .contains(&column)
-            .then(|| row.offset + column as usize)
+            .then(|| (i64::from(this.offset) + column) as usize)
     }
 }
 
-/// The largest whole number not above `x` (|x| < 2⁶²), without a call of the library.
+/// `x` without its fraction (|x| < 2⁶²), without a call of the library: the largest
+/// whole number not above `x` when `x` is not negative, as the coordinates of a tile's
+/// points are (a lattice point chosen wrongly off the tile only fails the margin).
 #[inline]
-fn floor(x: f64) -> f64 {
-    let whole = x as i64 as f64;
-    whole - f64::from(u8::from(whole > x))
+fn truncated(x: f64) -> f64 {
+    x as i64 as f64
 }
 
 /// The tile grid: fixed once, from the first point, so that tiles are about square near
@@ -548,14 +563,17 @@ fn build(resolution: Resolution, grid: Grid, key: u64) -> Option<Tile> {
     } else {
         return None;
     };
-    let split =
-        (on.len() == 2).then(|| std::array::from_fn(|k| centres[first][k] - centres[second][k]));
     let mut tile = Tile {
         latitude,
         longitude,
-        split,
+        split: None,
         planes: [TilePlane::empty(), TilePlane::empty()],
     };
+    tile.split = (on.len() == 2).then(|| {
+        tile.turned(std::array::from_fn(|k| {
+            centres[first][k] - centres[second][k]
+        }))
+    });
     for (k, face) in on.into_iter().enumerate() {
         tile.planes[k] = tile_plane(&tile, resolution, grid, (south, west), middle, reach, face)?;
     }
@@ -582,9 +600,9 @@ fn tile_plane(
     let scale = lattice_scale(resolution);
     let stretch = 1.0 / (farthest.cos() * farthest.cos());
     let mut plane = TilePlane {
-        centre: face_plane.centre,
-        x_axis: face_plane.x_axis.map(|x| x * scale),
-        y_axis: face_plane.y_axis.map(|x| x * scale),
+        centre: tile.turned(face_plane.centre),
+        x_axis: tile.turned(face_plane.x_axis.map(|x| x * scale)),
+        y_axis: tile.turned(face_plane.y_axis.map(|x| x * scale)),
         margin: scale * stretch * (MARGIN + 1e-15 / nearest.sin()),
         first: (0.0, 0.0),
         rows: Box::default(),
@@ -615,8 +633,8 @@ fn tile_plane(
     // [j - 1, j + 1] (a point nearest to a point of row j is within 2/3 of it), grown by
     // two points on either side. The tile is convex, so that span is its outline's.
     let height = (high_v.ceil() + 3.0 - plane.first.1) as usize;
-    let mut rows = Vec::with_capacity(height);
-    let mut size = 0;
+    let mut rows = Vec::with_capacity(height + 1);
+    let mut size: u32 = 0;
     for j in 0..height {
         let band = (
             plane.first.1 + j as f64 - 1.0,
@@ -629,25 +647,26 @@ fn tile_plane(
                 (low, high) = (low.min(a.min(b)), high.max(a.max(b)));
             }
         }
-        let row = if low > high {
-            Row {
-                start: 0.0,
-                length: 0.0,
-                offset: size,
-            }
+        let (start, length) = if low > high {
+            (0, 0)
         } else {
             let start = low.floor() - 2.0 - plane.first.0;
-            let length = high.ceil() + 3.0 - plane.first.0 - start;
-            Row {
-                start,
-                length,
-                offset: size,
-            }
+            (
+                start as i32,
+                (high.ceil() + 3.0 - plane.first.0 - start) as u32,
+            )
         };
-        size += row.length as usize;
-        rows.push(row);
+        rows.push(Row {
+            start,
+            offset: size,
+        });
+        size = size.checked_add(length)?;
     }
-    if size > MAX_TABLE {
+    rows.push(Row {
+        start: 0,
+        offset: size,
+    });
+    if size as usize > MAX_TABLE {
         return None;
     }
     plane.rows = rows.into_boxed_slice();
@@ -738,9 +757,9 @@ impl RasterView {
         self.filled
     }
 
-    /// The cells (their bits) of valid positions (finite, within ±90 and ±180) that the
-    /// raster knows surely, in `cells` (left alone for the others, which are left to the
-    /// locator).
+    /// The cells (their bits) of the positions that the raster knows surely, in `cells`
+    /// (left alone for the others, which are left to the locator, and for positions
+    /// that are not finite or beyond ±90 and ±180).
     ///
     /// A batch goes in steps over all its points: their tiles (and offsets, which
     /// reads the tiles), their entries, the reads of the entries alone, then the cells
@@ -750,7 +769,8 @@ impl RasterView {
     pub(super) fn cells(&mut self, lat: &[f64], lon: &[f64], cells: &mut [u64]) {
         self.slots.clear();
         for (&lat, &lon) in lat.iter().zip(lon) {
-            if lat.abs() >= MAX_LATITUDE {
+            // Also false for a position that is not finite.
+            if !(lat.abs() < MAX_LATITUDE && lon.abs() <= 180.0) {
                 self.slots.push((NO_TILE, (0.0, 0.0)));
                 continue;
             }
