@@ -398,6 +398,32 @@ fn threads_share_one_raster() {
     assert_eq!(shared.bytes(), alone.bytes());
 }
 
+/// Tiles on two continents, too far apart for one index of a locator's tiles: the
+/// tiles outside the index are found by their keys, and every answer is still h3o's.
+#[test]
+fn tiles_far_apart_answer_as_h3o() {
+    let mut next = uniform(21);
+    let points: Vec<(f64, f64)> = (0..100_000)
+        .map(|k| {
+            let (lat, lon) = if k % 2 == 0 {
+                (50.82, 3.26)
+            } else {
+                (-33.87, 151.2)
+            };
+            (lat + next() * 0.05, lon + next() * 0.05)
+        })
+        .collect();
+    let raster = Arc::new(CellRaster::new(Resolution::Twelve, DEFAULT_RASTER_BUDGET));
+    let mut locator = CellLocator::with_raster(Arc::clone(&raster));
+    let fast = assert_exact(&mut locator, &points);
+    assert!(raster.tiles() >= 2, "{} tiles", raster.tiles());
+    assert!(
+        fast * 100 > points.len() as u64 * 95,
+        "{fast} of {} from the raster or shapes",
+        points.len()
+    );
+}
+
 /// A raster with no budget builds nothing; its locator still gives h3o's cells, from
 /// the shapes of cells met nearby and from h3o.
 #[test]

@@ -43,13 +43,13 @@
 //!
 //! # Memory
 //! A tile is [`TILE_EDGES`] cell edges on a side (capped to [`MAX_TILE_RADIANS`] at
-//! coarse resolutions), some 400 cells; its table covers the lattice points of the
-//! tile's box in lattice coordinates, about three per cell, 8 bytes each: about
-//! 10 KiB at resolution 9, where a country of 50,000 km² takes some 1,700 tiles and
-//! 17 MiB. A tile is built (without a call of h3o: its entries are filled by the points
-//! that need them) once a locator has met [`BUILD_AFTER`] points in it, kept while the
-//! raster lives, and no more are built once the raster holds its byte budget: points in
-//! tiles never built are answered by the locator.
+//! coarse resolutions: about 22 km at resolution 9). Its tables hold, row by row, the
+//! lattice points near its outline, 8 bytes each, about two per cell: some 80 KiB at
+//! resolution 9, where a 1.8° × 3.7° box around Belgium takes 99 tiles and 8 MiB. A
+//! tile is built (without a call of h3o: its entries are filled by the points that need
+//! them) once a locator has met [`BUILD_AFTER`] points in it, kept while the raster
+//! lives, and no more are built once the raster holds its byte budget: points in tiles
+//! never built are answered by the locator.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
