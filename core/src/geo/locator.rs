@@ -193,6 +193,7 @@ pub struct CellLocator {
     /// Points answered by the raster or the shapes, and by h3o.
     fast: u64,
     exact: u64,
+    /// Room for a batch's cells as bits, in [`CellLocator::cells`].
     bits: Vec<u64>,
     single: Vec<Option<CellIndex>>,
 }
@@ -367,7 +368,7 @@ pub(super) fn angle(a: Vec3, b: Vec3) -> f64 {
     dot(c, c).sqrt().atan2(dot(a, b))
 }
 
-fn cross(a: Vec3, b: Vec3) -> Vec3 {
+pub(super) fn cross(a: Vec3, b: Vec3) -> Vec3 {
     [
         a[1] * b[2] - a[2] * b[1],
         a[2] * b[0] - a[0] * b[2],

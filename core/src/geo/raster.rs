@@ -58,7 +58,7 @@ use h3o::{CellIndex, LatLng, Resolution};
 use rustc_hash::FxHashMap;
 
 use super::locator::{
-    MARGIN, MIN_FACE_CENTRE_DISTANCE, Vec3, angle, dot, face_centres, unit_vector,
+    MARGIN, MIN_FACE_CENTRE_DISTANCE, Vec3, angle, cross, dot, face_centres, unit_vector,
 };
 
 /// A tile's side, in cell edges.
@@ -149,12 +149,7 @@ fn tangent_basis(centre: Vec3) -> (Vec3, Vec3) {
     let mut north = [-up * centre[0], -up * centre[1], 1.0 - up * centre[2]];
     let length = dot(north, north).sqrt();
     north = north.map(|x| x / length);
-    let east = [
-        north[1] * centre[2] - north[2] * centre[1],
-        north[2] * centre[0] - north[0] * centre[2],
-        north[0] * centre[1] - north[1] * centre[0],
-    ];
-    (north, east)
+    (north, cross(north, centre))
 }
 
 /// The azimuth (radians, from north towards east) of a cell's centre seen from a face
